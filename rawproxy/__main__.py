@@ -1,0 +1,67 @@
+"""``python -m rawproxy``: argv/env -> Config -> serve until SIGINT/SIGTERM.
+
+Also ``python -m rawproxy fake-upstream`` (a scripted fake LLM server) and ``python -m rawproxy demo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config import Config, ConfigError
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs every request URL at INFO
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+async def _run(config: Config) -> None:
+    from .server import install_signal_handlers, serve
+
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+
+    def ready(host: str, port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"rawproxy {__version__} listening on http://{shown}:{port}", flush=True)
+
+    await serve(config, ready=ready, stop=stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "fake-upstream":
+        from .fake_upstream import main as fake_main
+
+        return int(fake_main(args[1:]))
+    if args and args[0] == "demo":
+        from .demo import main as demo_main
+
+        return int(demo_main(args[1:]))
+    try:
+        config = Config.from_env(args)
+    except ConfigError as exc:
+        print(f"rawproxy: error: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(config.log_level)
+    try:
+        asyncio.run(_run(config))
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:  # e.g. the port is taken
+        print(f"rawproxy: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

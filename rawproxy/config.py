@@ -1,0 +1,197 @@
+"""The configuration: one frozen object, built once from argv, the environment and ``.env``.
+
+Precedence, highest first: command-line flag, ``RAWPROXY_*`` environment variable, the same name in a
+``.env`` file in the working directory, a documented fallback (``OPENAI_API_KEY``), the default.
+
+This is the only module that reads ``os.environ``, and it never reads ``ANTHROPIC_BASE_URL``: that is
+Claude Code's own variable, pointing at *us*, and taking it as our upstream would make a loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import __version__
+from .profiles import PROFILES
+from .routing import ModelRoutes, parse_model_map
+
+__all__ = ["Config", "ConfigError", "build_parser", "read_dotenv"]
+
+DEFAULT_OPENAI_UPSTREAM = "https://api.openai.com/v1"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work; the message says which setting and why."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = 8082
+    openai_upstream: str = DEFAULT_OPENAI_UPSTREAM
+    openai_key: str | None = field(default=None, repr=False)
+    upstream_profile: str | None = None  # guessed from the URL when None
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    routes: ModelRoutes = field(default_factory=ModelRoutes)
+    max_output_tokens: int | None = None
+    timeout: float = 600.0  # upstream read timeout: the longest silence between two chunks
+    connect_timeout: float = 10.0
+    log_level: str = "info"
+    ping_interval: float = 10.0  # keep-alive event when the upstream is silent (A2O-S16)
+    max_body_bytes: int = 32 * 1024 * 1024  # Anthropic's own request limit
+    max_head_bytes: int = 64 * 1024
+    idle_timeout: float = 75.0  # keep-alive: how long an idle client connection stays open
+    models_cache_seconds: float = 300.0
+    grace_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        parts = urlsplit(self.openai_upstream)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"--openai-upstream {self.openai_upstream!r} is not an http(s) URL")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        loopback = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
+        ours = {self.host} | (loopback if self.host in loopback else set())
+        if parts.hostname in ours and port == self.port:
+            raise ConfigError(
+                f"--openai-upstream {self.openai_upstream} points back at this proxy "
+                f"({self.host}:{self.port}); point it at the real upstream"
+            )
+        if self.upstream_profile is not None and self.upstream_profile not in PROFILES:
+            raise ConfigError(f"--upstream-profile must be one of {', '.join(PROFILES)}")
+        if not 0 < self.port < 65536 and self.port != 0:
+            raise ConfigError(f"--port {self.port} is out of range")
+
+    @property
+    def openai_base(self) -> str:
+        return self.openai_upstream.rstrip("/")
+
+    def summary(self) -> dict[str, Any]:
+        """What ``GET /`` shows: the settings that explain behaviour, never a secret."""
+        return {
+            "openai_upstream": self.openai_base,
+            "upstream_profile": self.upstream_profile or "auto",
+            "openai_key_set": self.openai_key is not None,
+            "client_auth": "required" if self.api_keys else "open",
+            "big_model": self.routes.big,
+            "middle_model": self.routes.middle,
+            "small_model": self.routes.small,
+            "default_model": self.routes.default,
+            "model_map": dict(self.routes.model_map),
+            "max_output_tokens": self.max_output_tokens,
+            "timeout": self.timeout,
+        }
+
+    @classmethod
+    def from_env(
+        cls,
+        argv: Sequence[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+        dotenv: Path | None = Path(".env"),
+    ) -> Config:
+        """Build the configuration; raises ConfigError (bad values) or SystemExit (--help, bad flags)."""
+        args = build_parser().parse_args(list(argv) if argv is not None else None)
+        env = dict(read_dotenv(dotenv) if dotenv is not None else {})
+        env.update(os.environ if environ is None else environ)
+
+        def pick(name: str, fallback: str | None = None) -> str | None:
+            value = getattr(args, name)
+            if value is not None:
+                return str(value) if not isinstance(value, list) else ",".join(value)
+            return env.get("RAWPROXY_" + name.upper()) or (env.get(fallback) if fallback else None)
+
+        def number(name: str, kind: type[Any]) -> Any:
+            raw = pick(name)
+            if raw is None:
+                return None
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ConfigError(f"--{name.replace('_', '-')} expects a number, got {raw!r}") from None
+
+        try:
+            model_map = parse_model_map(pick("model_map") or "")
+        except ValueError as exc:
+            raise ConfigError(f"--model-map: {exc}") from None
+        keys = pick("api_key")
+        values: dict[str, Any] = {
+            "host": pick("host"),
+            "port": number("port", int),
+            "openai_upstream": pick("openai_upstream"),
+            "openai_key": pick("openai_key", "OPENAI_API_KEY"),
+            "upstream_profile": pick("upstream_profile"),
+            "api_keys": tuple(k.strip() for k in keys.split(",") if k.strip()) if keys else None,
+            "routes": ModelRoutes(
+                model_map=model_map,
+                big=pick("big_model"),
+                middle=pick("middle_model"),
+                small=pick("small_model"),
+                default=pick("default_model"),
+            ),
+            "max_output_tokens": number("max_output_tokens", int),
+            "timeout": number("timeout", float),
+            "log_level": pick("log_level"),
+        }
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of a ``.env`` file; comments, ``export`` and quotes handled; missing is empty."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        return {}
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rawproxy",
+        description="Anthropic Messages API in, OpenAI-compatible Chat Completions upstream. "
+        "Every flag also reads RAWPROXY_<FLAG> (e.g. RAWPROXY_OPENAI_UPSTREAM) from the environment or .env. "
+        "Other commands: 'rawproxy fake-upstream', 'rawproxy demo'.",
+    )
+    p.add_argument("--version", action="version", version=f"rawproxy {__version__}")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", help="port to listen on (default 8082)")
+    p.add_argument(
+        "--openai-upstream",
+        metavar="URL",
+        help=f"upstream base URL including /v1 (default {DEFAULT_OPENAI_UPSTREAM})",
+    )
+    p.add_argument("--openai-key", metavar="KEY", help="upstream API key (default: $OPENAI_API_KEY)")
+    p.add_argument(
+        "--upstream-profile", choices=sorted(PROFILES), help="upstream quirks (default: guessed from the URL)"
+    )
+    p.add_argument(
+        "--api-key", metavar="KEY", action="append", help="key clients must present (repeatable; none = open)"
+    )
+    p.add_argument("--big-model", metavar="MODEL", help="target for client models containing 'opus'")
+    p.add_argument("--middle-model", metavar="MODEL", help="target for client models containing 'sonnet'")
+    p.add_argument("--small-model", metavar="MODEL", help="target for client models containing 'haiku'")
+    p.add_argument("--model-map", metavar="MAP", help="exact names, 'from=to,...'; wins over the tiers")
+    p.add_argument(
+        "--default-model", metavar="MODEL", help="target for other claude* models and requests without one"
+    )
+    p.add_argument("--max-output-tokens", metavar="N", help="cap on the upstream's output tokens")
+    p.add_argument("--timeout", metavar="S", help="upstream read timeout in seconds (default 600)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+    return p

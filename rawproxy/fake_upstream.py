@@ -1,0 +1,494 @@
+"""A scripted fake LLM server speaking OpenAI Chat Completions, for tests, bench/, the demo and users.
+
+Run it with ``python -m rawproxy fake-upstream --port 18081`` and point any OpenAI client (or rawproxy's
+``--openai-upstream http://127.0.0.1:18081/v1``) at it: no API key, no network.
+
+What it answers is a :class:`Script`, chosen in this order:
+1. the next script queued by a test (``fake.enqueue(Script(...))``);
+2. a keyword in the last user message, so that clients you cannot script (Claude Code) can still ask
+   for a behaviour: ``MOCK:text``, ``MOCK:bash``, ``MOCK:parallel``, ``MOCK:think``, ``MOCK:429``,
+   ``MOCK:midstream`` (see :data:`KEYWORDS`); after a tool result, a tool-calling keyword answers with
+   its final text instead;
+3. the default script (``--text``, ``--ttft-ms``, ``--token-interval-ms``).
+
+It records what it saw (``requests``) and how streams ended (``streams_cancelled`` counts streams whose
+client closed the connection before the end), which the integration tests assert on. It is written on
+h11 directly, not on rawproxy's server, so a bug there cannot hide itself in both arms of a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import h11
+import orjson
+
+__all__ = ["KEYWORDS", "FakeUpstream", "Script", "ToolCall", "main"]
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+    id: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Script:
+    text: str = "Hello from the fake upstream."
+    reasoning: str = ""
+    reasoning_field: str = "reasoning_content"
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    arg_fragments: int = 1  # split each call's arguments into this many chunks
+    interleave: bool = False  # alternate the fragments of parallel calls
+    ttft: float = 0.0  # seconds before the first chunk
+    token_interval: float = 0.0  # seconds between chunks
+    stall: float = 0.0  # seconds of silence after the first content chunk
+    usage: bool | None = None  # None: as the request's stream_options.include_usage says
+    finish_reason: str | None = None
+    status: int = 200  # >= 400: an error before the first byte, with error_body
+    error_body: bytes | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    error_after: int | None = None  # after N content chunks, an in-band error chunk, then [DONE]
+    cut_after: int | None = None  # after N content chunks, drop the connection
+    raw: bytes | None = None  # send exactly these bytes as the body (recorded transcripts)
+    content_type: str | None = None
+    chunk_size: int | None = None  # with raw: write it in pieces of this size
+    prompt_tokens: int = 12
+    cached_tokens: int = 0
+
+
+def _bash(command: str, description: str) -> ToolCall:
+    return ToolCall(name="Bash", arguments={"command": command, "description": description})
+
+
+_RATE_LIMITED = Script(
+    status=429,
+    error_body=b'{"error":{"message":"Rate limit reached for requests","type":"requests","code":"rate_limit_exceeded"}}',
+    headers=[("retry-after", "0")],
+)
+
+# keyword -> (first answer, answer after the tool results came back)
+KEYWORDS: dict[str, tuple[Script, Script]] = {
+    "MOCK:text": (Script(text="rawproxy-e2e-ok"), Script(text="rawproxy-e2e-ok")),
+    "MOCK:bash": (
+        Script(
+            text="I'll run the command.",
+            tool_calls=[_bash("echo rawproxy-ok > out.txt", "Write out.txt")],
+            arg_fragments=6,
+        ),
+        Script(text="The file out.txt was written."),
+    ),
+    "MOCK:parallel": (
+        Script(
+            text="",
+            tool_calls=[_bash("echo one > a.txt", "Write a.txt"), _bash("echo two > b.txt", "Write b.txt")],
+            arg_fragments=4,
+        ),
+        Script(text="Both files were written."),
+    ),
+    "MOCK:think": (
+        Script(
+            text="",
+            reasoning="The user wants a file. I will use Bash.",
+            tool_calls=[_bash("echo thought > think.txt", "Write think.txt")],
+            arg_fragments=3,
+        ),
+        Script(text="Done thinking and writing."),
+    ),
+    "MOCK:429": (_RATE_LIMITED, _RATE_LIMITED),
+    "MOCK:midstream": (
+        Script(text="partial answer that will fail", error_after=1),
+        Script(text="recovered without streaming"),
+    ),
+}
+
+
+@dataclass(slots=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+def _last_user_text(messages: list[Any]) -> tuple[str, bool]:
+    """The last user message's text, and whether tool results came after it."""
+    tool_after = False
+    for message in reversed(messages):
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "tool":
+            tool_after = True
+        elif message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content or ""), tool_after
+    return "", tool_after
+
+
+def _split(text: str, pieces: int) -> list[str]:
+    if pieces <= 1 or len(text) < 2:
+        return [text]
+    size = max(1, -(-len(text) // pieces))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _tokens(text: str) -> list[str]:
+    """Word-sized pieces, spaces kept, so the text reassembles exactly."""
+    out: list[str] = []
+    start = 0
+    for i, ch in enumerate(text):
+        if ch == " " and i > start:
+            out.append(text[start:i])
+            start = i
+    if start < len(text):
+        out.append(text[start:])
+    return out
+
+
+class FakeUpstream:
+    def __init__(self, default: Script | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.default = default or Script()
+        self.host = host
+        self.port = port
+        self.requests: list[RecordedRequest] = []
+        self.streams_started = 0
+        self.streams_completed = 0
+        self.streams_cancelled = 0
+        self.stream_closed = asyncio.Event()  # set whenever a stream ends early because the client left
+        self.chunks_written = 0
+        self._queue: deque[Script] = deque()
+        self._server: asyncio.Server | None = None
+        self._seq = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def enqueue(self, *scripts: Script) -> None:
+        self._queue.extend(scripts)
+
+    async def start(self) -> FakeUpstream:
+        self._server = await asyncio.start_server(self._on_connection, self.host, self.port, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1)
+
+    async def __aenter__(self) -> FakeUpstream:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def choose(self, body: Any) -> Script:
+        if self._queue:
+            return self._queue.popleft()
+        messages = body.get("messages") if isinstance(body, dict) else None
+        text, after_tools = _last_user_text(messages or [])
+        for keyword, (first, final) in KEYWORDS.items():
+            if keyword in text:
+                return final if after_tools else first
+        return self.default
+
+    # ------------------------------------------------------------------------------------ HTTP
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=1 << 20)
+        try:
+            while True:
+                head, body = await self._read_request(conn, reader)
+                if head is None:
+                    return
+                keep = await self._answer(conn, writer, head, body)
+                if not keep or conn.our_state is h11.MUST_CLOSE:
+                    return
+                conn.start_next_cycle()
+        except (ConnectionError, h11.ProtocolError):
+            return
+        finally:
+            writer.close()
+
+    async def _read_request(
+        self, conn: h11.Connection, reader: asyncio.StreamReader
+    ) -> tuple[h11.Request | None, bytes]:
+        head = None
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(65536)
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                return head, bytes(body)
+            else:
+                return None, b""
+
+    async def _answer(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, head: h11.Request, raw_body: bytes
+    ) -> bool:
+        path = head.target.decode().partition("?")[0]
+        headers = {k.decode(): v.decode("latin-1") for k, v in head.headers}
+        try:
+            body = orjson.loads(raw_body) if raw_body else None
+        except orjson.JSONDecodeError:
+            body = None
+        self.requests.append(RecordedRequest(head.method.decode(), path, headers, body))
+        if path.endswith("/models"):
+            return await self._json(
+                conn,
+                writer,
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}],
+                },
+            )
+        if not path.endswith("/chat/completions") or not isinstance(body, dict):
+            return await self._json(
+                conn, writer, 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}}
+            )
+        script = self.choose(body)
+        if script.raw is not None:
+            return await self._raw(conn, writer, script)
+        if script.status >= 400:
+            error = script.error_body or orjson.dumps(
+                {"error": {"message": "scripted error", "type": "server_error"}}
+            )
+            return await self._send(
+                conn, writer, script.status, [("content-type", "application/json"), *script.headers], error
+            )
+        if body.get("stream"):
+            return await self._stream(conn, writer, body, script)
+        return await self._json(conn, writer, 200, self._completion(body, script))
+
+    async def _send(
+        self,
+        conn: h11.Connection,
+        writer: asyncio.StreamWriter,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> bool:
+        headers = [*headers, ("content-length", str(len(body)))]
+        writer.write(conn.send(h11.Response(status_code=status, headers=headers)) or b"")
+        writer.write(conn.send(h11.Data(data=body)) or b"")
+        writer.write(conn.send(h11.EndOfMessage()) or b"")
+        await writer.drain()
+        return True
+
+    async def _json(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int, data: Any) -> bool:
+        return await self._send(
+            conn, writer, status, [("content-type", "application/json")], orjson.dumps(data)
+        )
+
+    async def _raw(self, conn: h11.Connection, writer: asyncio.StreamWriter, script: Script) -> bool:
+        assert script.raw is not None
+        content_type = script.content_type or "text/event-stream"
+        writer.write(
+            conn.send(
+                h11.Response(
+                    status_code=script.status, headers=[("content-type", content_type), *script.headers]
+                )
+            )
+            or b""
+        )
+        size = script.chunk_size or len(script.raw) or 1
+        for i in range(0, len(script.raw), size):
+            writer.write(conn.send(h11.Data(data=script.raw[i : i + size])) or b"")
+            await writer.drain()
+        writer.write(conn.send(h11.EndOfMessage()) or b"")
+        await writer.drain()
+        return True
+
+    # ---------------------------------------------------------------------------- completions
+
+    def _usage(self, script: Script, completion_tokens: int) -> dict[str, Any]:
+        return {
+            "prompt_tokens": script.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": script.prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": script.cached_tokens},
+        }
+
+    def _next_id(self) -> str:
+        self._seq += 1
+        return f"chatcmpl-fake{self._seq:06d}"
+
+    def _completion(self, body: dict[str, Any], script: Script) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": script.text or None}
+        if script.reasoning:
+            message[script.reasoning_field] = script.reasoning
+        if script.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call.id or f"call_{i:02d}{self._seq:06d}",
+                    "type": "function",
+                    "function": {
+                        "name": call.name,
+                        "arguments": call.arguments
+                        if isinstance(call.arguments, str)
+                        else orjson.dumps(call.arguments).decode(),
+                    },
+                }
+                for i, call in enumerate(script.tool_calls)
+            ]
+        finish = script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
+        return {
+            "id": self._next_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake-model"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": self._usage(script, max(1, len(_tokens(script.text)))),
+        }
+
+    def _deltas(self, script: Script) -> list[dict[str, Any]]:
+        """The content deltas of a streamed answer, in order."""
+        deltas: list[dict[str, Any]] = [
+            {script.reasoning_field: piece} for piece in _tokens(script.reasoning)
+        ]
+        deltas += [{"content": piece} for piece in _tokens(script.text)]
+        per_call = []
+        for i, call in enumerate(script.tool_calls):
+            args = (
+                call.arguments if isinstance(call.arguments, str) else orjson.dumps(call.arguments).decode()
+            )
+            head = {
+                "index": i,
+                "id": call.id or f"call_{i:02d}{self._seq:06d}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            per_call.append(
+                [head]
+                + [
+                    {"index": i, "function": {"arguments": frag}}
+                    for frag in _split(args, script.arg_fragments)
+                ]
+            )
+        if script.interleave:
+            longest = max((len(c) for c in per_call), default=0)
+            order = [c[j] for j in range(longest) for c in per_call if j < len(c)]
+        else:
+            order = [tc for c in per_call for tc in c]
+        deltas += [{"tool_calls": [tc]} for tc in order]
+        return deltas
+
+    async def _stream(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, body: dict[str, Any], script: Script
+    ) -> bool:
+        self.streams_started += 1
+        chunk_id = self._next_id()
+        base = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", "fake-model"),
+        }
+        options = body.get("stream_options") or {}
+        usage_on = script.usage if script.usage is not None else bool(options.get("include_usage"))
+
+        def frame(choices: list[Any], **extra: Any) -> bytes:
+            return b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n"
+
+        writer.write(
+            conn.send(
+                h11.Response(
+                    status_code=200, headers=[("content-type", "text/event-stream"), *script.headers]
+                )
+            )
+            or b""
+        )
+        try:
+            if script.ttft:
+                await asyncio.sleep(script.ttft)
+            deltas = self._deltas(script)
+            for n, delta in enumerate(deltas):
+                if script.cut_after is not None and n >= script.cut_after:
+                    writer.transport.abort()  # no terminating chunk: a dead upstream
+                    return False
+                if script.error_after is not None and n >= script.error_after:
+                    error = {"message": "upstream provider failed mid-stream", "code": 502}
+                    data = (
+                        frame([{"index": 0, "delta": {}, "finish_reason": "error"}], error=error)
+                        + b"data: [DONE]\n\n"
+                    )
+                    writer.write(conn.send(h11.Data(data=data)) or b"")
+                    break
+                if n == 0:
+                    delta = {"role": "assistant", **delta}
+                writer.write(
+                    conn.send(h11.Data(data=frame([{"index": 0, "delta": delta, "finish_reason": None}])))
+                    or b""
+                )
+                self.chunks_written += 1
+                await writer.drain()
+                if n == 0 and script.stall:
+                    await asyncio.sleep(script.stall)
+                elif script.token_interval:
+                    await asyncio.sleep(script.token_interval)
+            else:
+                finish = script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
+                data = frame([{"index": 0, "delta": {}, "finish_reason": finish}])
+                if usage_on:
+                    data += frame([], usage=self._usage(script, max(1, len(deltas))))
+                data += b"data: [DONE]\n\n"
+                writer.write(conn.send(h11.Data(data=data)) or b"")
+            writer.write(conn.send(h11.EndOfMessage()) or b"")
+            await writer.drain()
+            self.streams_completed += 1
+            return True
+        except (ConnectionError, asyncio.CancelledError):
+            self.streams_cancelled += 1
+            self.stream_closed.set()
+            raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rawproxy fake-upstream", description="A scripted fake OpenAI-compatible LLM server."
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=18081)
+    p.add_argument("--text", default=Script().text, help="the default answer")
+    p.add_argument("--ttft-ms", type=float, default=0.0, help="delay before the first chunk")
+    p.add_argument("--token-interval-ms", type=float, default=0.0, help="delay between chunks")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    default = Script(text=args.text, ttft=args.ttft_ms / 1000, token_interval=args.token_interval_ms / 1000)
+
+    async def run() -> None:
+        fake = await FakeUpstream(default, args.host, args.port).start()
+        print(f"fake-upstream listening on {fake.url} (OpenAI Chat Completions)", flush=True)
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

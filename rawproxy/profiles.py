@@ -1,0 +1,120 @@
+"""Per-upstream quirks as data (decision 5 of CONFORMANCE.md). Pure: no I/O.
+
+An OpenAI-compatible upstream is not one API but a family: OpenAI wants ``max_completion_tokens`` and
+no ``temperature`` for its reasoning models, OpenRouter takes a ``reasoning`` object, DeepSeek wants its
+reasoning replayed on tool turns, Gemini rejects half of JSON Schema, vLLM and Ollama accept ``top_k``.
+Each of those differences is one field here, and the dialect code reads fields, never provider names.
+
+A profile is guessed from the upstream base URL (:func:`guess_profile`) and can be named explicitly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Literal
+
+__all__ = ["PROFILES", "Profile", "guess_profile", "is_reasoning_model", "output_cap"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    name: str
+    # "max_completion_tokens" for OpenAI's reasoning models (o1/o3/o4/gpt-5), else "max_tokens" (A2O-R24).
+    reasoning_models_use_max_completion_tokens: bool = False
+    # OpenAI's reasoning models reject a non-default temperature (A2O-R25).
+    drop_temperature_for_reasoning_models: bool = False
+    allow_top_k: bool = False
+    max_stop_sequences: int | None = None  # OpenAI accepts at most 4 (A2O-R26)
+    # How the client's thinking request reaches the upstream (A2O-R27).
+    reasoning_param: Literal["reasoning_effort", "reasoning", "none"] = "none"
+    reasoning_effort_only_for_reasoning_models: bool = True
+    # Replay thinking from history as ``reasoning_content`` (DeepSeek tool turns, A2O-R16).
+    replay_reasoning: bool = False
+    stream_usage: bool = True  # send stream_options.include_usage (A2O-R30)
+    sanitize_schema: bool = False  # strip JSON Schema keywords Gemini-class upstreams reject (A2O-R21)
+    empty_assistant_content: Literal["null", "empty"] = "null"  # A2O-R10
+    merge_user_turns: bool = False  # strict "roles must alternate" upstreams (A2O-R33)
+    forward_user: bool = False  # metadata.user_id -> user (A2O-R31)
+    documents: Literal["file", "text"] = "file"  # base64 PDFs as OpenAI file parts or placeholders (A2O-R08)
+    buffer_tool_args: bool = False  # hold streamed tool arguments until complete, then repair (A2O-S22)
+    split_think_tags: bool = False  # <think>...</think> in content becomes thinking (A2O-N09)
+
+
+PROFILES: dict[str, Profile] = {
+    "openai": Profile(
+        name="openai",
+        reasoning_models_use_max_completion_tokens=True,
+        drop_temperature_for_reasoning_models=True,
+        max_stop_sequences=4,
+        reasoning_param="reasoning_effort",
+    ),
+    "azure": Profile(
+        name="azure",
+        reasoning_models_use_max_completion_tokens=True,
+        drop_temperature_for_reasoning_models=True,
+        max_stop_sequences=4,
+        reasoning_param="reasoning_effort",
+    ),
+    "openrouter": Profile(
+        name="openrouter", reasoning_param="reasoning", reasoning_effort_only_for_reasoning_models=False
+    ),
+    "deepseek": Profile(name="deepseek", replay_reasoning=True),
+    "gemini": Profile(name="gemini", sanitize_schema=True, max_stop_sequences=5),
+    "generic": Profile(name="generic", allow_top_k=True),
+}
+
+_URL_HINTS = (
+    ("api.openai.com", "openai"),
+    (".openai.azure.com", "azure"),
+    ("openrouter.ai", "openrouter"),
+    ("deepseek.com", "deepseek"),
+    ("generativelanguage.googleapis.com", "gemini"),
+)
+
+
+def guess_profile(base_url: str, name: str | None = None, **overrides: object) -> Profile:
+    """The named profile, or the one the base URL suggests; ``generic`` for anything unknown."""
+    if name is None:
+        name = next((p for hint, p in _URL_HINTS if hint in base_url), "generic")
+    try:
+        profile = PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown upstream profile {name!r} (known: {', '.join(PROFILES)})") from None
+    return replace(profile, **overrides) if overrides else profile  # type: ignore[arg-type]
+
+
+_REASONING_MODEL = re.compile(r"^(?:.*/)?(?:o\d|gpt-5)", re.IGNORECASE)
+
+
+def is_reasoning_model(model: str) -> bool:
+    """OpenAI's reasoning families (o1, o3, o4-mini, gpt-5...), also behind a ``provider/`` prefix."""
+    return _REASONING_MODEL.match(model) is not None
+
+
+# Output caps of well-known models, so that Claude Code's max_tokens (32000 to 128000) does not earn an
+# upstream 400 on every request. Longest prefix wins; configuration overrides this table.
+_KNOWN_OUTPUT_CAPS = (
+    ("gpt-4o", 16384),
+    ("chatgpt-4o", 16384),
+    ("gpt-4.1", 32768),
+    ("gpt-4-turbo", 4096),
+    ("gpt-4", 8192),
+    ("gpt-3.5", 4096),
+    ("gpt-5", 128000),
+    ("o1", 100000),
+    ("o3", 100000),
+    ("o4", 100000),
+    ("deepseek-chat", 8192),
+    ("deepseek-reasoner", 65536),
+)
+
+
+def output_cap(model: str) -> int | None:
+    """The known output cap for ``model`` (provider prefix ignored), or None."""
+    bare = model.rsplit("/", 1)[-1].lower()
+    best: tuple[int, int] | None = None
+    for prefix, cap in _KNOWN_OUTPUT_CAPS:
+        if bare.startswith(prefix) and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), cap)
+    return best[1] if best else None

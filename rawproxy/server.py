@@ -1,0 +1,265 @@
+"""The HTTP/1.1 server: asyncio streams driving h11. The only module that imports h11.
+
+Per connection, in a loop: wait (idle timeout) for a request head; answer ``Expect: 100-continue`` at
+once (curl otherwise stalls a second); read the body up to the limit (413 beyond it); hand the request to
+``App.handle`` with an ``H11Sink``; then ``start_next_cycle()`` for the next request on the connection,
+or close when either side said ``Connection: close``. Pipelined requests wait in h11's buffer until the
+response before them is complete (X-03).
+
+While a response is in progress nobody else reads the client socket, so a *disconnect watcher* task does:
+EOF cancels the exchange, which closes the upstream request (A2O-S17); early bytes of a pipelined
+request go into h11's buffer for the next cycle. Backpressure lives in ``H11Sink.send`` alone: it awaits
+``drain()`` after every write, so a slow reader stops the pump, which stops reading the upstream (X-05).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+
+import h11
+
+from . import __version__, upstream
+from .config import Config
+from .ir import ErrorInfo, ErrorType
+from .proxy import JSON_HEADERS, App, ClientRequest, Headers, _client_shape
+
+__all__ = ["H11Sink", "Server", "serve"]
+
+log = logging.getLogger("rawproxy")
+
+READ_SIZE = 64 * 1024
+SERVER_HEADER = (b"server", f"rawproxy/{__version__}".encode())
+
+
+class H11Sink:
+    """``ResponseSink`` over one h11 connection."""
+
+    __slots__ = ("_conn", "_head_only", "_writer", "started")
+
+    def __init__(self, conn: h11.Connection, writer: asyncio.StreamWriter, head_only: bool) -> None:
+        self._conn = conn
+        self._writer = writer
+        self._head_only = head_only
+        self.started = False
+
+    async def start(self, status: int, headers: Headers) -> None:
+        self.started = True
+        self._writer.write(
+            self._conn.send(h11.Response(status_code=status, headers=[SERVER_HEADER, *headers]))
+        )
+
+    async def send(self, data: bytes) -> None:
+        if data and not self._head_only:
+            self._writer.write(self._conn.send(h11.Data(data=data)) or b"")
+            await self._writer.drain()
+
+    async def end(self) -> None:
+        self._writer.write(self._conn.send(h11.EndOfMessage()) or b"")
+        await self._writer.drain()
+
+    async def respond(self, status: int, headers: Headers, body: bytes) -> None:
+        await self.start(status, [*headers, (b"content-length", str(len(body)).encode())])
+        await self.send(body)
+        await self.end()
+
+
+class Server:
+    def __init__(self, config: Config, app: App) -> None:
+        self.config = config
+        self.app = app
+        self._connections: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> tuple[str, int]:
+        self._server = await asyncio.start_server(
+            self._on_connection, self.config.host, self.config.port, reuse_address=True, backlog=1024
+        )
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._serve_connection(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _next_event(
+        self, conn: h11.Connection, reader: asyncio.StreamReader, timeout: float
+    ) -> h11.Event | type[h11.PAUSED] | None:
+        """The next h11 event, reading as needed; None on EOF or timeout."""
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]
+            try:
+                async with asyncio.timeout(timeout):
+                    data = await reader.read(READ_SIZE)
+            except TimeoutError:
+                return None
+            conn.receive_data(data)
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_head_bytes)
+        while True:
+            try:
+                event = await self._next_event(conn, reader, self.config.idle_timeout)
+                if not isinstance(event, h11.Request):
+                    return  # EOF, idle timeout, or ConnectionClosed
+                if conn.they_are_waiting_for_100_continue:
+                    writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
+                request = await self._read_body(conn, reader, event)
+            except h11.RemoteProtocolError as exc:
+                await self._reject(conn, writer, exc)
+                return
+            if request is None:
+                return
+            if isinstance(request, ErrorInfo):  # body too large: answer, then close (body left unread)
+                sink = H11Sink(conn, writer, head_only=False)
+                status, body = _client_shape(
+                    ClientRequest(
+                        method=event.method.decode(),
+                        path=event.target.decode(),
+                        query="",
+                        headers=list(event.headers),
+                        body=b"",
+                    )
+                ).build_error(request)
+                await sink.respond(status, [*JSON_HEADERS, (b"connection", b"close")], body)
+                return
+            sink = H11Sink(conn, writer, head_only=request.method == "HEAD")
+            if not await self._exchange(conn, reader, request, sink):
+                return
+            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                return
+            try:
+                conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+
+    async def _read_body(
+        self, conn: h11.Connection, reader: asyncio.StreamReader, head: h11.Request
+    ) -> ClientRequest | ErrorInfo | None:
+        body = bytearray()
+        limit = self.config.max_body_bytes
+        while True:
+            event = await self._next_event(conn, reader, self.config.idle_timeout)
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > limit:
+                    return ErrorInfo(
+                        status=413,
+                        type=ErrorType.REQUEST_TOO_LARGE,
+                        message=f"request body exceeds {limit} bytes",
+                    )
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            else:
+                return None  # the client went away mid-body
+        target = head.target.decode("latin-1")
+        path, _, query = target.partition("?")
+        return ClientRequest(
+            method=head.method.decode(), path=path, query=query, headers=list(head.headers), body=bytes(body)
+        )
+
+    async def _exchange(
+        self, conn: h11.Connection, reader: asyncio.StreamReader, request: ClientRequest, sink: H11Sink
+    ) -> bool:
+        """Run one exchange with a disconnect watcher. False when the connection must not be reused."""
+        exchange = asyncio.ensure_future(self.app.handle(request, sink))
+        watcher = asyncio.ensure_future(self._watch(conn, reader, exchange))
+        try:
+            await exchange
+        except asyncio.CancelledError:
+            if not watcher.done() or not exchange.cancelled():
+                exchange.cancel()
+                raise  # we are being shut down, not disconnected
+            return False  # the watcher saw the client leave
+        finally:
+            watcher.cancel()
+            await asyncio.wait({watcher})  # its read() must be over before the next one starts
+        return True
+
+    @staticmethod
+    async def _watch(
+        conn: h11.Connection, reader: asyncio.StreamReader, exchange: asyncio.Future[None]
+    ) -> None:
+        data = await reader.read(READ_SIZE)
+        if not data:
+            exchange.cancel()
+            return
+        conn.receive_data(data)  # a pipelined request: h11 holds it until start_next_cycle()
+
+    async def _reject(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, exc: h11.RemoteProtocolError
+    ) -> None:
+        """A request h11 cannot parse: a bare 400 (or 431 for an oversized head), then close."""
+        if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        status = 431 if "too long" in str(exc) or "too large" in str(exc) else exc.error_status_hint
+        body = b'{"error":{"message":"malformed HTTP request","type":"invalid_request_error"}}'
+        with contextlib.suppress(h11.LocalProtocolError):
+            headers = [
+                SERVER_HEADER,
+                *JSON_HEADERS,
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ]
+            writer.write(conn.send(h11.Response(status_code=status, headers=headers)) or b"")
+            writer.write(conn.send(h11.Data(data=body)) or b"")
+            writer.write(conn.send(h11.EndOfMessage()) or b"")
+            await writer.drain()
+
+    async def close(self, grace: float) -> None:
+        """Stop accepting, let exchanges in flight finish for ``grace`` seconds, then cancel them."""
+        if self._server is not None:
+            self._server.close()
+        if self._connections:
+            _, pending = await asyncio.wait(set(self._connections), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1)
+
+
+async def serve(
+    config: Config, *, ready: Callable[[str, int], None] | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Serve until ``stop`` is set (or the task is cancelled); SIGINT/SIGTERM set it when run as main."""
+    client = upstream.make_client(connect_timeout=config.connect_timeout, read_timeout=config.timeout)
+    server = Server(config, App(config, client))
+    host, port = await server.start()
+    if ready is not None:
+        ready(host, port)
+    stop = stop or asyncio.Event()
+    try:
+        await stop.wait()
+    finally:
+        await server.close(config.grace_seconds)
+        await client.aclose()
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """First SIGINT/SIGTERM: graceful stop. Second: exit at once."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            sys.exit(130)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, on_signal)

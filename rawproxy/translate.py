@@ -1,0 +1,151 @@
+"""Glue between two dialects for one exchange: request, response, error and stream. Sans-I/O.
+
+``StreamTranslator`` is the zero-copy path's other half: bytes from the upstream go in, bytes for the
+client come out, in the same ``feed()`` call. It chains the SSE decoder, the upstream dialect's stream
+decoder and the client dialect's stream encoder, and holds nothing but a partial SSE line. ``Passthrough``
+has the same interface and returns its input untouched, for when both sides speak the same dialect.
+
+Errors: only ``ProxyError`` subclasses leave this module. A malformed upstream stream is not raised to
+the caller: it becomes the client dialect's in-stream error event, and the stream ends (decision 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from . import ir, tokens
+from .dialects import ClientDialect, UpstreamDialect
+from .errors import ProxyError
+from .profiles import Profile
+from .sse import SSEDecoder
+
+__all__ = ["Passthrough", "Prepared", "StreamTranslator", "prepare_request"]
+
+
+@dataclass(slots=True, kw_only=True)
+class Prepared:
+    """A parsed client request and the upstream request built from it."""
+
+    request: ir.Request
+    ctx: ir.Context
+    path: str
+    body: bytes
+
+
+def prepare_request(
+    client: ClientDialect,
+    upstream: UpstreamDialect,
+    req: ir.Request,
+    *,
+    upstream_model: str,
+    profile: Profile,
+    max_output_tokens: int | None,
+) -> Prepared:
+    """Build the upstream request for an already parsed (and routed) client request."""
+    ctx = ir.Context(
+        client_model=req.model,
+        upstream_model=upstream_model,
+        thinking=req.thinking_enabled,
+        stop=req.stop,
+        tool_names=upstream.tool_name_map(req),
+        input_tokens=tokens.estimate_request_tokens(req) if req.stream else 0,
+        max_output_tokens=max_output_tokens,
+        profile=profile,
+    )
+    path, body = upstream.build_request(req, ctx)
+    return Prepared(request=req, ctx=ctx, path=path, body=body)
+
+
+class Translator(Protocol):
+    """What the proxy's stream pump needs: bytes in, bytes out."""
+
+    usage: ir.Usage | None
+
+    def start(self) -> bytes: ...
+    def feed(self, chunk: bytes) -> bytes: ...
+    def close(self) -> bytes: ...
+    def fail(self, info: ir.ErrorInfo) -> bytes: ...
+    def ping(self) -> bytes: ...
+
+
+class StreamTranslator:
+    """Upstream SSE bytes -> client SSE bytes, event by event."""
+
+    __slots__ = ("_decoder", "_encoder", "_failed", "_sse")
+
+    def __init__(self, client: ClientDialect, upstream: UpstreamDialect, ctx: ir.Context) -> None:
+        self._sse = SSEDecoder()
+        self._decoder = upstream.StreamDecoder(ctx)
+        self._encoder = client.StreamEncoder(ctx)
+        self._failed = False
+
+    @property
+    def usage(self) -> ir.Usage | None:
+        return self._decoder.usage
+
+    def start(self) -> bytes:
+        return self._encoder.start()
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._failed:
+            return b""
+        out = []
+        encode = self._encoder.encode
+        try:
+            for event in self._sse.feed(chunk):
+                for ev in self._decoder.feed(event):
+                    out.append(encode(ev))
+        except ProxyError as exc:
+            out.append(self.fail(exc.info))
+        return b"".join(out)
+
+    def close(self) -> bytes:
+        """The upstream body ended (EOF)."""
+        if self._failed:
+            return b""
+        out = []
+        try:
+            for event in self._sse.close():
+                for ev in self._decoder.feed(event):
+                    out.append(self._encoder.encode(ev))
+            for ev in self._decoder.eof():
+                out.append(self._encoder.encode(ev))
+        except ProxyError as exc:
+            out.append(self.fail(exc.info))
+        out.append(self._encoder.close())
+        return b"".join(out)
+
+    def fail(self, info: ir.ErrorInfo) -> bytes:
+        """The upstream failed mid-stream (reset, timeout): the client dialect's in-stream error."""
+        if self._failed:
+            return b""
+        self._failed = True
+        return self._encoder.encode(ir.StreamError(info))
+
+    def ping(self) -> bytes:
+        return self._encoder.ping()
+
+
+class Passthrough:
+    """Same dialect on both sides: the upstream's bytes, untouched."""
+
+    __slots__ = ("usage",)
+
+    def __init__(self) -> None:
+        self.usage: ir.Usage | None = None
+
+    def start(self) -> bytes:
+        return b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        return chunk
+
+    def close(self) -> bytes:
+        return b""
+
+    def fail(self, info: ir.ErrorInfo) -> bytes:
+        return b""
+
+    def ping(self) -> bytes:
+        return b""

@@ -1,0 +1,146 @@
+"""The upstream HTTP client: the only module that imports httpx.
+
+Rules:
+- One pooled ``httpx.AsyncClient`` for the process: connection setup is the largest avoidable cost on
+  the path to the first token.
+- ``Accept-Encoding: identity`` and ``aiter_raw()``: no decompression and no re-chunking between the
+  upstream's socket and the translator (X-02). The client's own ``accept-encoding`` is never forwarded.
+- Every httpx exception becomes a ``ProxyError`` here, with the status of decision 6: connect failures
+  are 502 ``api_error``, read timeouts 504 ``timeout_error``, resets and protocol breaks 502.
+- The read timeout is the longest *silence* between two chunks, not a total: a long stream may
+  legitimately run for many minutes (X-06).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from . import __version__
+from .errors import ProxyError, UpstreamProtocolError
+from .ir import ErrorInfo, ErrorType
+
+__all__ = ["Client", "UpstreamResponse", "make_client", "map_exception", "open_stream", "request"]
+
+USER_AGENT = f"rawproxy/{__version__}"
+
+Client = httpx.AsyncClient
+
+
+def make_client(*, connect_timeout: float, read_timeout: float) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+        ),
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60),
+        trust_env=False,
+        follow_redirects=False,
+    )
+
+
+def map_exception(exc: httpx.HTTPError) -> ProxyError:
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(
+        exc, httpx.ConnectTimeout | httpx.PoolTimeout
+    ):
+        return ProxyError(ErrorInfo(status=504, type=ErrorType.TIMEOUT, message="upstream timed out"))
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return ProxyError(
+            ErrorInfo(status=502, type=ErrorType.API, message=f"could not connect to the upstream: {exc}")
+        )
+    if isinstance(exc, httpx.PoolTimeout):
+        return ProxyError(
+            ErrorInfo(status=503, type=ErrorType.OVERLOADED, message="too many upstream requests in flight")
+        )
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return UpstreamProtocolError(f"upstream connection failed: {exc or type(exc).__name__}")
+    return UpstreamProtocolError(f"upstream request failed: {type(exc).__name__}: {exc}")
+
+
+class UpstreamResponse:
+    """A streamed upstream response: status, headers, and raw body chunks with mapped errors."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        return self._response.status_code
+
+    def header(self, name: str) -> str | None:
+        value: str | None = self._response.headers.get(name)
+        return value
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(self._response.headers)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise map_exception(exc) from None
+
+    async def read(self, limit: int = 4 * 1024 * 1024) -> bytes:
+        """The whole body (an error body or a non-streamed answer), at most ``limit`` bytes."""
+        parts = []
+        size = 0
+        async for chunk in self.chunks():
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                break
+        return b"".join(parts)
+
+
+def _headers(api_key: str | None, accept: str) -> dict[str, str]:
+    headers = {
+        "content-type": "application/json",
+        "accept": accept,
+        "accept-encoding": "identity",
+        "user-agent": USER_AGENT,
+    }
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+@asynccontextmanager
+async def open_stream(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    api_key: str | None,
+    body: bytes | None = None,
+    accept: str = "text/event-stream",
+) -> AsyncIterator[UpstreamResponse]:
+    """Send a request and yield the response before its body is read.
+
+    Leaving the context (normally, by an exception, or by cancellation when the client went away)
+    closes the response; a half-read response closes its connection, so the upstream stops generating.
+    """
+    request = client.build_request(method, url, content=body, headers=_headers(api_key, accept))
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise map_exception(exc) from None
+    try:
+        yield UpstreamResponse(response)
+    finally:
+        await response.aclose()
+
+
+async def request(
+    client: httpx.AsyncClient, method: str, url: str, *, api_key: str | None, body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """A whole non-streamed exchange: (status, headers, body)."""
+    async with open_stream(
+        client, method, url, api_key=api_key, body=body, accept="application/json"
+    ) as resp:
+        data = await resp.read()
+        return resp.status, resp.headers, data
