@@ -105,10 +105,9 @@ KEYWORDS: dict[str, tuple[Script, Script]] = {
         Script(text="Done thinking and writing."),
     ),
     "MOCK:429": (_RATE_LIMITED, _RATE_LIMITED),
-    "MOCK:midstream": (
-        Script(text="partial answer that will fail", error_after=1),
-        Script(text="recovered without streaming"),
-    ),
+    # A stream that fails after its first token. Claude Code then retries the turn without streaming,
+    # and a non-streamed request never fails here, so its answer is the same text, complete.
+    "MOCK:midstream": (Script(text="answer after a failed stream", error_after=1),) * 2,
 }
 
 

@@ -73,6 +73,8 @@ class Server:
         self.config = config
         self.app = app
         self._connections: set[asyncio.Task[None]] = set()
+        self._idle: set[asyncio.Task[None]] = set()  # waiting for a request head: closed at once on shutdown
+        self._closing = False
         self._server: asyncio.Server | None = None
 
     async def start(self) -> tuple[str, int]:
@@ -92,6 +94,7 @@ class Server:
             pass
         finally:
             self._connections.discard(task)
+            self._idle.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -113,9 +116,15 @@ class Server:
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_head_bytes)
-        while True:
+        task = asyncio.current_task()
+        assert task is not None
+        while not self._closing:
             try:
-                event = await self._next_event(conn, reader, self.config.idle_timeout)
+                self._idle.add(task)
+                try:
+                    event = await self._next_event(conn, reader, self.config.idle_timeout)
+                finally:
+                    self._idle.discard(task)
                 if not isinstance(event, h11.Request):
                     return  # EOF, idle timeout, or ConnectionClosed
                 if conn.they_are_waiting_for_100_continue:
@@ -224,8 +233,11 @@ class Server:
 
     async def close(self, grace: float) -> None:
         """Stop accepting, let exchanges in flight finish for ``grace`` seconds, then cancel them."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
+        for task in self._idle:
+            task.cancel()
         if self._connections:
             _, pending = await asyncio.wait(set(self._connections), timeout=grace)
             for task in pending:

@@ -134,9 +134,11 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 
 
 def _tool_result_text(block: ir.ToolResultBlock) -> str:
-    texts = []
+    texts: list[str] = []
     for part in block.content:
-        if isinstance(part, ir.TextBlock) or (isinstance(part, ir.DocumentBlock) and part.text is not None):
+        if isinstance(part, ir.TextBlock):
+            texts.append(part.text)
+        elif isinstance(part, ir.DocumentBlock) and part.text is not None:
             texts.append(part.text)
     return "\n".join(texts)
 

@@ -1,0 +1,51 @@
+# rawproxy developer commands. `make install` once, then `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SRC := rawproxy tests bench
+
+.PHONY: install check format test unit integration conformance e2e demo bench build clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+
+install: $(PY)  ## the package (editable) plus the test, conformance and lint tools
+	$(PY) -m pip install --quiet -e . --group test --group conformance --group lint
+
+check:  ## formatting, lint, types
+	$(PY) -m ruff format --check $(SRC)
+	$(PY) -m ruff check $(SRC)
+	$(PY) -m mypy
+
+format:
+	$(PY) -m ruff format $(SRC)
+	$(PY) -m ruff check --fix $(SRC)
+
+test:  ## everything: unit, integration, conformance (official SDKs), e2e (the real Claude Code CLI)
+	$(PY) -m pytest
+
+unit:
+	$(PY) -m pytest tests/unit
+
+integration:
+	$(PY) -m pytest tests/integration
+
+conformance:
+	$(PY) -m pytest tests/conformance
+
+e2e:
+	$(PY) -m pytest tests/e2e
+
+demo:  ## the fake upstream and the proxy, one streamed tool call, TTFT direct and proxied
+	$(PY) -m rawproxy demo
+
+bench:
+	$(PY) bench/ttft.py
+
+build:
+	$(PY) -m pip wheel --no-deps -w dist .
+
+clean:
+	rm -rf dist build .pytest_cache .mypy_cache .ruff_cache .e2e
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,70 @@
+"""Shared fixtures: a fake upstream and a running proxy on 127.0.0.1, inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from rawproxy.config import Config
+from rawproxy.fake_upstream import FakeUpstream
+from rawproxy.server import serve
+
+
+@dataclass
+class RunningProxy:
+    url: str
+    host: str
+    port: int
+    config: Config
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeUpstream]:
+    async with FakeUpstream() as upstream:
+        yield upstream
+
+
+ProxyFactory = Callable[..., Awaitable[RunningProxy]]
+
+
+@pytest.fixture
+async def proxy_factory(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
+    """Start a proxy in front of ``fake`` (or another upstream URL); ``Config`` fields as keywords."""
+    running: list[RunningProxy] = []
+
+    async def start(**overrides: Any) -> RunningProxy:
+        settings: dict[str, Any] = {"port": 0, "openai_upstream": fake.url, "openai_key": "sk-upstream-secret"}
+        settings.update(overrides)
+        config = Config(**settings)
+        ready: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+        stop = asyncio.Event()
+        task = asyncio.create_task(serve(config, ready=lambda h, p: ready.set_result((h, p)), stop=stop))
+        host, port = await asyncio.wait_for(ready, 5)
+        proxy = RunningProxy(f"http://{host}:{port}", host, port, config, stop, task)
+        running.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in running:
+        proxy.stop.set()
+    for proxy in running:
+        await asyncio.wait_for(proxy.task, 10)
+
+
+@pytest.fixture
+async def proxy(proxy_factory: ProxyFactory) -> RunningProxy:
+    return await proxy_factory(grace_seconds=1.0)
+
+
+@pytest.fixture
+async def anthropic_client(proxy: RunningProxy) -> AsyncIterator[Any]:
+    anthropic = pytest.importorskip("anthropic")
+    client = anthropic.AsyncAnthropic(base_url=proxy.url, api_key="sk-client", max_retries=0, timeout=20)
+    yield client
+    await client.close()
