@@ -125,7 +125,7 @@ def main() -> int:
     out = ROOT / "results" / f"ttft-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({**result, "raw_ms": data}, indent=1))
-    print(f"| arm | p50 ms | p90 ms | p99 ms |\n|---|---|---|---|")
+    print("| arm | p50 ms | p90 ms | p99 ms |\n|---|---|---|---|")
     for name, row in summary.items():
         print(f"| {name} | {row['p50']} | {row['p90']} | {row['p99']} |")
     print(f"\n{args.rounds} interleaved rounds, upstream TTFT {args.upstream_ttft_ms} ms; raw data in {out}")

@@ -136,9 +136,7 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 def _tool_result_text(block: ir.ToolResultBlock) -> str:
     texts: list[str] = []
     for part in block.content:
-        if isinstance(part, ir.TextBlock):
-            texts.append(part.text)
-        elif isinstance(part, ir.DocumentBlock) and part.text is not None:
+        if isinstance(part, ir.TextBlock) or (isinstance(part, ir.DocumentBlock) and part.text is not None):
             texts.append(part.text)
     return "\n".join(texts)
 
@@ -308,13 +306,14 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
             body["tool_choice"] = _tool_choice(req.tool_choice)
             if req.tool_choice.disable_parallel:
                 body["parallel_tool_calls"] = False
-    if req.thinking is not None and req.thinking.enabled and profile.reasoning_param != "none":
-        if reasoning_model or not profile.reasoning_effort_only_for_reasoning_models:
-            effort = _effort(req.thinking)
-            if profile.reasoning_param == "reasoning_effort":
-                body["reasoning_effort"] = effort
-            else:
-                body["reasoning"] = {"effort": effort}
+    wants_reasoning = req.thinking is not None and req.thinking.enabled and profile.reasoning_param != "none"
+    if wants_reasoning and (reasoning_model or not profile.reasoning_effort_only_for_reasoning_models):
+        assert req.thinking is not None
+        effort = _effort(req.thinking)
+        if profile.reasoning_param == "reasoning_effort":
+            body["reasoning_effort"] = effort
+        else:
+            body["reasoning"] = {"effort": effort}
     if req.user_id and profile.forward_user:
         body["user"] = req.user_id[:64]
     if req.stream:
