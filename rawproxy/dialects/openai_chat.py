@@ -136,8 +136,9 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 def _tool_result_text(block: ir.ToolResultBlock) -> str:
     texts: list[str] = []
     for part in block.content:
-        if isinstance(part, ir.TextBlock) or (isinstance(part, ir.DocumentBlock) and part.text is not None):
-            texts.append(part.text)
+        text = part.text if isinstance(part, ir.TextBlock | ir.DocumentBlock) else None
+        if text is not None:
+            texts.append(text)
     return "\n".join(texts)
 
 
