@@ -120,6 +120,8 @@ class App:
         except asyncio.CancelledError:
             record.status = record.status or 499  # the client went away
             raise
+        except ConnectionError:
+            record.status = 499  # the client went away while we were writing to it
         except Exception:
             log.exception("bug while handling %s %s", req.method, req.path)
             info = ir.ErrorInfo(status=500, type=ir.ErrorType.API, message="internal proxy error")

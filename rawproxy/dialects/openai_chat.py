@@ -572,6 +572,7 @@ class StreamDecoder:
         self._finish: ir.StopReason | None = None
         self._stop_sequence: str | None = None
         self._done = False
+        self._refused = False  # the upstream sent a refusal: the stop reason is "refusal" (A2O-N11)
         self._out_chars = 0  # for an output estimate when the upstream reports no usage
         self._buffer_args = ctx.profile.buffer_tool_args
 
@@ -764,7 +765,7 @@ class StreamDecoder:
             refusal = delta.get("refusal")
             if isinstance(refusal, str) and refusal:
                 self._text("text", refusal, out)
-                self._finish = self._finish or None
+                self._refused = True
             calls = delta.get("tool_calls")
             if calls:
                 if self._open_kind in ("text", "thinking"):
@@ -780,9 +781,7 @@ class StreamDecoder:
                 self._close_open(out)
                 return self._fail(_stream_error(chunk), out)
             if reason:
-                if isinstance(refusal, str) and refusal:
-                    reason = "content_filter"
-                self._finish_reason(choice, reason, out)
+                self._finish_reason(choice, "content_filter" if self._refused else reason, out)
         if self._finish is not None and self.usage is not None:
             self._final(out)  # usage known: no need to wait for [DONE] (A2O-S12)
         return out
