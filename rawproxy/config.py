@@ -67,8 +67,15 @@ class Config:
             )
         if self.upstream_profile is not None and self.upstream_profile not in PROFILES:
             raise ConfigError(f"--upstream-profile must be one of {', '.join(PROFILES)}")
-        if not 0 < self.port < 65536 and self.port != 0:
+        if not 0 <= self.port < 65536:
             raise ConfigError(f"--port {self.port} is out of range")
+        if self.max_output_tokens is not None and self.max_output_tokens < 1:
+            raise ConfigError(f"--max-output-tokens must be at least 1, got {self.max_output_tokens}")
+        for name in ("timeout", "connect_timeout", "ping_interval", "idle_timeout", "grace_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.max_body_bytes < 1 or self.max_head_bytes < 1:
+            raise ConfigError("request size limits must be positive")
 
     @property
     def openai_base(self) -> str:

@@ -36,6 +36,8 @@ class Profile:
     empty_assistant_content: Literal["null", "empty"] = "null"  # A2O-R10
     merge_user_turns: bool = False  # strict "roles must alternate" upstreams (A2O-R33)
     forward_user: bool = False  # metadata.user_id -> user (A2O-R31)
+    # Text-only content as one string: DeepSeek rejects part lists ("invalid type: sequence").
+    string_content: bool = False
     documents: Literal["file", "text"] = "file"  # base64 PDFs as OpenAI file parts or placeholders (A2O-R08)
     buffer_tool_args: bool = False  # hold streamed tool arguments until complete, then repair (A2O-S22)
     split_think_tags: bool = False  # <think>...</think> in content becomes thinking (A2O-N09)
@@ -59,7 +61,7 @@ PROFILES: dict[str, Profile] = {
     "openrouter": Profile(
         name="openrouter", reasoning_param="reasoning", reasoning_effort_only_for_reasoning_models=False
     ),
-    "deepseek": Profile(name="deepseek", replay_reasoning=True),
+    "deepseek": Profile(name="deepseek", replay_reasoning=True, string_content=True),
     "gemini": Profile(name="gemini", sanitize_schema=True, max_stop_sequences=5),
     "generic": Profile(name="generic", allow_top_k=True),
 }

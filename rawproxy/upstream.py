@@ -51,7 +51,7 @@ def map_exception(exc: httpx.HTTPError) -> ProxyError:
         )
     if isinstance(exc, httpx.PoolTimeout):
         return ProxyError(
-            ErrorInfo(status=503, type=ErrorType.OVERLOADED, message="too many upstream requests in flight")
+            ErrorInfo(status=529, type=ErrorType.OVERLOADED, message="too many upstream requests in flight")
         )
     if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
         return UpstreamProtocolError(f"upstream connection failed: {exc or type(exc).__name__}")

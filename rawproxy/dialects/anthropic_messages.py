@@ -531,22 +531,20 @@ class StreamEncoder:
         if isinstance(ev, ir.Ping):
             return b'event: ping\ndata: {"type":"ping"}\n\n'
         if isinstance(ev, ir.StreamError):
-            # Close what is open, then fail: the client must never take a broken stream as a success.
-            out = b""
-            if self._open is not None:
-                out = (
-                    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
-                    % self._open
-                )
-                self._open = None
+            # `event: error` with the open block left open, and no message_stop: what Anthropic itself
+            # sends. Measured with Claude Code 2.1.330 (tests/e2e): it then retries the turn without
+            # streaming. Closing the block first (as decision 2 of CONFORMANCE.md words it) makes it
+            # keep the partial text as a finished turn and ask the model to resume: a broken stream
+            # taken as a success, which decision 2 exists to prevent.
             self._stopped = True
+            self._open = None
             _, body = build_error(ev.info)
-            return out + b"event: error\ndata: %b\n\n" % body
+            return b"event: error\ndata: %b\n\n" % body
         return b""
 
     def close(self) -> bytes:
         return b""
 
     def ping(self) -> bytes:
-        """A keep-alive frame for a silent upstream (A2O-S16)."""
-        return b'event: ping\ndata: {"type":"ping"}\n\n'
+        """A keep-alive frame for a silent upstream (A2O-S16); nothing once the message has ended."""
+        return b"" if self._stopped else b'event: ping\ndata: {"type":"ping"}\n\n'

@@ -125,11 +125,14 @@ def _user_parts(blocks: list[Any], ctx: ir.Context) -> list[dict[str, Any]]:
     return parts
 
 
-def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """A single text part is sent as a plain string, which every backend accepts (A2O-R04)."""
+def _content(parts: list[dict[str, Any]], ctx: ir.Context) -> str | list[dict[str, Any]]:
+    """A single text part is sent as a plain string, which every backend accepts (A2O-R04); under a
+    ``string_content`` profile (DeepSeek) so is any text-only list, joined by blank lines."""
     if len(parts) == 1 and parts[0]["type"] == "text":
         text: str = parts[0]["text"]
         return text
+    if ctx.profile.string_content and all(p["type"] == "text" for p in parts):
+        return "\n\n".join(p["text"] for p in parts)
     return parts
 
 
@@ -149,6 +152,7 @@ class _MessageBuilder:
         self.ctx = ctx
         self.out: list[dict[str, Any]] = []
         self.pending_calls: list[str] = []  # client ids of the last assistant turn's tool calls
+        self.held_system: list[dict[str, Any]] = []  # system messages waiting for those results
         self.merge_next_user = False
 
     def _settle_pending(self, results: dict[str, ir.ToolResultBlock]) -> list[ir.ImageBlock]:
@@ -164,6 +168,8 @@ class _MessageBuilder:
                 images.extend(p for p in result.content if isinstance(p, ir.ImageBlock))
             self.out.append({"role": "tool", "tool_call_id": upstream_tool_id(call_id), "content": text})
         self.pending_calls = []
+        self.out.extend(self.held_system)
+        self.held_system = []
         return images
 
     def user(self, blocks: list[ir.Block]) -> None:
@@ -189,9 +195,9 @@ class _MessageBuilder:
         ):
             previous = last["content"]
             merged = ([{"type": "text", "text": previous}] if isinstance(previous, str) else previous) + parts
-            last["content"] = _content(merged)
+            last["content"] = _content(merged, self.ctx)
         else:
-            self.out.append({"role": "user", "content": _content(parts)})
+            self.out.append({"role": "user", "content": _content(parts, self.ctx)})
         self.merge_next_user = False
 
     def assistant(self, blocks: list[ir.Block]) -> None:
@@ -228,11 +234,15 @@ class _MessageBuilder:
         self.out.append(message)
 
     def system(self, blocks: list[ir.Block]) -> None:
-        # A system message inside `messages` (Claude Code puts the working directory there): in place.
+        # A system message inside `messages` (Claude Code puts the working directory there): in place,
+        # unless tool calls await their results, which must come first: then right after them.
         text = "\n\n".join(b.text for b in blocks if isinstance(b, ir.TextBlock) and b.text.strip())
         if text:
-            self._settle_pending({})
-            self.out.append({"role": "system", "content": text})
+            message = {"role": "system", "content": text}
+            if self.pending_calls:
+                self.held_system.append(message)
+            else:
+                self.out.append(message)
 
     def finish(self) -> list[dict[str, Any]]:
         self._settle_pending({})
@@ -303,9 +313,15 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
     tools = _tools(req, ctx)
     if tools:
         body["tools"] = tools
-        if req.tool_choice is not None:  # A2O-R23: never a tool_choice without tools
-            body["tool_choice"] = _tool_choice(req.tool_choice)
-            if req.tool_choice.disable_parallel:
+        choice = req.tool_choice
+        sent = {t["function"]["name"] for t in tools}
+        if choice is not None and choice.type == "tool" and wire_tool_name(choice.name or "") not in sent:
+            # A2O-R23: the named tool was not sent (a server tool); naming it would earn a 400.
+            log.warning("tool_choice names %r, which is not sent to this upstream; using auto", choice.name)
+            choice = ir.ToolChoice(type="auto", disable_parallel=choice.disable_parallel)
+        if choice is not None:  # A2O-R23: never a tool_choice without tools
+            body["tool_choice"] = _tool_choice(choice)
+            if choice.disable_parallel:
                 body["parallel_tool_calls"] = False
     wants_reasoning = req.thinking is not None and req.thinking.enabled and profile.reasoning_param != "none"
     if wants_reasoning and (reasoning_model or not profile.reasoning_effort_only_for_reasoning_models):
@@ -399,8 +415,10 @@ def parse_response(body: bytes, ctx: ir.Context) -> ir.Response:
     content: list[ir.Block] = []
     reasoning = _reasoning_text(message)
     text = message.get("content")
-    if isinstance(text, list):  # some servers answer with content parts
-        text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
+    if isinstance(text, list):  # content parts, thinking among them (Mistral's Magistral)
+        pieces = content_parts(text)
+        reasoning = reasoning or "".join(t for kind, t in pieces if kind == "thinking")
+        text = "".join(t for kind, t in pieces if kind == "text")
     if isinstance(text, str) and ctx.profile.split_think_tags and (m := _THINK_TAGS.match(text)):
         reasoning, text = reasoning or m.group(1).strip(), text[m.end() :]
     if reasoning and ctx.thinking:  # decision 1: first, unsigned, only when the client asked for it
@@ -527,19 +545,54 @@ def build_error(err: ir.ErrorInfo) -> tuple[int, bytes]:
 
 
 def _stream_error(data: dict[str, Any]) -> ir.ErrorInfo:
-    """An in-band error (OpenRouter chunk with ``error``, Groq ``event: error``) (A2O-S14)."""
+    """An in-band error (OpenRouter chunk with ``error``, Groq ``event: error``) (A2O-S14).
+
+    The status comes from an integer ``code`` (OpenRouter) or ``status_code`` (Groq, whose ``code`` is a
+    string such as ``tool_use_failed``); without either, the upstream broke mid-stream: 502.
+    """
     err = data.get("error")
     message = "upstream reported an error mid-stream"
     status = 502
     if isinstance(err, dict):
         message = str(err.get("message") or message)
-        code = err.get("code")
-        if isinstance(code, int) and 400 <= code <= 599:
-            status = code
+        for key in ("code", "status_code", "status"):
+            code = err.get(key)
+            if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
+                status = code
+                break
     elif isinstance(err, str) and err:
         message = err
     client_status, etype = map_status(status)
     return ir.ErrorInfo(status=client_status, type=etype, message=message)
+
+
+def content_parts(content: Any) -> list[tuple[str, str]]:
+    """``(kind, text)`` pieces of a content value: a string, or a list of parts as Mistral sends them
+    (``{"type": "text"}`` and ``{"type": "thinking", "thinking": [{"type": "text", ...}]}``)."""
+    if isinstance(content, str):
+        return [("text", content)] if content else []
+    if not isinstance(content, list):
+        return []
+    pieces = []
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "thinking":
+            inner = part.get("thinking")
+            text = (
+                inner
+                if isinstance(inner, str)
+                else "".join(
+                    p.get("text", "")
+                    for p in inner or ()
+                    if isinstance(p, dict) and isinstance(p.get("text"), str)
+                )
+            )
+            if text:
+                pieces.append(("thinking", text))
+        elif isinstance(part.get("text"), str) and part["text"]:
+            pieces.append(("text", part["text"]))
+    return pieces
 
 
 # ------------------------------------------------------------------------------ stream (wire -> IR)
@@ -583,7 +636,11 @@ class StreamDecoder:
             return
         call = self._open_call
         if call is not None:
-            if call.emitted == 0:  # a client JSON-parses "" as an error: send the empty object
+            if self._buffer_args and call.args:  # A2O-S22: the whole, repaired arguments, before the stop
+                fixed = orjson.dumps(parse_arguments(call.args, call.id or "")).decode()
+                out.append(ir.InputJsonDelta(call.block or 0, fixed))
+                call.emitted = len(call.args)
+            elif call.emitted == 0:  # a client JSON-parses "" as an error: send the empty object
                 out.append(ir.InputJsonDelta(call.block or 0, "{}"))
             call.closed = True
             self._open_call = None
@@ -640,12 +697,6 @@ class StreamDecoder:
                 log.warning("tool call %s never received a name", call.id or "?")
                 call.name = "unknown_tool"
             self._start_call(call, out)
-        if self._buffer_args:
-            for call in sorted(self._calls.values(), key=lambda c: c.order):
-                if call.block is not None and call.args:
-                    fixed = orjson.dumps(parse_arguments(call.args, call.id or "")).decode()
-                    out.append(ir.InputJsonDelta(call.block, fixed))
-                    call.emitted = len(call.args)
 
     # ---- chunk handling
 
@@ -722,6 +773,8 @@ class StreamDecoder:
         self._done = True
 
     def _fail(self, info: ir.ErrorInfo, out: list[ir.StreamEvent]) -> list[ir.StreamEvent]:
+        # The open block stays open: a StreamError ends the message where it stands. How a client
+        # dialect shows that is the encoder's business (see anthropic_messages.StreamEncoder).
         out.append(ir.StreamError(info))
         self._done = True
         return out
@@ -744,7 +797,6 @@ class StreamDecoder:
             self._started = True
             out.append(ir.MessageStart(str(chunk.get("id") or ""), str(chunk.get("model") or ""), ir.Usage()))
         if chunk.get("error") or event.event == "error":
-            self._close_open(out)
             return self._fail(_stream_error(chunk), out)
         usage = chunk.get("usage")
         if usage is None and isinstance(chunk.get("x_groq"), dict):
@@ -760,8 +812,13 @@ class StreamDecoder:
                 if reasoning:
                     self._text("thinking", reasoning, out)
             content = delta.get("content")
-            if isinstance(content, str) and content:
-                self._text("text", content, out)
+            if isinstance(content, str):
+                if content:
+                    self._text("text", content, out)
+            elif content:
+                for kind, piece in content_parts(content):
+                    if kind == "text" or self.ctx.thinking:
+                        self._text(kind, piece, out)
             refusal = delta.get("refusal")
             if isinstance(refusal, str) and refusal:
                 self._text("text", refusal, out)
@@ -778,7 +835,6 @@ class StreamDecoder:
                 self._tool_delta(0, {"index": 0, "function": legacy}, out)
             reason = choice.get("finish_reason")
             if reason == "error":
-                self._close_open(out)
                 return self._fail(_stream_error(chunk), out)
             if reason:
                 self._finish_reason(choice, "content_filter" if self._refused else reason, out)
@@ -807,10 +863,8 @@ class StreamDecoder:
             return []
         if self._finish is not None:
             return self.close()
-        out: list[ir.StreamEvent] = []
-        self._close_open(out)
         info = ir.ErrorInfo(status=502, type=ir.ErrorType.API, message="upstream stream ended prematurely")
-        return self._fail(info, out)
+        return self._fail(info, [])
 
 
 def created_now() -> int:

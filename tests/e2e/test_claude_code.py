@@ -1,0 +1,282 @@
+"""End to end: the real Claude Code CLI (pinned) -> rawproxy -> the scripted fake OpenAI upstream.
+
+Each test asks for a behaviour with a ``MOCK:`` keyword in the prompt (see rawproxy.fake_upstream.KEYWORDS)
+and checks both sides: what Claude Code reported (``--output-format json``, files its Bash tool wrote)
+and what the fake upstream received from the proxy (plain OpenAI Chat Completions requests).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from rawproxy.fake_upstream import FakeUpstream
+
+from .conftest import ClaudeRun, RunClaude
+
+pytestmark = pytest.mark.e2e
+
+# Top-level fields of an Anthropic Messages request that must not reach an OpenAI upstream.
+ANTHROPIC_FIELDS = {
+    "system",
+    "thinking",
+    "metadata",
+    "context_management",
+    "output_config",
+    "stop_sequences",
+    "top_k",
+    "anthropic_version",
+    "anthropic_beta",
+    "betas",
+    "container",
+    "mcp_servers",
+}
+# Keys and block types inside messages that only exist in the Anthropic format.
+ANTHROPIC_MESSAGE_KEYS = {"thinking", "signature", "cache_control", "tool_use_id", "is_error", "citations"}
+ANTHROPIC_BLOCK_TYPES = {
+    "thinking",
+    "redacted_thinking",
+    "tool_use",
+    "tool_result",
+    "server_tool_use",
+    "document",
+}
+OPENAI_ROLES = {"system", "developer", "user", "assistant", "tool"}
+
+
+def chat_requests(fake: FakeUpstream) -> list[dict[str, Any]]:
+    """The bodies of the Chat Completions requests the fake upstream received, in order."""
+    return [r.body for r in fake.requests if r.method == "POST" and r.path.endswith("/chat/completions")]
+
+
+def _walk(value: Any, path: str = "$") -> list[tuple[str, str, Any]]:
+    """(path, key, value) for every key of every object inside ``value``."""
+    out: list[tuple[str, str, Any]] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out.append((path, key, item))
+            out += _walk(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out += _walk(item, f"{path}[{i}]")
+    return out
+
+
+def assert_openai_request(body: Any) -> None:
+    """A Chat Completions request with nothing of the Anthropic format left in it."""
+    assert isinstance(body, dict), body
+    leaked = sorted(ANTHROPIC_FIELDS & body.keys())
+    assert not leaked, f"Anthropic fields reached the upstream: {leaked}"
+    assert isinstance(body.get("model"), str) and body["model"]
+    messages = body.get("messages")
+    assert isinstance(messages, list) and messages
+    for message in messages:
+        assert message.get("role") in OPENAI_ROLES, message
+    bad = [
+        f"{path}.{key}={item!r}"[:200]
+        for path, key, item in _walk(messages, "$.messages")
+        if key in ANTHROPIC_MESSAGE_KEYS or (key == "type" and item in ANTHROPIC_BLOCK_TYPES)
+    ]
+    assert not bad, f"Anthropic message content reached the upstream: {bad}"
+    for tool in body.get("tools") or []:
+        assert tool.get("type") == "function", tool
+        assert set(tool) == {"type", "function"}, f"extra keys on a tool: {sorted(tool)}"
+        function = tool["function"]
+        assert isinstance(function.get("name"), str), tool
+        assert isinstance(function.get("parameters"), dict), tool
+        assert not {"input_schema", "cache_control", "defer_loading"} & function.keys(), function
+
+
+def assert_no_thinking(body: Any) -> None:
+    """No ``thinking`` key and no block of type thinking anywhere in the request."""
+    hits = [
+        f"{path}.{key}"
+        for path, key, item in _walk(body)
+        if key in ("thinking", "signature") or (key == "type" and item in ("thinking", "redacted_thinking"))
+    ]
+    assert not hits, f"thinking leaked into the upstream request: {hits}"
+
+
+def tool_turn(body: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The last assistant message with tool_calls and the tool messages right after it."""
+    messages = body["messages"]
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].get("role") == "assistant" and messages[i].get("tool_calls"):
+            results = []
+            for message in messages[i + 1 :]:
+                if message.get("role") != "tool":
+                    break
+                results.append(message)
+            return messages[i], results
+    raise AssertionError(f"no assistant message with tool_calls in {json.dumps(messages)[-3000:]}")
+
+
+def bash_args(call: dict[str, Any]) -> dict[str, Any]:
+    assert call.get("type") == "function", call
+    assert call["function"]["name"] == "Bash", call
+    args = json.loads(call["function"]["arguments"])
+    assert isinstance(args, dict), call
+    return args
+
+
+def assert_no_proxy_errors(caplog: pytest.LogCaptureFixture) -> None:
+    """The proxy logged nothing at ERROR: an exception it did not expect is a bug even if the run passed."""
+    errors = [r for r in caplog.records if r.name.startswith("rawproxy") and r.levelno >= logging.ERROR]
+    assert not errors, "rawproxy logged errors:\n" + "\n".join(
+        f"{r.name}: {r.getMessage()}\n{r.exc_text or ''}" for r in errors
+    )
+
+
+def assert_success(run: ClaudeRun) -> dict[str, Any]:
+    assert run.returncode == 0, run.describe()
+    output = run.output
+    assert output.get("is_error") is False, run.describe()
+    return output
+
+
+async def test_plain_text(
+    fake: FakeUpstream, proxy_factory: Any, run_claude: RunClaude, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_factory()
+    run = await run_claude("MOCK:text Say the magic words.", proxy.url)
+
+    output = assert_success(run)
+    assert "rawproxy-e2e-ok" in output["result"], run.describe()
+
+    chats = chat_requests(fake)
+    assert len(chats) == 1, [r.path for r in fake.requests]
+    body = chats[0]
+    assert_openai_request(body)
+    assert body.get("stream") is True
+    assert body["messages"][0]["role"] == "system"
+    assert body["messages"][0]["content"], "the system prompt is empty"
+    names = [tool["function"]["name"] for tool in body.get("tools") or []]
+    assert "Bash" in names, names
+    bash = next(t["function"] for t in body["tools"] if t["function"]["name"] == "Bash")
+    assert "command" in bash["parameters"].get("properties", {}), bash["parameters"]
+    user = [m for m in body["messages"] if m["role"] == "user"]
+    assert "MOCK:text" in json.dumps(user), user
+
+    record = next(r for r in fake.requests if r.path.endswith("/chat/completions"))
+    headers = {k.lower(): v for k, v in record.headers.items()}
+    assert headers.get("authorization") == "Bearer sk-upstream-secret"
+    leaked = sorted(k for k in headers if k.startswith("anthropic-") or k == "x-api-key")
+    assert not leaked, f"Anthropic headers reached the upstream: {leaked}"
+    assert_no_proxy_errors(caplog)
+
+
+async def test_bash_tool_loop(
+    fake: FakeUpstream, proxy_factory: Any, run_claude: RunClaude, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_factory()
+    run = await run_claude("MOCK:bash Write the file.", proxy.url)
+
+    output = assert_success(run)
+    assert run.file("out.txt").strip() == "rawproxy-ok"
+    assert "The file out.txt was written." in output["result"], run.describe()
+
+    chats = chat_requests(fake)
+    assert len(chats) == 2, run.describe()
+    for body in chats:
+        assert_openai_request(body)
+        assert body.get("stream") is True
+    assistant, results = tool_turn(chats[1])
+    assert len(assistant["tool_calls"]) == 1, assistant
+    call = assistant["tool_calls"][0]
+    assert bash_args(call) == {"command": "echo rawproxy-ok > out.txt", "description": "Write out.txt"}
+    assert results, f"no role:tool message after the assistant's tool_calls: {chats[1]['messages'][-3:]}"
+    assert results[0]["tool_call_id"] == call["id"]
+    assert isinstance(results[0]["content"], str | list), results[0]
+    assert_no_proxy_errors(caplog)
+
+
+async def test_parallel_tool_calls(
+    fake: FakeUpstream, proxy_factory: Any, run_claude: RunClaude, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_factory()
+    run = await run_claude("MOCK:parallel Write both files.", proxy.url)
+
+    output = assert_success(run)
+    assert run.file("a.txt").strip() == "one"
+    assert run.file("b.txt").strip() == "two"
+    assert "Both files were written." in output["result"], run.describe()
+
+    chats = chat_requests(fake)
+    assert len(chats) == 2, run.describe()
+    for body in chats:
+        assert_openai_request(body)
+    assistant, results = tool_turn(chats[1])
+    calls = assistant["tool_calls"]
+    assert [bash_args(c)["command"] for c in calls] == ["echo one > a.txt", "echo two > b.txt"]
+    assert len({c["id"] for c in calls}) == 2, calls
+    assert [r["tool_call_id"] for r in results] == [c["id"] for c in calls], results
+    assert_no_proxy_errors(caplog)
+
+
+async def test_reasoning_then_tool_call(
+    fake: FakeUpstream, proxy_factory: Any, run_claude: RunClaude, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_factory()
+    run = await run_claude("MOCK:think Think, then write the file.", proxy.url)
+
+    output = assert_success(run)
+    assert run.file("think.txt").strip() == "thought"
+    assert "Done thinking and writing." in output["result"], run.describe()
+    # Claude Code asked for adaptive thinking, so the reasoning reached it as an unsigned thinking block,
+    # before the tool call (its session transcript keeps what it received).
+    blocks = run.assistant_blocks()
+    kinds = [b.get("type") for b in blocks]
+    assert "thinking" in kinds and "tool_use" in kinds, blocks
+    assert kinds.index("thinking") < kinds.index("tool_use"), kinds
+    thinking = blocks[kinds.index("thinking")]
+    assert thinking.get("thinking") == "The user wants a file. I will use Bash.", thinking
+    assert not thinking.get("signature"), thinking
+
+    chats = chat_requests(fake)
+    assert len(chats) == 2, run.describe()
+    for body in chats:
+        assert_openai_request(body)
+        assert_no_thinking(body)
+    assistant, results = tool_turn(chats[1])
+    call = assistant["tool_calls"][0]
+    assert bash_args(call)["command"] == "echo thought > think.txt"
+    assert [r["tool_call_id"] for r in results] == [call["id"]]
+    assert_no_proxy_errors(caplog)
+
+
+async def test_upstream_rate_limit(
+    fake: FakeUpstream, proxy_factory: Any, run_claude: RunClaude, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_factory()
+    run = await run_claude("MOCK:429 Anything.", proxy.url)
+
+    assert run.returncode == 1, run.describe()
+    output = run.output
+    assert output.get("is_error") is True, run.describe()
+    assert output.get("api_error_status") == 429, run.describe()
+    assert "Rate limit reached" in output.get("result", ""), run.describe()
+
+    chats = chat_requests(fake)
+    assert chats, "the upstream saw no request"
+    for body in chats:
+        assert_openai_request(body)
+    assert_no_proxy_errors(caplog)
+
+
+async def test_midstream_failure_retried_without_streaming(
+    fake: FakeUpstream, proxy_factory: Any, run_claude: RunClaude, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = await proxy_factory()
+    run = await run_claude("MOCK:midstream Tell me.", proxy.url)
+
+    output = assert_success(run)
+    assert "answer after a failed stream" in output["result"], run.describe()
+
+    chats = chat_requests(fake)
+    assert [bool(body.get("stream")) for body in chats] == [True, False], run.describe()
+    for body in chats:
+        assert_openai_request(body)
+    assert_no_proxy_errors(caplog)
