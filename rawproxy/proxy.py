@@ -118,7 +118,7 @@ class App:
         except ProxyError as exc:
             await self._error(req, sink, exc.info, record)
         except asyncio.CancelledError:
-            record.status = record.status or 499  # the client went away
+            record.status = 499  # the client went away (nginx's code), even in the middle of a 200
             raise
         except ConnectionError:
             record.status = 499  # the client went away while we were writing to it
@@ -387,12 +387,14 @@ class App:
             limit = int(query.get("limit", ["1000"])[0])
         except ValueError:
             raise ClientError("limit: expected an integer") from None
-        names = names[: max(1, min(limit, 1000))]
+        limit = max(1, min(limit, 1000))
+        has_more = len(names) > limit
+        names = names[:limit]
         if req.header(b"anthropic-version"):
             created = "2025-01-01T00:00:00Z"
             data: dict[str, Any] = {
                 "data": [{"type": "model", "id": n, "display_name": n, "created_at": created} for n in names],
-                "has_more": False,
+                "has_more": has_more,
                 "first_id": names[0] if names else None,
                 "last_id": names[-1] if names else None,
             }

@@ -127,25 +127,20 @@ class Server:
                     self._idle.discard(task)
                 if not isinstance(event, h11.Request):
                     return  # EOF, idle timeout, or ConnectionClosed
-                if conn.they_are_waiting_for_100_continue:
-                    writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
-                request = await self._read_body(conn, reader, event)
+                request: ClientRequest | ErrorInfo | None = self._refuse_head(event)
+                if request is None:
+                    if conn.they_are_waiting_for_100_continue:
+                        writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])) or b"")
+                    request = await self._read_body(conn, reader, event)
             except h11.RemoteProtocolError as exc:
                 await self._reject(conn, writer, exc)
                 return
             if request is None:
                 return
-            if isinstance(request, ErrorInfo):  # body too large: answer, then close (body left unread)
+            if isinstance(request, ErrorInfo):  # too large: answer, then close (the body is left unread)
+                shape = _client_shape(_head_only_request(event))
+                status, body = shape.build_error(request)
                 sink = H11Sink(conn, writer, head_only=False)
-                status, body = _client_shape(
-                    ClientRequest(
-                        method=event.method.decode(),
-                        path=event.target.decode(),
-                        query="",
-                        headers=list(event.headers),
-                        body=b"",
-                    )
-                ).build_error(request)
                 await sink.respond(status, [*JSON_HEADERS, (b"connection", b"close")], body)
                 return
             sink = H11Sink(conn, writer, head_only=request.method == "HEAD")
@@ -157,6 +152,25 @@ class Server:
                 conn.start_next_cycle()
             except h11.LocalProtocolError:
                 return
+
+    def _refuse_head(self, head: h11.Request) -> ErrorInfo | None:
+        """Limits checked on the head alone, before any body is invited (X-01).
+
+        h11 bounds a head only while it is incomplete, so a large head that arrives in one read is
+        measured here; a declared body over the limit is refused before ``100 Continue`` asks for it.
+        """
+        size = len(head.method) + len(head.target) + sum(len(k) + len(v) + 4 for k, v in head.headers)
+        if size > self.config.max_head_bytes:
+            return ErrorInfo(status=431, type=ErrorType.INVALID_REQUEST, message="request head too large")
+        limit = self.config.max_body_bytes
+        for name, value in head.headers:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                return ErrorInfo(
+                    status=413,
+                    type=ErrorType.REQUEST_TOO_LARGE,
+                    message=f"request body exceeds {limit} bytes",
+                )
+        return None
 
     async def _read_body(
         self, conn: h11.Connection, reader: asyncio.StreamReader, head: h11.Request
@@ -261,6 +275,14 @@ async def serve(
     finally:
         await server.close(config.grace_seconds)
         await client.aclose()
+
+
+def _head_only_request(head: h11.Request) -> ClientRequest:
+    """The parts of a request that choose its error shape, when its body will not be read."""
+    path = head.target.decode("latin-1").partition("?")[0]
+    return ClientRequest(
+        method=head.method.decode(), path=path, query="", headers=list(head.headers), body=b""
+    )
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
