@@ -39,7 +39,11 @@ async def proxy_factory(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
     running: list[RunningProxy] = []
 
     async def start(**overrides: Any) -> RunningProxy:
-        settings: dict[str, Any] = {"port": 0, "openai_upstream": fake.url, "openai_key": "sk-upstream-secret"}
+        settings: dict[str, Any] = {
+            "port": 0,
+            "openai_upstream": fake.url,
+            "openai_key": "sk-upstream-secret",
+        }
         settings.update(overrides)
         config = Config(**settings)
         ready: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
