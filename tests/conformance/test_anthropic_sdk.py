@@ -20,6 +20,7 @@ import pytest
 from rawproxy.fake_upstream import FakeUpstream, Script, ToolCall
 from rawproxy.routing import ModelRoutes
 from rawproxy.toolcalls import wire_tool_name
+from tests.openai_fields import OPENAI_REQUEST_FIELDS
 
 anthropic = pytest.importorskip("anthropic")
 
@@ -35,25 +36,6 @@ RAW_EVENT_TYPES = {
     "content_block_stop",
     "message_delta",
     "message_stop",
-}
-# Everything an OpenAI-compatible chat completions endpoint may legitimately receive from rawproxy.
-OPENAI_FIELDS = {
-    "model",
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "stop",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "reasoning_effort",
-    "reasoning",
-    "user",
-    "stream",
-    "stream_options",
 }
 ANTHROPIC_ONLY = (
     "cache_control",
@@ -889,7 +871,7 @@ async def test_a2o_r28_r29_r31_claude_code_like_request(client, fake, mode):
     assert message.content[-1].input == {"command": "pwd"}
     assert message.model == "claude-opus-4-8"
     body = last_body(fake)
-    unknown = set(body) - OPENAI_FIELDS
+    unknown = set(body) - OPENAI_REQUEST_FIELDS
     assert not unknown, f"upstream got non-OpenAI fields {unknown}"
     dumped = json.dumps(body)
     for key in ANTHROPIC_ONLY:

@@ -320,3 +320,14 @@ def text_of(events: Sequence[SSEEvent]) -> str:
             if delta.get("type") == "text_delta":
                 out.append(delta["text"])
     return "".join(out)
+
+
+# Shared by the integration test modules.
+T = 3.0  # timeout for every single read/write
+ANTHROPIC = [("anthropic-version", "2023-06-01"), ("content-type", "application/json")]
+
+
+async def start(proxy_factory: Any, **config: Any) -> Any:
+    """A proxy whose shutdown grace is short, so a test's teardown never waits long."""
+    config.setdefault("grace_seconds", 1.0)
+    return await proxy_factory(**config)

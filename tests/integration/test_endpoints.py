@@ -13,17 +13,9 @@ from rawproxy import __version__
 from rawproxy.fake_upstream import FakeUpstream
 from rawproxy.routing import ModelRoutes
 
-from .rawhttp import HTTPConnection, Response
+from .rawhttp import ANTHROPIC, HTTPConnection, Response, T, start
 
 pytestmark = pytest.mark.integration
-
-T = 3.0
-ANTHROPIC = [("anthropic-version", "2023-06-01"), ("content-type", "application/json")]
-
-
-async def start(proxy_factory: Any, **config: Any) -> Any:
-    config.setdefault("grace_seconds", 1.0)
-    return await proxy_factory(**config)
 
 
 async def call(

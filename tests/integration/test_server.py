@@ -16,17 +16,9 @@ import pytest
 
 from rawproxy.fake_upstream import FakeUpstream, Script
 
-from .rawhttp import HTTPConnection, SSEStream, build_request, messages_body, text_of
+from .rawhttp import ANTHROPIC, HTTPConnection, SSEStream, T, build_request, messages_body, start, text_of
 
 pytestmark = pytest.mark.integration
-
-T = 3.0  # timeout for every single read/write
-ANTHROPIC = [("anthropic-version", "2023-06-01"), ("content-type", "application/json")]
-
-
-async def start(proxy_factory: Any, **config: Any) -> Any:
-    config.setdefault("grace_seconds", 1.0)
-    return await proxy_factory(**config)
 
 
 async def connect(proxy: Any) -> HTTPConnection:

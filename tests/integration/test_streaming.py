@@ -23,17 +23,19 @@ import pytest
 
 from rawproxy.fake_upstream import FakeUpstream, Script, ToolCall
 
-from .rawhttp import HTTPConnection, SSEEvent, SSEStream, build_request, messages_body, text_of
+from .rawhttp import (
+    ANTHROPIC,
+    HTTPConnection,
+    SSEEvent,
+    SSEStream,
+    T,
+    build_request,
+    messages_body,
+    start,
+    text_of,
+)
 
 pytestmark = pytest.mark.integration
-
-T = 3.0
-ANTHROPIC = [("anthropic-version", "2023-06-01"), ("content-type", "application/json")]
-
-
-async def start(proxy_factory: Any, **config: Any) -> Any:
-    config.setdefault("grace_seconds", 1.0)
-    return await proxy_factory(**config)
 
 
 async def open_stream(proxy: Any, text: str = "hi", **extra: Any) -> tuple[HTTPConnection, SSEStream]:

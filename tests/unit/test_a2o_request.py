@@ -25,6 +25,7 @@ from rawproxy.dialects import anthropic_messages, openai_chat
 from rawproxy.errors import ClientError
 from rawproxy.profiles import Profile
 from rawproxy.routing import ModelRoutes, resolve_model
+from tests.openai_fields import OPENAI_REQUEST_FIELDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "claude_code"
 
@@ -1363,29 +1364,10 @@ def test_a2o_r37_compaction_request_passes_through() -> None:
 
 # ------------------------------------------------------------------------ real Claude Code requests
 
-ALLOWED_TOP_LEVEL = {
-    "model",
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "stop",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "reasoning_effort",
-    "reasoning",
-    "user",
-    "stream",
-    "stream_options",
-}
-
 
 def assert_valid_openai_request(out: dict[str, Any], cap: int) -> None:
     """OpenAI's structural rules for a chat completions request, as its API enforces them."""
-    assert set(out) <= ALLOWED_TOP_LEVEL, set(out) - ALLOWED_TOP_LEVEL
+    assert set(out) <= OPENAI_REQUEST_FIELDS, set(out) - OPENAI_REQUEST_FIELDS
     for key in ("thinking", "context_management", "output_config", "metadata", "system"):
         assert key not in out
     msgs = out["messages"]
