@@ -10,8 +10,8 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
 
-install: $(PY)  ## the package (editable) plus the test, conformance and lint tools
-	$(PY) -m pip install --quiet -e . --group test --group conformance --group lint
+install: $(PY)  ## the package (editable, with uvloop) plus the test, conformance and lint tools
+	$(PY) -m pip install --quiet -e '.[fast]' --group test --group conformance --group lint
 
 check:  ## formatting, lint, types
 	$(PY) -m ruff format --check $(SRC)

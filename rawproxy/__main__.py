@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .config import Config, ConfigError
@@ -22,6 +22,17 @@ def _setup_logging(level: str) -> None:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs every request URL at INFO
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when the ``fast`` extra is installed, else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    logging.getLogger("rawproxy").debug("using uvloop")
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 async def _run(config: Config) -> None:
@@ -54,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _setup_logging(config.log_level)
     try:
-        asyncio.run(_run(config))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(_run(config))
     except KeyboardInterrupt:
         return 130
     except OSError as exc:  # e.g. the port is taken
