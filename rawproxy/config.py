@@ -18,12 +18,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import __version__
-from .profiles import PROFILES
+from .profiles import CLIENT_PROFILES, PROFILES
 from .routing import ModelRoutes, parse_model_map
 
 __all__ = ["Config", "ConfigError", "build_parser", "read_dotenv"]
 
 DEFAULT_OPENAI_UPSTREAM = "https://api.openai.com/v1"
+DEFAULT_ANTHROPIC_UPSTREAM = "https://api.anthropic.com"
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,13 @@ class Config:
     openai_upstream: str = DEFAULT_OPENAI_UPSTREAM
     openai_key: str | None = field(default=None, repr=False)
     upstream_profile: str | None = None  # guessed from the URL when None
+    anthropic_upstream: str = DEFAULT_ANTHROPIC_UPSTREAM
+    anthropic_key: str | None = field(default=None, repr=False)
+    client_profile: str = "none"  # the identity presented to an Anthropic upstream (decision 7)
+    upstream_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # override any preset
+    system_prompt: str | None = None  # for OpenAI clients' requests that bring none (O2A-R02)
+    default_max_tokens: int = 16384  # for OpenAI clients' requests that bring none (O2A-R19)
+    auto_cache: bool = True  # prompt-caching breakpoints for Anthropic upstreams (decision 8)
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     routes: ModelRoutes = field(default_factory=ModelRoutes)
     max_output_tokens: int | None = None
@@ -54,17 +62,15 @@ class Config:
         self.check()
 
     def check(self) -> None:
-        parts = urlsplit(self.openai_upstream)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"--openai-upstream {self.openai_upstream!r} is not an http(s) URL")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        loopback = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
-        ours = {self.host} | (loopback if self.host in loopback else set())
-        if parts.hostname in ours and port == self.port:
-            raise ConfigError(
-                f"--openai-upstream {self.openai_upstream} points back at this proxy "
-                f"({self.host}:{self.port}); point it at the real upstream"
-            )
+        for flag, url in (
+            ("--openai-upstream", self.openai_upstream),
+            ("--anthropic-upstream", self.anthropic_upstream),
+        ):
+            self._check_upstream_url(flag, url)
+        if self.client_profile not in CLIENT_PROFILES:
+            raise ConfigError(f"--client-profile must be one of {', '.join(CLIENT_PROFILES)}")
+        if self.default_max_tokens < 1:
+            raise ConfigError(f"--default-max-tokens must be at least 1, got {self.default_max_tokens}")
         if self.upstream_profile is not None and self.upstream_profile not in PROFILES:
             raise ConfigError(f"--upstream-profile must be one of {', '.join(PROFILES)}")
         if not 0 <= self.port < 65536:
@@ -77,16 +83,51 @@ class Config:
         if self.max_body_bytes < 1 or self.max_head_bytes < 1:
             raise ConfigError("request size limits must be positive")
 
+    def _check_upstream_url(self, flag: str, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"{flag} {url!r} is not an http(s) URL")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        loopback = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
+        ours = {self.host} | (loopback if self.host in loopback else set())
+        if parts.hostname in ours and port == self.port:
+            raise ConfigError(
+                f"{flag} {url} points back at this proxy ({self.host}:{self.port}); point it at the real upstream"
+            )
+
     @property
     def openai_base(self) -> str:
         return self.openai_upstream.rstrip("/")
 
+    @property
+    def anthropic_base(self) -> str:
+        base = self.anthropic_upstream.rstrip("/")
+        return base.removesuffix("/v1")  # tolerate the OpenAI-style form
+
+    @property
+    def anthropic_enabled(self) -> bool:
+        """An Anthropic upstream is in use once it has a key or a URL of its own."""
+        return self.anthropic_key is not None or self.anthropic_upstream != DEFAULT_ANTHROPIC_UPSTREAM
+
+    @property
+    def openai_enabled(self) -> bool:
+        """The OpenAI upstream is in use once configured, and whenever the Anthropic one is not."""
+        configured = self.openai_key is not None or self.openai_upstream != DEFAULT_OPENAI_UPSTREAM
+        return configured or not self.anthropic_enabled
+
     def summary(self) -> dict[str, Any]:
         """What ``GET /`` shows: the settings that explain behaviour, never a secret."""
         return {
-            "openai_upstream": self.openai_base,
+            "openai_upstream": self.openai_base if self.openai_enabled else None,
             "upstream_profile": self.upstream_profile or "auto",
             "openai_key_set": self.openai_key is not None,
+            "anthropic_upstream": self.anthropic_base if self.anthropic_enabled else None,
+            "anthropic_key_set": self.anthropic_key is not None,
+            "client_profile": self.client_profile,
+            "upstream_header_names": [name for name, _ in self.upstream_headers],
+            "system_prompt_set": self.system_prompt is not None,
+            "default_max_tokens": self.default_max_tokens,
+            "auto_cache": self.auto_cache,
             "client_auth": "required" if self.api_keys else "open",
             "big_model": self.routes.big,
             "middle_model": self.routes.middle,
@@ -144,10 +185,36 @@ class Config:
                 default=pick("default_model"),
             ),
             "max_output_tokens": number("max_output_tokens", int),
+            "anthropic_upstream": pick("anthropic_upstream"),
+            "anthropic_key": pick("anthropic_key", "ANTHROPIC_API_KEY"),
+            "client_profile": pick("client_profile"),
+            "upstream_headers": _headers(
+                args.upstream_header or env.get("RAWPROXY_UPSTREAM_HEADER", "").splitlines()
+            ),
+            "system_prompt": pick("system_prompt"),
+            "default_max_tokens": number("default_max_tokens", int),
+            "auto_cache": False if args.no_auto_cache or _truthy(env.get("RAWPROXY_NO_AUTO_CACHE")) else None,
             "timeout": number("timeout", float),
             "log_level": pick("log_level"),
         }
         return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _headers(lines: Sequence[str]) -> tuple[tuple[str, str], ...] | None:
+    """``'Name: value'`` strings (flags, or lines of RAWPROXY_UPSTREAM_HEADER) -> pairs."""
+    pairs = []
+    for line in lines:
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"--upstream-header {line!r} is not of the form 'Name: value'")
+        pairs.append((name.strip(), value.strip()))
+    return tuple(pairs) or None
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -201,4 +268,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-output-tokens", metavar="N", help="cap on the upstream's output tokens")
     p.add_argument("--timeout", metavar="S", help="upstream read timeout in seconds (default 600)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+    a = p.add_argument_group("OpenAI clients and Anthropic upstreams")
+    a.add_argument(
+        "--anthropic-upstream",
+        metavar="URL",
+        help=f"Anthropic base URL without /v1 (default {DEFAULT_ANTHROPIC_UPSTREAM})",
+    )
+    a.add_argument("--anthropic-key", metavar="KEY", help="Anthropic API key (default: $ANTHROPIC_API_KEY)")
+    a.add_argument(
+        "--client-profile", choices=list(CLIENT_PROFILES), help="identity presented upstream (default none)"
+    )
+    a.add_argument(
+        "--upstream-header",
+        metavar="'NAME: VALUE'",
+        action="append",
+        help="extra upstream header, repeatable; overrides a preset",
+    )
+    a.add_argument("--system-prompt", metavar="TEXT", help="system prompt for requests that have none")
+    a.add_argument(
+        "--default-max-tokens", metavar="N", help="max_tokens for requests that have none (default 16384)"
+    )
+    a.add_argument(
+        "--no-auto-cache", action="store_true", default=None, help="no automatic prompt-caching breakpoints"
+    )
     return p

@@ -188,6 +188,11 @@ class Request:
     stream: bool = False
     thinking: ThinkingConfig | None = None
     user_id: str | None = None
+    # OpenAI clients: usage in the last stream chunk (stream_options.include_usage).
+    include_usage: bool = False
+    # OpenAI clients' response_format json_schema travels as a forced tool of this name; its input is
+    # the answer, shown to the client as message content again.
+    json_tool: str | None = None
 
     @property
     def thinking_enabled(self) -> bool:
@@ -203,6 +208,17 @@ class Usage:
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+
+    def merge(self, update: Usage) -> None:
+        """Fold in a later report: each latest non-zero figure wins. Anthropic reports input and cache
+        counts in message_start and the cumulative output in message_delta (newer versions repeat the
+        input counts there), so no report is complete on its own (O2A-S08)."""
+        self.input_tokens = update.input_tokens or self.input_tokens
+        self.output_tokens = update.output_tokens or self.output_tokens
+        self.cache_read_input_tokens = update.cache_read_input_tokens or self.cache_read_input_tokens
+        self.cache_creation_input_tokens = (
+            update.cache_creation_input_tokens or self.cache_creation_input_tokens
+        )
 
 
 @dataclass(slots=True, kw_only=True)
@@ -318,3 +334,6 @@ class Context:
     input_tokens: int = 0  # estimate, shown in message_start until the real figure arrives
     max_output_tokens: int | None = None
     profile: Profile = field(default_factory=lambda: PROFILES["generic"])
+    include_usage: bool = False  # the OpenAI client asked for a usage chunk
+    json_tool: str | None = None  # see Request.json_tool
+    auto_cache: bool = False  # add prompt-caching breakpoints for an Anthropic upstream (decision 8)

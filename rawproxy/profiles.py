@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
-__all__ = ["PROFILES", "Profile", "guess_profile", "is_reasoning_model", "output_cap"]
+__all__ = ["CLIENT_PROFILES", "PROFILES", "Profile", "guess_profile", "is_reasoning_model", "output_cap"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,3 +120,43 @@ def output_cap(model: str) -> int | None:
         if bare.startswith(prefix) and (best is None or len(prefix) > best[0]):
             best = (len(prefix), cap)
     return best[1] if best else None
+
+
+# ------------------------------------------------------------------------- client identity presets
+#
+# Decision 7: the headers rawproxy presents to an Anthropic upstream, on every call (messages,
+# count_tokens, models). `--upstream-header` overrides any of them by name; `anthropic-beta` values are
+# merged with the client's own (passthrough) without duplicates.
+#
+# - none: the stable API version and rawproxy's own user agent.
+# - claude-code: codingplanproxy's exact set (lvysssss/codingplanproxy@8bf0c05 claudecode_headers.py).
+#   Its anthropic-version 2026-04-14 is an invented date that api.anthropic.com rejects; it is meant for
+#   the Anthropic-compatible "coding plan" endpoints that check for Claude Code.
+# - claude-cli: the shape the real Claude Code CLI 2.1.330 sends on API calls (captured requests), with
+#   the beta list it sends when experimental betas are off, and `?beta=true` on the path.
+
+CLIENT_PROFILES: dict[str, tuple[tuple[str, str], ...]] = {
+    "none": (("anthropic-version", "2023-06-01"),),
+    "claude-code": (
+        ("anthropic-version", "2026-04-14"),
+        ("anthropic-beta", "prompt-caching-2026-04-14,computer-use-2026-04-14"),
+        ("user-agent", "claude-code/2.1.107 (node/25.8.0; darwin; amd64)"),
+    ),
+    "claude-cli": (
+        ("user-agent", "claude-cli/2.1.330 (external, cli)"),
+        ("x-app", "cli"),
+        ("anthropic-version", "2023-06-01"),
+        ("anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14,effort-2025-11-24"),
+        ("anthropic-dangerous-direct-browser-access", "true"),
+        ("x-stainless-lang", "js"),
+        ("x-stainless-package-version", "0.128.0"),
+        ("x-stainless-os", "Linux"),
+        ("x-stainless-arch", "x64"),
+        ("x-stainless-runtime", "node"),
+        ("x-stainless-runtime-version", "v26.12.1"),
+        ("x-stainless-retry-count", "0"),
+        ("x-stainless-timeout", "600"),
+    ),
+}
+BETA_QUERY_PROFILES = frozenset({"claude-cli"})  # add ?beta=true to messages and count_tokens paths
+SESSION_ID_PROFILES = frozenset({"claude-cli"})  # send X-Claude-Code-Session-Id (one per process)

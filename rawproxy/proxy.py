@@ -1,11 +1,17 @@
-"""One exchange: route -> translate the request -> upstream -> head -> pump -> finish, and its errors.
+"""One exchange: route -> choose the upstream -> translate (or pass through) -> pump -> finish.
 
 Theory of operation: ``App.handle`` gets a complete client request and a ``ResponseSink``; it never sees a
-socket. Errors before the response head become a real HTTP status with the client dialect's JSON error
-(A2O-S18); errors after it become the client dialect's in-stream error event, then the end of the
-message (decision 2). The stream pump reads one upstream chunk, translates it, and awaits the sink's
-``send`` (which drains) before reading the next: that is the whole of backpressure (X-05). A client
-that goes away cancels this task; unwinding ``open_stream`` closes the upstream connection (A2O-S17).
+socket. The path names the client's dialect (``/v1/messages`` Anthropic, ``/v1/chat/completions``
+OpenAI). The target model (after the model map) names the upstream: with both upstreams configured,
+``claude*`` models go to the Anthropic one and all others to the OpenAI one. Same protocol on both sides
+is a passthrough: the body goes up with only its model rewritten, and the upstream's bytes come back
+untouched. Otherwise the request is translated through the IR.
+
+Errors before the response head become a real HTTP status with the client dialect's JSON error
+(A2O-S18, O2A-E02); after it, the client dialect's in-stream error event (decision 2). The stream pump
+reads one upstream chunk, translates it, and awaits the sink's ``send`` (which drains) before reading
+the next: that is the whole of backpressure (X-05). A client that goes away cancels this task;
+unwinding ``open_stream`` closes the upstream connection (A2O-S17).
 """
 
 from __future__ import annotations
@@ -14,19 +20,28 @@ import asyncio
 import hmac
 import logging
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs
 
 import orjson
 
 from . import __version__, ir, tokens, upstream
 from .config import Config
-from .dialects import anthropic_messages, openai_chat
+from .dialects import PROTOCOLS, Dialect, anthropic_messages, openai_chat
 from .errors import ClientError, ProxyError
-from .profiles import Profile, guess_profile, output_cap
+from .profiles import (
+    BETA_QUERY_PROFILES,
+    CLIENT_PROFILES,
+    SESSION_ID_PROFILES,
+    Profile,
+    guess_profile,
+    output_cap,
+)
 from .routing import resolve_model
-from .translate import Prepared, StreamTranslator, prepare_request
+from .translate import Passthrough, Prepared, StreamTranslator, fallback_profile, prepare_request
 
 __all__ = ["App", "ClientRequest", "ResponseSink"]
 
@@ -40,6 +55,8 @@ SSE_HEADERS: Headers = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+# Client headers an Anthropic upstream is given in passthrough (Claude Code's gateway contract).
+FORWARDED_TO_ANTHROPIC = (b"anthropic-version", b"anthropic-beta")
 
 
 class ResponseSink(Protocol):
@@ -84,8 +101,79 @@ class AccessRecord:
     usage: ir.Usage | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One configured upstream: where, how to authenticate, which dialect, which headers."""
+
+    protocol: Literal["openai", "anthropic"]
+    base: str
+    dialect: Dialect
+    profile: Profile
+    auth: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]  # identity preset, then --upstream-header (later wins)
+    beta_query: bool = False
+
+    def url(self, path: str) -> str:
+        if self.beta_query and path.startswith("/v1/messages"):
+            return f"{self.base}{path}?beta=true"
+        return self.base + path
+
+    def request_headers(self, client: ClientRequest | None = None) -> list[tuple[str, str]]:
+        """Auth, preset and configured headers; in passthrough the client's anthropic-version and
+        anthropic-beta too, betas merged without duplicates (O2A-M03, A2O-M05)."""
+        merged: dict[str, tuple[str, str]] = {}
+        betas: list[str] = []
+        for name, value in (*self.auth, *self.headers):
+            if name.lower() == "anthropic-beta":
+                betas += [b.strip() for b in value.split(",") if b.strip()]
+            else:
+                merged[name.lower()] = (name, value)
+        if client is not None and self.protocol == "anthropic":
+            for key in FORWARDED_TO_ANTHROPIC:
+                sent = client.header(key)
+                if sent is None:
+                    continue
+                if key == b"anthropic-beta":
+                    betas = [b.strip() for b in sent.split(",") if b.strip()] + betas
+                elif key.decode() not in {n.lower() for n, _ in self.headers}:
+                    merged[key.decode()] = (key.decode(), sent)
+        if betas:
+            merged["anthropic-beta"] = ("anthropic-beta", ",".join(dict.fromkeys(betas)))
+        return list(merged.values())
+
+
+def build_upstreams(config: Config) -> dict[str, Upstream]:
+    upstreams: dict[str, Upstream] = {}
+    extra = tuple(config.upstream_headers)
+    if config.openai_enabled:
+        auth = (("authorization", f"Bearer {config.openai_key}"),) if config.openai_key else ()
+        upstreams["openai"] = Upstream(
+            protocol="openai",
+            base=config.openai_base,
+            dialect=openai_chat,
+            profile=guess_profile(config.openai_base, config.upstream_profile),
+            auth=auth,
+            headers=extra,
+        )
+    if config.anthropic_enabled:
+        auth = (("x-api-key", config.anthropic_key),) if config.anthropic_key else ()
+        preset = CLIENT_PROFILES[config.client_profile]
+        if config.client_profile in SESSION_ID_PROFILES:
+            preset = (*preset, ("x-claude-code-session-id", str(uuid.uuid4())))
+        upstreams["anthropic"] = Upstream(
+            protocol="anthropic",
+            base=config.anthropic_base,
+            dialect=anthropic_messages,
+            profile=guess_profile(config.anthropic_base, "generic"),
+            auth=auth,
+            headers=(*preset, *extra),
+            beta_query=config.client_profile in BETA_QUERY_PROFILES,
+        )
+    return upstreams
+
+
 def _client_shape(req: ClientRequest) -> Any:
-    """The error shape the client understands: Anthropic's for its paths and headers, else OpenAI's."""
+    """The error shape a client understands: Anthropic's for its paths and headers, else OpenAI's."""
     if req.path.startswith("/v1/messages") or req.header(b"anthropic-version") or req.header(b"x-api-key"):
         return anthropic_messages
     return openai_chat
@@ -95,13 +183,19 @@ def _retry_after(info: ir.ErrorInfo) -> Headers:
     return [(b"retry-after", info.retry_after.encode())] if info.retry_after else []
 
 
+_CLIENT_DIALECTS: dict[str, Dialect] = {
+    "/v1/messages": anthropic_messages,
+    "/v1/chat/completions": openai_chat,
+}
+
+
 class App:
     """The proxy's request handler. One per process; stateless between requests but for caches."""
 
     def __init__(self, config: Config, client: upstream.Client) -> None:
         self.config = config
         self.client = client
-        self.profile: Profile = guess_profile(config.openai_base, config.upstream_profile)
+        self.upstreams = build_upstreams(config)
         self._keys = [k.encode() for k in config.api_keys]
         self._models_cache: tuple[float, list[str]] | None = None
         self._counter = 0
@@ -127,7 +221,7 @@ class App:
             info = ir.ErrorInfo(status=500, type=ir.ErrorType.API, message="internal proxy error")
             await self._error(req, sink, info, record)
         finally:
-            self._log(req, record)
+            self._log(record)
 
     async def _error(
         self, req: ClientRequest, sink: ResponseSink, info: ir.ErrorInfo, record: AccessRecord
@@ -138,7 +232,7 @@ class App:
         record.status = status
         await sink.respond(status, JSON_HEADERS + _retry_after(info), body)
 
-    def _log(self, req: ClientRequest, record: AccessRecord) -> None:
+    def _log(self, record: AccessRecord) -> None:
         if not access_log.isEnabledFor(logging.INFO):
             return
         usage = record.usage
@@ -173,9 +267,9 @@ class App:
             return
         if path.startswith("/v1/"):
             self._authenticate(req)
-        if path == "/v1/messages":
+        if path in _CLIENT_DIALECTS:
             self._require(method, "POST", path)
-            await self._messages(req, sink, record)
+            await self._completion(req, _CLIENT_DIALECTS[path], sink, record)
         elif path == "/v1/messages/count_tokens":
             self._require(method, "POST", path)
             await self._count_tokens(req, sink, record)
@@ -215,113 +309,153 @@ class App:
     def _status_body(self) -> bytes:
         return orjson.dumps({"name": "rawproxy", "version": __version__, "config": self.config.summary()})
 
-    # ------------------------------------------------------------------------------- /v1/messages
+    def _upstream_for(self, model: str) -> Upstream:
+        """Both configured: claude* models to the Anthropic upstream, others to the OpenAI one."""
+        if len(self.upstreams) == 1:
+            return next(iter(self.upstreams.values()))
+        return self.upstreams["anthropic" if model.lower().startswith("claude") else "openai"]
 
-    def _prepare(self, request: ir.Request, record: AccessRecord, profile: Profile | None = None) -> Prepared:
-        upstream_model = resolve_model(request.model, self.config.routes)
-        record.client_model, record.upstream_model = request.model, upstream_model
-        cap = self.config.max_output_tokens or output_cap(upstream_model)
+    # ------------------------------------------------------------------- completions: both paths
+
+    async def _completion(
+        self, req: ClientRequest, client: Dialect, sink: ResponseSink, record: AccessRecord
+    ) -> None:
+        try:
+            data = orjson.loads(req.body)
+        except orjson.JSONDecodeError as exc:
+            raise ClientError(f"request body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ClientError("request body must be a JSON object")
+        sent_model = data.get("model")
+        model = sent_model or self.config.routes.default  # O2A-R27: the default when none
+        if not isinstance(model, str) or not model:
+            raise ClientError("model: field required (a string)")
+        data["model"] = model
+        target = resolve_model(model, self.config.routes)
+        up = self._upstream_for(target)
+        record.client_model, record.upstream_model = model or "-", target or "-"
+        if PROTOCOLS[client.NAME] == up.protocol:
+            body = req.body if target == sent_model else orjson.dumps({**data, "model": target})
+            await self._passthrough(
+                req, body, data.get("stream") is True, model, target, up, client, sink, record
+            )
+            return
+        request = client.parse_request_data(data)
+        request.model = model
+        self._apply_defaults(request)
+        prepared = self._prepare(client, request, target, up)
+        if request.stream:
+            await self._stream(req, client, up, prepared, sink, record)
+        else:
+            await self._unary(req, client, up, prepared, sink, record)
+
+    def _apply_defaults(self, request: ir.Request) -> None:
+        """Settings that fill what an OpenAI client's request left out (O2A-R02, O2A-R19)."""
+        if request.max_tokens is None:
+            request.max_tokens = self.config.default_max_tokens
+        has_system = request.system or any(m.role == "system" for m in request.messages)
+        if self.config.system_prompt and not has_system:
+            request.system = [ir.TextBlock(text=self.config.system_prompt)]
+
+    def _prepare(
+        self, client: Dialect, request: ir.Request, target: str, up: Upstream, profile: Profile | None = None
+    ) -> Prepared:
+        cap = self.config.max_output_tokens or (output_cap(target) if up.protocol == "openai" else None)
         return prepare_request(
-            anthropic_messages,
-            openai_chat,
+            client,
+            up.dialect,
             request,
-            upstream_model=upstream_model,
-            profile=profile or self.profile,
+            upstream_model=target,
+            profile=profile or up.profile,
             max_output_tokens=cap,
+            auto_cache=self.config.auto_cache and up.protocol == "anthropic",
         )
 
-    def _fallback_profile(self, prepared: Prepared, error_body: bytes) -> Profile | None:
-        """A2O-R16 / A2O-S23: one retry without a field the upstream rejected, when we sent it."""
-        profile = prepared.ctx.profile
-        if (
-            profile.replay_reasoning
-            and b"reasoning_content" in error_body
-            and b'"reasoning_content"' in prepared.body
-        ):
-            return replace(profile, replay_reasoning=False)
-        if profile.stream_usage and b"stream_options" in error_body and b'"stream_options"' in prepared.body:
-            return replace(profile, stream_usage=False)
-        return None
-
-    def _url(self, path: str) -> str:
-        return self.config.openai_base + path
-
-    def _upstream_error(self, status: int, body: bytes, retry_after: str | None) -> ProxyError:
-        info = openai_chat.parse_error(status, body)
+    def _upstream_error(self, up: Upstream, status: int, body: bytes, retry_after: str | None) -> ProxyError:
+        info = up.dialect.parse_error(status, body)
         info.retry_after = retry_after
         return ProxyError(info)
 
-    async def _messages(self, req: ClientRequest, sink: ResponseSink, record: AccessRecord) -> None:
-        request = anthropic_messages.parse_request(req.body)
-        prepared = self._prepare(request, record)
-        if request.stream:
-            await self._stream(prepared, sink, record)
-        else:
-            await self._unary(prepared, sink, record)
-
     async def _unary(
-        self, prepared: Prepared, sink: ResponseSink, record: AccessRecord, retried: bool = False
+        self,
+        req: ClientRequest,
+        client: Dialect,
+        up: Upstream,
+        prepared: Prepared,
+        sink: ResponseSink,
+        record: AccessRecord,
+        retried: bool = False,
     ) -> None:
         status, headers, body = await upstream.request(
-            self.client, "POST", self._url(prepared.path), api_key=self.config.openai_key, body=prepared.body
+            self.client, "POST", up.url(prepared.path), headers=up.request_headers(), body=prepared.body
         )
         if status >= 400:
-            fallback = None if retried else self._fallback_profile(prepared, body)
+            fallback = None if retried else fallback_profile(prepared, body)
             if fallback is not None and status == 400:
                 log.warning("upstream rejected a field; retrying once without it")
-                await self._unary(
-                    self._prepare(prepared.request, record, fallback), sink, record, retried=True
-                )
+                prepared = self._prepare(client, prepared.request, prepared.ctx.upstream_model, up, fallback)
+                await self._unary(req, client, up, prepared, sink, record, retried=True)
                 return
-            raise self._upstream_error(status, body, headers.get("retry-after"))
-        response = openai_chat.parse_response(body, prepared.ctx)
+            raise self._upstream_error(up, status, body, headers.get("retry-after"))
+        response = up.dialect.parse_response(body, prepared.ctx)
         record.usage = response.usage
         record.status = 200
-        await sink.respond(200, JSON_HEADERS, anthropic_messages.build_response(response, prepared.ctx))
+        await sink.respond(200, JSON_HEADERS, client.build_response(response, prepared.ctx))
 
     async def _stream(
-        self, prepared: Prepared, sink: ResponseSink, record: AccessRecord, retried: bool = False
+        self,
+        req: ClientRequest,
+        client: Dialect,
+        up: Upstream,
+        prepared: Prepared,
+        sink: ResponseSink,
+        record: AccessRecord,
+        retried: bool = False,
     ) -> None:
-        url = self._url(prepared.path)
+        url = up.url(prepared.path)
         async with upstream.open_stream(
-            self.client, "POST", url, api_key=self.config.openai_key, body=prepared.body
+            self.client, "POST", url, headers=up.request_headers(), body=prepared.body
         ) as resp:
-            if resp.status >= 400:  # before the first byte: the real status (A2O-S18)
+            if resp.status >= 400:  # before the first byte: the real status (A2O-S18, O2A-E02)
                 body = await resp.read()
-                fallback = None if retried else self._fallback_profile(prepared, body)
+                fallback = None if retried else fallback_profile(prepared, body)
                 if fallback is not None and resp.status == 400:
                     log.warning("upstream rejected a field; retrying once without it")
-                    await self._stream(
-                        self._prepare(prepared.request, record, fallback), sink, record, retried=True
+                    prepared = self._prepare(
+                        client, prepared.request, prepared.ctx.upstream_model, up, fallback
                     )
+                    await self._stream(req, client, up, prepared, sink, record, retried=True)
                     return
-                raise self._upstream_error(resp.status, body, resp.header("retry-after"))
-            translator = StreamTranslator(anthropic_messages, openai_chat, prepared.ctx)
-            content_type = resp.header("content-type") or ""
-            if "json" in content_type:  # the upstream ignored stream:true; stream its answer anyway
-                body = await resp.read()
-                response = openai_chat.parse_response(body, prepared.ctx)
+                raise self._upstream_error(up, resp.status, body, resp.header("retry-after"))
+            translator = StreamTranslator(client, up.dialect, prepared.ctx)
+            if "json" in (resp.header("content-type") or ""):  # the upstream ignored stream:true
+                response = up.dialect.parse_response(await resp.read(), prepared.ctx)
                 record.usage = response.usage
                 record.status = 200
                 await sink.start(200, SSE_HEADERS)
-                await sink.send(translator.start() + _response_as_stream(response, prepared.ctx))
+                await sink.send(translator.start() + _response_as_stream(client, response, prepared.ctx))
                 await sink.end()
                 return
             record.status = 200
             await sink.start(200, SSE_HEADERS)
             await sink.send(translator.start())
-            await self._pump(resp, translator, sink, record)
+            await self._pump(resp, translator, sink, record, keepalive=True)
         record.usage = translator.usage
 
     async def _pump(
         self,
         resp: upstream.UpstreamResponse,
-        translator: StreamTranslator,
+        translator: StreamTranslator | Passthrough,
         sink: ResponseSink,
         record: AccessRecord,
+        *,
+        keepalive: bool,
     ) -> None:
         last_send = time.monotonic()
-        ping_task = asyncio.create_task(self._keepalive(translator, sink, lambda: last_send))
+        observe = translator.observe if isinstance(translator, Passthrough) else None
+        ping_task = (
+            asyncio.create_task(self._keepalive(translator, sink, lambda: last_send)) if keepalive else None
+        )
         try:
             try:
                 async for chunk in resp.chunks():
@@ -331,16 +465,21 @@ class App:
                             record.ttft_ms = (time.perf_counter() - record.received) * 1000
                         await sink.send(out)
                         last_send = time.monotonic()
+                    if observe is not None:
+                        observe(chunk)
                 tail = translator.close()
             except ProxyError as exc:  # the upstream died mid-stream (decision 2)
                 log.warning("upstream failed mid-stream: %s", exc.info.message)
                 tail = translator.fail(exc.info)
         finally:
-            ping_task.cancel()
+            if ping_task is not None:
+                ping_task.cancel()
         await sink.send(tail)
         await sink.end()
 
-    async def _keepalive(self, translator: StreamTranslator, sink: ResponseSink, last_send: Any) -> None:
+    async def _keepalive(
+        self, translator: StreamTranslator | Passthrough, sink: ResponseSink, last_send: Callable[[], float]
+    ) -> None:
         """``event: ping`` while the upstream is silent (reasoning models): A2O-S16."""
         interval = self.config.ping_interval
         while True:
@@ -348,32 +487,112 @@ class App:
             if time.monotonic() - last_send() >= interval:
                 await sink.send(translator.ping())
 
+    # ----------------------------------------------------------------------------- passthrough
+
+    async def _passthrough(
+        self,
+        req: ClientRequest,
+        body: bytes,
+        stream: bool,
+        model: str,
+        target: str,
+        up: Upstream,
+        client: Dialect,
+        sink: ResponseSink,
+        record: AccessRecord,
+    ) -> None:
+        """Same protocol on both sides: the body goes up as sent (its model rewritten only when the map
+        changed it), and the answer is relayed as the upstream sent it."""
+        path = anthropic_messages.UPSTREAM_PATH if up.protocol == "anthropic" else openai_chat.UPSTREAM_PATH
+        ctx = ir.Context(client_model=model, upstream_model=target)
+        headers = up.request_headers(req)
+        async with upstream.open_stream(
+            self.client,
+            "POST",
+            up.url(path),
+            headers=headers,
+            body=body,
+            accept="text/event-stream" if stream else "application/json",
+        ) as resp:
+            relayed = resp.relayable_headers()
+            if not stream or resp.status >= 400 or "event-stream" not in (resp.header("content-type") or ""):
+                answer = await resp.read(self.config.max_body_bytes)
+                record.status = resp.status
+                try:
+                    record.usage = up.dialect.event_usage(orjson.loads(answer)) if resp.status < 400 else None
+                except orjson.JSONDecodeError:
+                    pass
+                await sink.respond(resp.status, relayed, answer)
+                return
+            record.status = resp.status
+            relay = Passthrough(client, ctx)
+            await sink.start(resp.status, relayed)
+            await self._pump(resp, relay, sink, record, keepalive=False)
+        record.usage = relay.usage
+
     # -------------------------------------------------------------------------- count_tokens, models
 
     async def _count_tokens(self, req: ClientRequest, sink: ResponseSink, record: AccessRecord) -> None:
         request = anthropic_messages.parse_request(req.body, count_tokens=True)
-        record.client_model = request.model
-        record.upstream_model = resolve_model(request.model, self.config.routes)
+        target = resolve_model(request.model, self.config.routes)
+        record.client_model, record.upstream_model = request.model, target
+        up = self._upstream_for(target)
+        if up.protocol == "anthropic":  # decision 9: forwarded to an Anthropic upstream
+            data = orjson.loads(req.body)
+            data["model"] = target
+            status, headers, body = await upstream.request(
+                self.client,
+                "POST",
+                up.url("/v1/messages/count_tokens"),
+                headers=up.request_headers(req),
+                body=orjson.dumps(data),
+            )
+            record.status = status
+            retry = headers.get("retry-after")
+            await sink.respond(
+                status, JSON_HEADERS + ([(b"retry-after", retry.encode())] if retry else []), body
+            )
+            return
         count = tokens.estimate_request_tokens(request)  # decision 9: local for OpenAI upstreams
         record.status = 200
         await sink.respond(200, JSON_HEADERS, orjson.dumps({"input_tokens": count}))
+
+    async def _openai_models(self, up: Upstream) -> list[str]:
+        status, _, body = await upstream.request(
+            self.client, "GET", up.url("/models"), headers=up.request_headers()
+        )
+        data = orjson.loads(body) if status == 200 else {}
+        return [m["id"] for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+    async def _anthropic_models(self, up: Upstream) -> list[str]:
+        """Anthropic's paginated list (has_more, last_id -> after_id), at most ten pages (O2A-M01)."""
+        names: list[str] = []
+        after = ""
+        for _ in range(10):
+            url = up.base + "/v1/models?limit=1000" + (f"&after_id={after}" if after else "")
+            status, _, body = await upstream.request(self.client, "GET", url, headers=up.request_headers())
+            data = orjson.loads(body) if status == 200 else {}
+            names += [
+                m["id"] for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)
+            ]
+            if not data.get("has_more") or not data.get("last_id"):
+                break
+            after = str(data["last_id"])
+        return names
 
     async def _upstream_models(self) -> list[str]:
         now = time.monotonic()
         if self._models_cache and now - self._models_cache[0] < self.config.models_cache_seconds:
             return self._models_cache[1]
         names: list[str] = []
-        try:
-            async with asyncio.timeout(3):  # Claude Code's picker must answer fast (A2O-M02)
-                status, _, body = await upstream.request(
-                    self.client, "GET", self._url("/models"), api_key=self.config.openai_key
-                )
-            data = orjson.loads(body) if status == 200 else {}
-            names = [
-                m["id"] for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)
-            ]
-        except (ProxyError, TimeoutError, orjson.JSONDecodeError, AttributeError) as exc:
-            log.warning("could not list the upstream's models: %s", exc)
+        for up in self.upstreams.values():
+            try:
+                async with asyncio.timeout(3):  # Claude Code's picker must answer fast (A2O-M02)
+                    names += await (
+                        self._anthropic_models(up) if up.protocol == "anthropic" else self._openai_models(up)
+                    )
+            except (ProxyError, TimeoutError, orjson.JSONDecodeError, AttributeError) as exc:
+                log.warning("could not list the %s upstream's models: %s", up.protocol, exc)
         self._models_cache = (now, names)
         return names
 
@@ -407,11 +626,11 @@ class App:
         await sink.respond(200, JSON_HEADERS, orjson.dumps(data))
 
 
-def _response_as_stream(response: ir.Response, ctx: ir.Context) -> bytes:
+def _response_as_stream(client: Dialect, response: ir.Response, ctx: ir.Context) -> bytes:
     """A whole response rendered as the events of a stream (for upstreams that ignore stream:true)."""
-    encoder = anthropic_messages.StreamEncoder(ctx)
+    encoder = client.StreamEncoder(ctx)
     encoder.start()
-    out: list[ir.StreamEvent] = []
+    out: list[ir.StreamEvent] = [ir.MessageStart(response.id, response.model, response.usage)]
     for index, block in enumerate(response.content):
         if isinstance(block, ir.TextBlock):
             out += [ir.BlockStart(index, ir.TextBlock(text="")), ir.TextDelta(index, block.text)]

@@ -11,16 +11,18 @@ the caller: it becomes the client dialect's in-stream error event, and the strea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
+import orjson
+
 from . import ir, tokens
-from .dialects import ClientDialect, UpstreamDialect
+from .dialects import ClientDialect, Dialect, UpstreamDialect
 from .errors import ProxyError
 from .profiles import Profile
 from .sse import SSEDecoder
 
-__all__ = ["Passthrough", "Prepared", "StreamTranslator", "prepare_request"]
+__all__ = ["Passthrough", "Prepared", "StreamTranslator", "fallback_profile", "prepare_request"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -41,6 +43,7 @@ def prepare_request(
     upstream_model: str,
     profile: Profile,
     max_output_tokens: int | None,
+    auto_cache: bool = False,
 ) -> Prepared:
     """Build the upstream request for an already parsed (and routed) client request."""
     ctx = ir.Context(
@@ -52,9 +55,27 @@ def prepare_request(
         input_tokens=tokens.estimate_request_tokens(req) if req.stream else 0,
         max_output_tokens=max_output_tokens,
         profile=profile,
+        include_usage=req.include_usage,
+        json_tool=req.json_tool,
+        auto_cache=auto_cache,
     )
     path, body = upstream.build_request(req, ctx)
     return Prepared(request=req, ctx=ctx, path=path, body=body)
+
+
+def fallback_profile(prepared: Prepared, error_body: bytes) -> Profile | None:
+    """A2O-R16 / A2O-S23: the profile for one retry without a field the upstream rejected with a 400,
+    when we sent that field; None when a retry would not help."""
+    profile = prepared.ctx.profile
+    if (
+        profile.replay_reasoning
+        and b"reasoning_content" in error_body
+        and b'"reasoning_content"' in prepared.body
+    ):
+        return replace(profile, replay_reasoning=False)
+    if profile.stream_usage and b"stream_options" in error_body and b'"stream_options"' in prepared.body:
+        return replace(profile, stream_usage=False)
+    return None
 
 
 class Translator(Protocol):
@@ -128,11 +149,20 @@ class StreamTranslator:
 
 
 class Passthrough:
-    """Same dialect on both sides: the upstream's bytes, untouched."""
+    """Same dialect on both sides: the upstream's bytes, untouched.
 
-    __slots__ = ("usage",)
+    ``feed`` returns its input as is; the proxy calls ``observe`` with the same chunk *after* it went to
+    the client, so the access log's usage costs the first byte nothing: only events that mention
+    ``"usage"`` are parsed. A failure mid-stream is still reported in the client's own dialect.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_dialect", "_encoder", "_sse", "_tail", "usage")
+
+    def __init__(self, dialect: Dialect, ctx: ir.Context) -> None:
+        self._dialect = dialect
+        self._encoder = dialect.StreamEncoder(ctx)
+        self._sse = SSEDecoder()
+        self._tail = b"\n\n"
         self.usage: ir.Usage | None = None
 
     def start(self) -> bytes:
@@ -141,11 +171,28 @@ class Passthrough:
     def feed(self, chunk: bytes) -> bytes:
         return chunk
 
+    def observe(self, chunk: bytes) -> None:
+        self._tail = (self._tail + chunk)[-2:]
+        for event in self._sse.feed(chunk):
+            if b'"usage"' not in event.data:
+                continue
+            try:
+                update = self._dialect.event_usage(orjson.loads(event.data))
+            except orjson.JSONDecodeError:
+                continue
+            if update is not None:
+                if self.usage is None:
+                    self.usage = update
+                else:
+                    self.usage.merge(update)
+
     def close(self) -> bytes:
         return b""
 
     def fail(self, info: ir.ErrorInfo) -> bytes:
-        return b""
+        # End a half-written event first, so the error frame is parsed on its own.
+        prefix = b"" if self._tail.endswith(b"\n\n") else b"\n\n"
+        return prefix + self._encoder.encode(ir.StreamError(info))
 
     def ping(self) -> bytes:
         return b""

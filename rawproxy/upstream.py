@@ -28,6 +28,26 @@ USER_AGENT = f"rawproxy/{__version__}"
 
 Client = httpx.AsyncClient
 
+_NOT_RELAYED = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"content-length",
+        b"content-encoding",
+        b"upgrade",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"date",
+        b"server",
+        b"set-cookie",
+        b"alt-svc",
+        b"strict-transport-security",
+        b"via",
+    }
+)
+
 
 def make_client(*, connect_timeout: float, read_timeout: float) -> httpx.AsyncClient:
     return httpx.AsyncClient(
@@ -78,6 +98,11 @@ class UpstreamResponse:
     def headers(self) -> dict[str, str]:
         return dict(self._response.headers)
 
+    def relayable_headers(self) -> list[tuple[bytes, bytes]]:
+        """The upstream's response headers a client may see in passthrough: none that describe the
+        upstream connection or body encoding (we re-frame the body), and no cookies."""
+        return [(k, v) for k, v in self._response.headers.raw if k.lower() not in _NOT_RELAYED]
+
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._response.aiter_raw():
@@ -97,16 +122,17 @@ class UpstreamResponse:
         return b"".join(parts)
 
 
-def _headers(api_key: str | None, accept: str) -> dict[str, str]:
-    headers = {
-        "content-type": "application/json",
-        "accept": accept,
-        "accept-encoding": "identity",
-        "user-agent": USER_AGENT,
-    }
-    if api_key:
-        headers["authorization"] = f"Bearer {api_key}"
-    return headers
+def _with_defaults(headers: list[tuple[str, str]], accept: str) -> list[tuple[str, str]]:
+    """The caller's headers, plus what every upstream call carries unless the caller set it."""
+    names = {name.lower() for name, _ in headers}
+    out = [("accept-encoding", "identity")]  # never compressed: no decoder between socket and translator
+    if "accept" not in names:
+        out.append(("accept", accept))
+    if "user-agent" not in names:
+        out.append(("user-agent", USER_AGENT))
+    if "content-type" not in names:
+        out.append(("content-type", "application/json"))
+    return out + [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
 
 
 @asynccontextmanager
@@ -115,7 +141,7 @@ async def open_stream(
     method: str,
     url: str,
     *,
-    api_key: str | None,
+    headers: list[tuple[str, str]],
     body: bytes | None = None,
     accept: str = "text/event-stream",
 ) -> AsyncIterator[UpstreamResponse]:
@@ -124,7 +150,7 @@ async def open_stream(
     Leaving the context (normally, by an exception, or by cancellation when the client went away)
     closes the response; a half-read response closes its connection, so the upstream stops generating.
     """
-    request = client.build_request(method, url, content=body, headers=_headers(api_key, accept))
+    request = client.build_request(method, url, content=body, headers=_with_defaults(headers, accept))
     try:
         response = await client.send(request, stream=True)
     except httpx.HTTPError as exc:
@@ -136,11 +162,16 @@ async def open_stream(
 
 
 async def request(
-    client: httpx.AsyncClient, method: str, url: str, *, api_key: str | None, body: bytes | None = None
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    headers: list[tuple[str, str]],
+    body: bytes | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """A whole non-streamed exchange: (status, headers, body)."""
     async with open_stream(
-        client, method, url, api_key=api_key, body=body, accept="application/json"
+        client, method, url, headers=headers, body=body, accept="application/json"
     ) as resp:
         data = await resp.read()
         return resp.status, resp.headers, data

@@ -7,7 +7,7 @@ module against the protocol when it is assigned into ``DIALECTS``.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from .. import ir
 from ..sse import SSEEvent
@@ -40,6 +40,7 @@ class ClientDialect(Protocol):
     def PATHS(self) -> tuple[str, ...]: ...
 
     def parse_request(self, body: bytes, *, count_tokens: bool = False) -> ir.Request: ...
+    def parse_request_data(self, data: dict[str, Any], *, count_tokens: bool = False) -> ir.Request: ...
     def build_response(self, resp: ir.Response, ctx: ir.Context) -> bytes: ...
     def build_error(self, err: ir.ErrorInfo) -> tuple[int, bytes]: ...
     @property
@@ -56,6 +57,7 @@ class UpstreamDialect(Protocol):
     def tool_name_map(self, req: ir.Request) -> dict[str, str]: ...
     def parse_response(self, body: bytes, ctx: ir.Context) -> ir.Response: ...
     def parse_error(self, status: int, body: bytes) -> ir.ErrorInfo: ...
+    def event_usage(self, data: Any) -> ir.Usage | None: ...
     @property
     def StreamDecoder(self) -> type[StreamDecoderP]: ...
 
@@ -66,8 +68,11 @@ class Dialect(ClientDialect, UpstreamDialect, Protocol):
 
 from . import anthropic_messages, openai_chat  # noqa: E402  (the registry needs the protocols above)
 
-CLIENT_DIALECTS: dict[str, ClientDialect] = {"anthropic_messages": anthropic_messages}
-UPSTREAM_DIALECTS: dict[str, UpstreamDialect] = {"openai_chat": openai_chat}
+DIALECTS: dict[str, Dialect] = {"anthropic_messages": anthropic_messages, "openai_chat": openai_chat}
+CLIENT_DIALECTS: dict[str, ClientDialect] = dict(DIALECTS)
+UPSTREAM_DIALECTS: dict[str, UpstreamDialect] = dict(DIALECTS)
+# The wire protocol each dialect is, for choosing between translation and passthrough.
+PROTOCOLS: dict[str, str] = {"anthropic_messages": "anthropic", "openai_chat": "openai"}
 
 
 def client_dialect_for_path(path: str) -> ClientDialect | None:

@@ -20,7 +20,6 @@ import orjson
 import pytest
 
 from rawproxy import ir, profiles, translate
-from rawproxy.config import Config
 from rawproxy.dialects import anthropic_messages, openai_chat
 from rawproxy.errors import ClientError
 from rawproxy.profiles import Profile
@@ -615,18 +614,17 @@ def test_a2o_r16_replay_can_be_switched_off_for_deepseek() -> None:
 
 
 def test_a2o_r16_upstream_rejecting_reasoning_content_gets_one_retry_without_it() -> None:
-    from rawproxy.proxy import App  # the retry decision is a pure method of the app
+    from rawproxy.translate import fallback_profile  # the retry decision is pure
 
-    app = App(Config(openai_upstream=URLS["deepseek"]), client=None)  # type: ignore[arg-type]
-    prepared = prepare(THINKING_HISTORY, profile=app.profile, upstream_model="deepseek-reasoner")
+    prepared = prepare(THINKING_HISTORY, profile=profile_for("deepseek"), upstream_model="deepseek-reasoner")
     assert b'"reasoning_content"' in prepared.body
     error = b'{"error":{"message":"Unknown field: reasoning_content","type":"invalid_request_error"}}'
-    fallback = app._fallback_profile(prepared, error)
+    fallback = fallback_profile(prepared, error)
     assert fallback is not None and not fallback.replay_reasoning
     retried = prepare(THINKING_HISTORY, profile=fallback, upstream_model="deepseek-reasoner")
     assert b"reasoning_content" not in retried.body
     # an unrelated 400 is not retried
-    assert app._fallback_profile(prepared, b'{"error":{"message":"bad max_tokens"}}') is None
+    assert fallback_profile(prepared, b'{"error":{"message":"bad max_tokens"}}') is None
 
 
 def test_a2o_r16_thinking_never_dumped_into_text() -> None:
