@@ -112,6 +112,7 @@ class Upstream:
     auth: tuple[tuple[str, str], ...]
     headers: tuple[tuple[str, str], ...]  # identity preset, then --upstream-header (later wins)
     beta_query: bool = False
+    defaults: tuple[tuple[str, str], ...] = ()  # sent unless the client (passthrough) sent its own
 
     def url(self, path: str) -> str:
         if self.beta_query and path.startswith("/v1/messages"):
@@ -123,7 +124,7 @@ class Upstream:
         anthropic-beta too, betas merged without duplicates (O2A-M03, A2O-M05)."""
         merged: dict[str, tuple[str, str]] = {}
         betas: list[str] = []
-        for name, value in (*self.auth, *self.headers):
+        for name, value in (*self.defaults, *self.auth, *self.headers):
             if name.lower() == "anthropic-beta":
                 betas += [b.strip() for b in value.split(",") if b.strip()]
             else:
@@ -135,7 +136,7 @@ class Upstream:
                     continue
                 if key == b"anthropic-beta":
                     betas = [b.strip() for b in sent.split(",") if b.strip()] + betas
-                elif key.decode() not in {n.lower() for n, _ in self.headers}:
+                elif key.decode() not in {n.lower() for n, _ in self.headers}:  # a preset or setting wins
                     merged[key.decode()] = (key.decode(), sent)
         if betas:
             merged["anthropic-beta"] = ("anthropic-beta", ",".join(dict.fromkeys(betas)))
@@ -160,13 +161,17 @@ def build_upstreams(config: Config) -> dict[str, Upstream]:
         preset = CLIENT_PROFILES[config.client_profile]
         if config.client_profile in SESSION_ID_PROFILES:
             preset = (*preset, ("x-claude-code-session-id", str(uuid.uuid4())))
+        # Without an identity to present, the preset is only a default: a passthrough client's own
+        # anthropic-version reaches the upstream (Claude Code's gateway contract).
+        identity = config.client_profile != "none"
         upstreams["anthropic"] = Upstream(
             protocol="anthropic",
             base=config.anthropic_base,
             dialect=anthropic_messages,
             profile=guess_profile(config.anthropic_base, "generic"),
             auth=auth,
-            headers=(*preset, *extra),
+            headers=(*preset, *extra) if identity else extra,
+            defaults=() if identity else preset,
             beta_query=config.client_profile in BETA_QUERY_PROFILES,
         )
     return upstreams

@@ -1,0 +1,450 @@
+"""Anthropic Messages, the upstream role: IR -> a request for an Anthropic upstream, and its answers
+(errors, whole messages, streams) -> IR."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import orjson
+
+from ... import ir
+from ...errors import UpstreamProtocolError
+from ...sse import SSEEvent
+from ...toolcalls import client_tool_id
+from .client import ERROR_TYPES_BY_STATUS, error_type_for_status
+
+log = logging.getLogger("rawproxy")
+
+
+def parse_error(status: int, body: bytes) -> ir.ErrorInfo:
+    """An Anthropic error body, or whatever an Anthropic-compatible upstream sent instead; the HTTP
+    status is kept (529 stays 529 for an Anthropic client; an OpenAI client's dialect maps it)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        return _error_info(data, status, keep_status=True)
+    message = body.decode("utf-8", "replace").strip()[:2000] or f"upstream returned HTTP {status}"
+    return ir.ErrorInfo(status=status, type=error_type_for_status(status), message=message)
+
+
+def _error_info(data: dict[str, Any], status: int, *, keep_status: bool) -> ir.ErrorInfo:
+    """``{"type": "error", "error": {"type", "message"}}`` -> ErrorInfo. In a stream (HTTP 200) the
+    status comes from the error type: overloaded_error is 529, and so on."""
+    err = data.get("error")
+    err = err if isinstance(err, dict) else {}
+    try:
+        etype = ir.ErrorType(str(err.get("type")))
+    except ValueError:
+        etype = error_type_for_status(status)
+    if not keep_status:
+        status = _STATUS_BY_ERROR_TYPE.get(etype, status)
+    return ir.ErrorInfo(status=status, type=etype, message=str(err.get("message") or "upstream error"))
+
+
+_STATUS_BY_ERROR_TYPE = {etype: status for status, etype in ERROR_TYPES_BY_STATUS.items()}
+
+
+# ======================================================================= upstream role: IR -> Anthropic
+#
+# Rules an Anthropic upstream enforces that an OpenAI client never had to know (CONFORMANCE.md O2A-R*):
+# system messages live outside `messages` (hoisted, O2A-R01); the first message is a user message
+# (O2A-R03); roles alternate (merged, O2A-R04); text blocks are never empty (O2A-R06); every tool_use is
+# answered by a tool_result in the very next user message (repaired as decision 4 says, O2A-R15); tool
+# ids match ^[a-zA-Z0-9_-]+$ (reversibly encoded, O2A-R12); with thinking on, temperature, top_k and
+# top_p must stay unset and tool_choice cannot force a tool (O2A-R20); max_tokens exceeds the budget.
+
+UPSTREAM_PATH: Final = "/v1/messages"
+MISSING_RESULT_TEXT: Final = "no result was recorded for this tool call"
+FIRST_USER_TEXT: Final = "(continue)"
+MAX_CACHE_BREAKPOINTS: Final = 4
+THINKING_MIN_BUDGET: Final = 1024
+
+
+def _image_dict(block: ir.ImageBlock) -> dict[str, Any]:
+    if block.url is not None:
+        return {"type": "image", "source": {"type": "url", "url": block.url}}
+    return {"type": "image", "source": {"type": "base64", "media_type": block.media_type, "data": block.data}}
+
+
+def _document_dict(block: ir.DocumentBlock) -> dict[str, Any]:
+    if block.text is not None:
+        source: dict[str, Any] = {"type": "text", "media_type": "text/plain", "data": block.text}
+    elif block.url is not None:
+        source = {"type": "url", "url": block.url}
+    else:
+        source = {"type": "base64", "media_type": block.media_type or "application/pdf", "data": block.data}
+    doc: dict[str, Any] = {"type": "document", "source": source}
+    if block.title:
+        doc["title"] = block.title
+    return doc
+
+
+def _text_dict(block: ir.TextBlock) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "text", "text": block.text}
+    if block.cache_control:
+        out["cache_control"] = block.cache_control
+    return out
+
+
+def _result_dict(block: ir.ToolResultBlock) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "tool_result", "tool_use_id": client_tool_id(block.tool_use_id)}
+    parts: list[dict[str, Any]] = []
+    for part in block.content:
+        if isinstance(part, ir.TextBlock):
+            if part.text.strip():
+                parts.append(_text_dict(part))
+        elif isinstance(part, ir.ImageBlock):
+            parts.append(_image_dict(part))
+        else:
+            parts.append(_document_dict(part))
+    if parts:  # an empty result has no content at all (O2A-R14)
+        out["content"] = parts
+    if block.is_error:
+        out["is_error"] = True
+    return out
+
+
+def _upstream_block(block: ir.Block) -> dict[str, Any] | None:
+    if isinstance(block, ir.TextBlock):
+        return _text_dict(block) if block.text.strip() else None  # O2A-R06: never an empty text block
+    if isinstance(block, ir.ImageBlock):
+        return _image_dict(block)
+    if isinstance(block, ir.DocumentBlock):
+        return _document_dict(block)
+    if isinstance(block, ir.ToolUseBlock):
+        return {"type": "tool_use", "id": client_tool_id(block.id), "name": block.name, "input": block.input}
+    if isinstance(block, ir.ToolResultBlock):
+        return _result_dict(block)
+    if isinstance(block, ir.ThinkingBlock):
+        # Only a signed block can be replayed, and then byte for byte (X-08); unsigned reasoning from an
+        # OpenAI-side history cannot be, and is dropped.
+        return (
+            {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+            if block.signature
+            else None
+        )
+    if isinstance(block, ir.RedactedThinkingBlock):
+        return {"type": "redacted_thinking", "data": block.data}
+    return block.raw
+
+
+def _repair_tool_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Decision 4: every tool_use answered in the next user message; no result without its call."""
+    out: list[dict[str, Any]] = []
+    pending: list[str] = []
+    for message in messages:
+        if message["role"] == "user":
+            results = [b for b in message["content"] if b.get("type") == "tool_result"]
+            others = [b for b in message["content"] if b.get("type") != "tool_result"]
+            answered = {b["tool_use_id"] for b in results}
+            kept = [b for b in results if b["tool_use_id"] in pending]
+            for orphan in (b for b in results if b["tool_use_id"] not in pending):
+                log.warning(
+                    "tool result %s matches no tool call; sending it as user text", orphan["tool_use_id"]
+                )
+                text = "\n".join(
+                    p.get("text", "") for p in orphan.get("content", ()) if p.get("type") == "text"
+                )
+                others.insert(
+                    0, {"type": "text", "text": f"[tool result {orphan['tool_use_id']}] {text}".rstrip()}
+                )
+            missing = [_missing_result(i) for i in pending if i not in answered]
+            ordered = sorted(kept, key=lambda b: pending.index(b["tool_use_id"]))
+            message = {"role": "user", "content": missing + ordered + others}
+        elif pending:
+            out.append({"role": "user", "content": [_missing_result(i) for i in pending]})
+        pending = (
+            [b["id"] for b in message["content"] if b.get("type") == "tool_use"]
+            if message["role"] == "assistant"
+            else []
+        )
+        if message["content"]:
+            out.append(message)
+    if pending:
+        out.append({"role": "user", "content": [_missing_result(i) for i in pending]})
+    return out
+
+
+def _missing_result(call_id: str) -> dict[str, Any]:
+    log.warning("tool call %s has no result; sending a synthetic error result", call_id)
+    return {"type": "tool_result", "tool_use_id": call_id, "content": MISSING_RESULT_TEXT, "is_error": True}
+
+
+def _merge_roles(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consecutive turns of one role become one turn (O2A-R04); the first turn is a user's (O2A-R03)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if out and out[-1]["role"] == message["role"]:
+            out[-1] = {"role": message["role"], "content": out[-1]["content"] + message["content"]}
+        else:
+            out.append(message)
+    if out and out[0]["role"] != "user":
+        out.insert(0, {"role": "user", "content": [{"type": "text", "text": FIRST_USER_TEXT}]})
+    return out
+
+
+def _add_cache_breakpoints(body: dict[str, Any]) -> None:
+    """Decision 8: breakpoints on the system prompt, the tools and the last user turn, at most 4 in all."""
+
+    def marked(blocks: list[dict[str, Any]]) -> int:
+        return sum(1 for b in blocks if isinstance(b, dict) and "cache_control" in b)
+
+    used = marked(body.get("system") or []) + marked(body.get("tools") or [])
+    used += sum(marked(m["content"]) for m in body["messages"])
+    targets: list[dict[str, Any]] = []
+    if body.get("system"):
+        targets.append(body["system"][-1])
+    if body.get("tools"):
+        targets.append(body["tools"][-1])
+    users = [m for m in body["messages"] if m["role"] == "user" and m["content"]]
+    if users:
+        targets.append(users[-1]["content"][-1])
+    for target in targets:
+        if used >= MAX_CACHE_BREAKPOINTS:
+            break
+        if "cache_control" not in target and target.get("type") not in ("thinking", "redacted_thinking"):
+            target["cache_control"] = {"type": "ephemeral"}
+            used += 1
+
+
+def _tool_dict(tool: ir.Tool) -> dict[str, Any]:
+    if tool.server_type is not None:
+        return tool.raw or {"type": tool.server_type, "name": tool.name}
+    out: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        out["description"] = tool.description
+    out["input_schema"] = tool.input_schema
+    return out
+
+
+def _tool_choice_dict(choice: ir.ToolChoice) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": choice.type}
+    if choice.type == "tool":
+        out["name"] = choice.name
+    if choice.disable_parallel and choice.type != "none":
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
+    """IR -> (path, body) for an Anthropic Messages upstream."""
+    system = [_text_dict(b) for b in req.system if b.text.strip()]
+    turns: list[dict[str, Any]] = []
+    for message in req.messages:
+        if message.role == "system":  # hoisted: mid-conversation system turns are not portable (O2A-R01)
+            system += [
+                _text_dict(b) for b in message.content if isinstance(b, ir.TextBlock) and b.text.strip()
+            ]
+            continue
+        blocks = [d for d in map(_upstream_block, message.content) if d is not None]
+        turns.append({"role": message.role, "content": blocks})
+    messages = _merge_roles(_repair_tool_turns(_merge_roles(turns)))
+    max_tokens = req.max_tokens or ctx.max_output_tokens or 4096
+    if ctx.max_output_tokens is not None:
+        max_tokens = min(max_tokens, ctx.max_output_tokens)
+    body: dict[str, Any] = {"model": ctx.upstream_model, "max_tokens": max_tokens, "messages": messages}
+    if system:
+        body["system"] = system
+    tools = [_tool_dict(t) for t in req.tools]
+    used_tools = any(b.get("type") in ("tool_use", "tool_result") for m in messages for b in m["content"])
+    choice = req.tool_choice
+    if not tools and used_tools:
+        # O2A-R18: Anthropic rejects tool blocks in a request that declares no tools. A placeholder that
+        # cannot be chosen keeps the history intact.
+        tools = [
+            {
+                "name": "history_placeholder",
+                "description": "Not callable.",
+                "input_schema": {"type": "object", "properties": {}},
+            }
+        ]
+        choice = ir.ToolChoice(type="none")
+    thinking = req.thinking
+    if thinking is not None and thinking.enabled:
+        if thinking.type == "adaptive":
+            body["thinking"] = {"type": "adaptive"}
+        else:
+            budget = max(thinking.budget_tokens or THINKING_MIN_BUDGET, THINKING_MIN_BUDGET)
+            if max_tokens <= budget:  # O2A-R19: max_tokens must exceed the budget
+                max_tokens = body["max_tokens"] = budget + THINKING_MIN_BUDGET
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if choice is not None and choice.type in ("any", "tool"):
+            choice = ir.ToolChoice(type="auto", disable_parallel=choice.disable_parallel)  # O2A-R20
+    else:
+        if req.temperature is not None:
+            body["temperature"] = min(max(req.temperature, 0.0), 1.0)  # O2A-R25: clamped to [0, 1]
+        if req.top_p is not None:
+            body["top_p"] = req.top_p
+        if req.top_k is not None:
+            body["top_k"] = req.top_k
+    if tools:
+        body["tools"] = tools
+        if choice is not None:
+            body["tool_choice"] = _tool_choice_dict(choice)
+    stop = [s for s in req.stop if s.strip()]  # O2A-R21: whitespace-only sequences are rejected
+    if stop:
+        body["stop_sequences"] = stop
+    if req.user_id:
+        body["metadata"] = {"user_id": req.user_id}
+    if req.stream:
+        body["stream"] = True
+    if ctx.auto_cache:
+        _add_cache_breakpoints(body)
+    return UPSTREAM_PATH, orjson.dumps(body)
+
+
+def tool_name_map(req: ir.Request) -> dict[str, str]:
+    """Anthropic accepts every name an OpenAI client can send: nothing to rename."""
+    return {}
+
+
+# ====================================================================== upstream role: Anthropic -> IR
+
+_STOP_REASONS = {reason.value: reason for reason in ir.StopReason}
+
+
+def parse_usage(data: Any) -> ir.Usage | None:
+    if not isinstance(data, dict):
+        return None
+    return ir.Usage(
+        input_tokens=int(data.get("input_tokens") or 0),
+        output_tokens=int(data.get("output_tokens") or 0),
+        cache_read_input_tokens=int(data.get("cache_read_input_tokens") or 0),
+        cache_creation_input_tokens=int(data.get("cache_creation_input_tokens") or 0),
+    )
+
+
+def _ir_block(data: dict[str, Any]) -> ir.Block:
+    kind = data.get("type")
+    if kind == "text":
+        return ir.TextBlock(text=str(data.get("text") or ""))
+    if kind == "thinking":
+        return ir.ThinkingBlock(
+            thinking=str(data.get("thinking") or ""), signature=data.get("signature") or None
+        )
+    if kind == "redacted_thinking":
+        return ir.RedactedThinkingBlock(data=str(data.get("data") or ""))
+    if kind == "tool_use":
+        return ir.ToolUseBlock(
+            id=str(data.get("id") or ""), name=str(data.get("name") or ""), input=data.get("input") or {}
+        )
+    return ir.OtherBlock(type=str(kind), raw=data)
+
+
+def parse_response(body: bytes, ctx: ir.Context) -> ir.Response:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError("upstream returned a response that is not JSON") from None
+    if not isinstance(data, dict) or data.get("type") == "error" or not isinstance(data.get("content"), list):
+        raise UpstreamProtocolError("upstream response is not an Anthropic message")
+    return ir.Response(
+        id=str(data.get("id") or ""),
+        model=ctx.client_model,
+        content=[_ir_block(b) for b in data["content"] if isinstance(b, dict)],
+        stop_reason=_STOP_REASONS.get(str(data.get("stop_reason")), ir.StopReason.END_TURN),
+        stop_sequence=data.get("stop_sequence"),
+        usage=parse_usage(data.get("usage")) or ir.Usage(),
+    )
+
+
+class StreamDecoder:
+    """Anthropic SSE events -> IR events: nearly one to one. Keyed on the JSON ``type``, not on the
+    ``event:`` line (O2A-S11); unknown event and delta types are ignored (O2A-S06)."""
+
+    def __init__(self, ctx: ir.Context) -> None:
+        self.ctx = ctx
+        self.usage: ir.Usage | None = None
+        self._done = False
+        self._started = False
+
+    def _merge_usage(self, data: Any) -> None:
+        update = parse_usage(data)
+        if update is None:
+            return
+        if self.usage is None:
+            self.usage = update
+        else:
+            self.usage.merge(update)
+
+    def feed(self, event: SSEEvent) -> list[ir.StreamEvent]:
+        if self._done:
+            return []
+        try:
+            data = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError("upstream sent a stream event that is not JSON") from None
+        if not isinstance(data, dict):
+            return []
+        kind = data.get("type")
+        if kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            index = int(data.get("index") or 0)
+            dtype = delta.get("type")
+            if dtype == "text_delta":
+                return [ir.TextDelta(index, str(delta.get("text") or ""))]
+            if dtype == "input_json_delta":
+                return [ir.InputJsonDelta(index, str(delta.get("partial_json") or ""))]
+            if dtype == "thinking_delta":
+                return [ir.ThinkingDelta(index, str(delta.get("thinking") or ""))]
+            if dtype == "signature_delta":
+                return [ir.SignatureDelta(index, str(delta.get("signature") or ""))]
+            return []  # citations_delta and future delta types
+        if kind == "content_block_start":
+            block = _ir_block(data.get("content_block") or {})
+            if isinstance(block, ir.ToolUseBlock):
+                block.input = {}
+            elif isinstance(block, ir.ImageBlock | ir.DocumentBlock | ir.ToolResultBlock):
+                return []
+            return [ir.BlockStart(int(data.get("index") or 0), block)]
+        if kind == "content_block_stop":
+            return [ir.BlockStop(int(data.get("index") or 0))]
+        if kind == "message_start":
+            message = data.get("message") or {}
+            self._started = True
+            self._merge_usage(message.get("usage"))
+            return [
+                ir.MessageStart(
+                    str(message.get("id") or ""), str(message.get("model") or ""), self.usage or ir.Usage()
+                )
+            ]
+        if kind == "message_delta":
+            delta = data.get("delta") or {}
+            self._merge_usage(data.get("usage"))
+            stop = _STOP_REASONS.get(str(delta.get("stop_reason")), ir.StopReason.END_TURN)
+            return [ir.MessageDelta(stop, delta.get("stop_sequence"), self.usage or ir.Usage())]
+        if kind == "message_stop":
+            self._done = True
+            return [ir.MessageStop()]
+        if kind == "ping":
+            return [ir.Ping()]
+        if kind == "error":
+            self._done = True
+            return [ir.StreamError(_error_info(data, 500, keep_status=False))]
+        return []
+
+    def close(self) -> list[ir.StreamEvent]:
+        return self.eof()
+
+    def eof(self) -> list[ir.StreamEvent]:
+        """The upstream ended without message_stop: an error, never a silent truncation (O2A-S10)."""
+        if self._done:
+            return []
+        self._done = True
+        return [
+            ir.StreamError(
+                ir.ErrorInfo(status=502, type=ir.ErrorType.API, message="upstream stream ended prematurely")
+            )
+        ]
+
+
+def event_usage(data: Any) -> ir.Usage | None:
+    """The usage an event (or a whole message) reports, for the access log of a passthrough."""
+    if not isinstance(data, dict):
+        return None
+    if data.get("type") == "message_start" and isinstance(data.get("message"), dict):
+        return parse_usage(data["message"].get("usage"))
+    return parse_usage(data.get("usage"))
