@@ -1,7 +1,8 @@
-"""``python -m rawproxy demo``: the whole path on one screen, no API key needed.
+"""``python -m rawproxy demo``: the whole product on one screen, no API key needed.
 
-Starts the fake upstream and the proxy in this process, streams one Anthropic Messages request with a tool
-call through the proxy, prints the events the client received, and the time to first token measured
+Starts the fake upstream (both dialects) and the proxy in this process, streams one request in each
+direction (an Anthropic client to the OpenAI upstream, an OpenAI client to the Anthropic upstream), each
+with reasoning and a tool call, prints what each client received, and the time to first token measured
 directly against the fake upstream and through the proxy (the best of a few rounds each).
 """
 
@@ -18,15 +19,40 @@ import orjson
 
 from .config import Config
 from .fake_upstream import FakeUpstream, Script, ToolCall
+from .routing import ModelRoutes
 from .server import serve
 from .sse import SSEDecoder
 
 SCRIPT = Script(
     text="Let me look at the files.",
+    reasoning="The user wants the Python files.",
     tool_calls=[ToolCall(name="list_files", arguments={"path": ".", "pattern": "*.py"})],
     arg_fragments=4,
     ttft=0.02,
 )
+TOOL = {"type": "object", "properties": {"path": {"type": "string"}, "pattern": {"type": "string"}}}
+ANTHROPIC_REQUEST = {
+    "model": "claude-sonnet-4-6",  # mapped to gpt-4.1: an OpenAI-protocol model, so translated
+    "max_tokens": 1024,
+    "stream": True,
+    "thinking": {"type": "enabled", "budget_tokens": 2048},
+    "tools": [{"name": "list_files", "description": "List files", "input_schema": TOOL}],
+    "messages": [{"role": "user", "content": "Which Python files are here?"}],
+}
+OPENAI_REQUEST = {
+    "model": "claude-opus-4-8",  # a Claude model: goes to the Anthropic upstream, translated
+    "stream": True,
+    "stream_options": {"include_usage": True},
+    "reasoning_effort": "low",
+    "tools": [
+        {
+            "type": "function",
+            "function": {"name": "list_files", "description": "List files", "parameters": TOOL},
+        }
+    ],
+    "messages": [{"role": "user", "content": "Which Python files are here?"}],
+}
+ANTHROPIC_HEADERS = [("anthropic-version", "2023-06-01"), ("x-api-key", "any")]
 
 
 async def post_stream(
@@ -64,7 +90,7 @@ async def post_stream(
             if isinstance(event, h11.Data):
                 for sse in decoder.feed(bytes(event.data)):
                     events.append((sse.event, sse.data))
-                    if first is None and (b'"text_delta"' in sse.data or b'"content":"' in sse.data):
+                    if first is None and (b'"text_delta"' in sse.data or _has_content(sse.data)):
                         first = time.perf_counter() - started
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                 break
@@ -73,58 +99,82 @@ async def post_stream(
     return (first if first is not None else time.perf_counter() - started), events
 
 
+def _show(title: str, events: list[tuple[str | None, bytes]]) -> None:
+    print(title)
+    for name, data in events:
+        text = data.decode()
+        if '"choices":' in text:  # an OpenAI chunk: its id, created and model repeat on every line
+            text = text[text.index('"choices":') :]
+        print(f"  {name or 'data'}: {text[:104]}")
+
+
+async def _ttft(url: str, body: bytes, headers: list[tuple[str, str]], rounds: int = 5) -> float:
+    return min([(await post_stream(url, body, headers))[0] for _ in range(rounds)]) * 1000
+
+
 async def run() -> int:
     fake = await FakeUpstream(SCRIPT).start()
     ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
-    config = Config(port=0, openai_upstream=fake.url, openai_key="demo-key", routes=Config().routes)
+    config = Config(
+        port=0,
+        openai_upstream=fake.url,
+        openai_key="demo-openai-key",
+        anthropic_upstream=fake.anthropic_url,
+        anthropic_key="demo-anthropic-key",
+        routes=ModelRoutes(middle="gpt-4.1"),
+    )
     server = asyncio.create_task(
         serve(config, ready=lambda h, p: ready.set_result(f"http://{h}:{p}"), stop=stop)
     )
-    proxy_url = await ready
-    request = {
-        "model": "claude-sonnet-4-6",
-        "max_tokens": 1024,
-        "stream": True,
-        "tools": [
-            {
-                "name": "list_files",
-                "description": "List files",
-                "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
-            }
-        ],
-        "messages": [{"role": "user", "content": "Which Python files are here?"}],
-    }
-    anthropic_headers = [("anthropic-version", "2023-06-01"), ("x-api-key", "any")]
-    print(f"fake upstream: {fake.url}\nrawproxy:      {proxy_url}\n")
-    _, events = await post_stream(proxy_url + "/v1/messages", orjson.dumps(request), anthropic_headers)
-    print("What an Anthropic client received through rawproxy:")
-    for name, data in events:
-        print(f"  {name or 'message'}: {data.decode()[:110]}")
-    direct_body = orjson.dumps(
-        {"model": "fake-model", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-    )
-    direct, proxied = [], []
-    for _ in range(5):
-        direct.append((await post_stream(fake.url + "/chat/completions", direct_body, []))[0])
-        proxied.append(
-            (await post_stream(proxy_url + "/v1/messages", orjson.dumps(request), anthropic_headers))[0]
-        )
-    best_direct, best_proxied = min(direct) * 1000, min(proxied) * 1000
-    print(f"\ntime to first token (best of 5, fake upstream TTFT {SCRIPT.ttft * 1000:.0f} ms):")
+    proxy = await ready
     print(
-        f"  direct:        {best_direct:7.2f} ms\n  through proxy: {best_proxied:7.2f} ms\n  overhead:      {best_proxied - best_direct:7.2f} ms"
+        f"fake upstream: {fake.url} (OpenAI) and {fake.anthropic_url} (Anthropic)\nrawproxy:      {proxy}\n"
     )
+    _, a2o = await post_stream(proxy + "/v1/messages", orjson.dumps(ANTHROPIC_REQUEST), ANTHROPIC_HEADERS)
+    _show("1. An Anthropic client (claude-sonnet-4-6 -> gpt-4.1 on the OpenAI upstream) received:", a2o)
+    _, o2a = await post_stream(proxy + "/v1/chat/completions", orjson.dumps(OPENAI_REQUEST), [])
+    _show("\n2. An OpenAI client (claude-opus-4-8 on the Anthropic upstream) received:", o2a)
+
+    direct_openai = orjson.dumps(
+        {"model": "gpt-4.1", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    )
+    direct_anthropic = orjson.dumps(
+        {
+            "model": "claude-opus-4-8",
+            "max_tokens": 64,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+    )
+    rows = [
+        (
+            "Anthropic client -> OpenAI upstream",
+            await _ttft(fake.url + "/chat/completions", direct_openai, []),
+            await _ttft(proxy + "/v1/messages", orjson.dumps(ANTHROPIC_REQUEST), ANTHROPIC_HEADERS),
+        ),
+        (
+            "OpenAI client -> Anthropic upstream",
+            await _ttft(fake.anthropic_url + "/v1/messages", direct_anthropic, ANTHROPIC_HEADERS),
+            await _ttft(proxy + "/v1/chat/completions", orjson.dumps(OPENAI_REQUEST), []),
+        ),
+    ]
+    print(
+        f"\ntime to first token, best of 5 (the fake upstream waits {SCRIPT.ttft * 1000:.0f} ms before its first token):"
+    )
+    print(f"  {'path':38} {'direct':>9} {'proxied':>9} {'overhead':>9}")
+    for name, direct, proxied in rows:
+        print(f"  {name:38} {direct:7.2f}ms {proxied:7.2f}ms {proxied - direct:7.2f}ms")
     stop.set()
     await server
     await fake.close()
-    kinds = [name for name, _ in events]
-    ok = (
-        kinds[0] == "message_start"
-        and kinds[-1] == "message_stop"
-        and any(b'"tool_use"' in d for _, d in events)
+    a2o_ok = (
+        a2o[0][0] == "message_start"
+        and a2o[-1][0] == "message_stop"
+        and any(b'"tool_use"' in d for _, d in a2o)
     )
-    return 0 if ok else 1
+    o2a_ok = o2a[-1][1] == b"[DONE]" and any(b'"tool_calls"' in d for _, d in o2a)
+    return 0 if a2o_ok and o2a_ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,3 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def _has_content(data: bytes) -> bool:
+    """An OpenAI chunk with text in it (the opening chunk's empty content does not count)."""
+    return b'"content":"' in data and b'"content":""' not in data
