@@ -92,6 +92,10 @@ class Server:
             await self._serve_connection(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # Only close() cancels a connection task (an idle one at shutdown, or one past the grace
+            # period). It ends here: asyncio's stream callback would otherwise log it as an error.
+            pass
         finally:
             self._connections.discard(task)
             self._idle.discard(task)
