@@ -20,10 +20,9 @@ import asyncio
 import hmac
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import orjson
@@ -33,14 +32,10 @@ from .config import Config
 from .dialects import PROTOCOLS, Dialect, anthropic_messages, openai_chat
 from .errors import ClientError, ProxyError
 from .profiles import (
-    BETA_QUERY_PROFILES,
-    CLIENT_PROFILES,
-    SESSION_ID_PROFILES,
     Profile,
-    guess_profile,
     output_cap,
 )
-from .routing import resolve_model
+from .routing import Upstream, build_upstreams, resolve_model, upstream_for
 from .translate import Passthrough, Prepared, StreamTranslator, fallback_profile, prepare_request
 
 __all__ = ["App", "ClientRequest", "ResponseSink"]
@@ -55,8 +50,6 @@ SSE_HEADERS: Headers = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-# Client headers an Anthropic upstream is given in passthrough (Claude Code's gateway contract).
-FORWARDED_TO_ANTHROPIC = (b"anthropic-version", b"anthropic-beta")
 
 
 class ResponseSink(Protocol):
@@ -99,82 +92,6 @@ class AccessRecord:
     status: int = 0
     ttft_ms: float | None = None
     usage: ir.Usage | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    """One configured upstream: where, how to authenticate, which dialect, which headers."""
-
-    protocol: Literal["openai", "anthropic"]
-    base: str
-    dialect: Dialect
-    profile: Profile
-    auth: tuple[tuple[str, str], ...]
-    headers: tuple[tuple[str, str], ...]  # identity preset, then --upstream-header (later wins)
-    beta_query: bool = False
-    defaults: tuple[tuple[str, str], ...] = ()  # sent unless the client (passthrough) sent its own
-
-    def url(self, path: str) -> str:
-        if self.beta_query and path.startswith("/v1/messages"):
-            return f"{self.base}{path}?beta=true"
-        return self.base + path
-
-    def request_headers(self, client: ClientRequest | None = None) -> list[tuple[str, str]]:
-        """Auth, preset and configured headers; in passthrough the client's anthropic-version and
-        anthropic-beta too, betas merged without duplicates (O2A-M03, A2O-M05)."""
-        merged: dict[str, tuple[str, str]] = {}
-        betas: list[str] = []
-        for name, value in (*self.defaults, *self.auth, *self.headers):
-            if name.lower() == "anthropic-beta":
-                betas += [b.strip() for b in value.split(",") if b.strip()]
-            else:
-                merged[name.lower()] = (name, value)
-        if client is not None and self.protocol == "anthropic":
-            for key in FORWARDED_TO_ANTHROPIC:
-                sent = client.header(key)
-                if sent is None:
-                    continue
-                if key == b"anthropic-beta":
-                    betas = [b.strip() for b in sent.split(",") if b.strip()] + betas
-                elif key.decode() not in {n.lower() for n, _ in self.headers}:  # a preset or setting wins
-                    merged[key.decode()] = (key.decode(), sent)
-        if betas:
-            merged["anthropic-beta"] = ("anthropic-beta", ",".join(dict.fromkeys(betas)))
-        return list(merged.values())
-
-
-def build_upstreams(config: Config) -> dict[str, Upstream]:
-    upstreams: dict[str, Upstream] = {}
-    extra = tuple(config.upstream_headers)
-    if config.openai_enabled:
-        auth = (("authorization", f"Bearer {config.openai_key}"),) if config.openai_key else ()
-        upstreams["openai"] = Upstream(
-            protocol="openai",
-            base=config.openai_base,
-            dialect=openai_chat,
-            profile=guess_profile(config.openai_base, config.upstream_profile),
-            auth=auth,
-            headers=extra,
-        )
-    if config.anthropic_enabled:
-        auth = (("x-api-key", config.anthropic_key),) if config.anthropic_key else ()
-        preset = CLIENT_PROFILES[config.client_profile]
-        if config.client_profile in SESSION_ID_PROFILES:
-            preset = (*preset, ("x-claude-code-session-id", str(uuid.uuid4())))
-        # Without an identity to present, the preset is only a default: a passthrough client's own
-        # anthropic-version reaches the upstream (Claude Code's gateway contract).
-        identity = config.client_profile != "none"
-        upstreams["anthropic"] = Upstream(
-            protocol="anthropic",
-            base=config.anthropic_base,
-            dialect=anthropic_messages,
-            profile=guess_profile(config.anthropic_base, "generic"),
-            auth=auth,
-            headers=(*preset, *extra) if identity else extra,
-            defaults=() if identity else preset,
-            beta_query=config.client_profile in BETA_QUERY_PROFILES,
-        )
-    return upstreams
 
 
 def _client_shape(req: ClientRequest) -> Any:
@@ -315,10 +232,7 @@ class App:
         return orjson.dumps({"name": "rawproxy", "version": __version__, "config": self.config.summary()})
 
     def _upstream_for(self, model: str) -> Upstream:
-        """Both configured: claude* models to the Anthropic upstream, others to the OpenAI one."""
-        if len(self.upstreams) == 1:
-            return next(iter(self.upstreams.values()))
-        return self.upstreams["anthropic" if model.lower().startswith("claude") else "openai"]
+        return upstream_for(model, self.upstreams)
 
     # ------------------------------------------------------------------- completions: both paths
 
@@ -510,7 +424,7 @@ class App:
         changed it), and the answer is relayed as the upstream sent it."""
         path = anthropic_messages.UPSTREAM_PATH if up.protocol == "anthropic" else openai_chat.UPSTREAM_PATH
         ctx = ir.Context(client_model=model, upstream_model=target)
-        headers = up.request_headers(req)
+        headers = up.request_headers(req.header)
         async with upstream.open_stream(
             self.client,
             "POST",
@@ -549,7 +463,7 @@ class App:
                 self.client,
                 "POST",
                 up.url("/v1/messages/count_tokens"),
-                headers=up.request_headers(req),
+                headers=up.request_headers(req.header),
                 body=orjson.dumps(data),
             )
             record.status = status
