@@ -423,12 +423,13 @@ class App:
         """Same protocol on both sides: the body goes up as sent (its model rewritten only when the map
         changed it), and the answer is relayed as the upstream sent it."""
         path = anthropic_messages.UPSTREAM_PATH if up.protocol == "anthropic" else openai_chat.UPSTREAM_PATH
+        url = _with_query(up.url(path), req.query)
         ctx = ir.Context(client_model=model, upstream_model=target)
-        headers = up.request_headers(req.header)
+        headers = up.request_headers(req.headers)
         async with upstream.open_stream(
             self.client,
             "POST",
-            up.url(path),
+            url,
             headers=headers,
             body=body,
             accept="text/event-stream" if stream else "application/json",
@@ -463,7 +464,7 @@ class App:
                 self.client,
                 "POST",
                 up.url("/v1/messages/count_tokens"),
-                headers=up.request_headers(req.header),
+                headers=up.request_headers(req.headers),
                 body=orjson.dumps(data),
             )
             record.status = status
@@ -543,6 +544,15 @@ class App:
             }
         record.status = 200
         await sink.respond(200, JSON_HEADERS, orjson.dumps(data))
+
+
+def _with_query(url: str, query: str) -> str:
+    """The client's query string on a passthrough (Claude Code's ``?beta=true``), without repeats."""
+    if not query:
+        return url
+    base, _, own = url.partition("?")
+    params = list(dict.fromkeys([p for p in own.split("&") if p] + [p for p in query.split("&") if p]))
+    return f"{base}?{'&'.join(params)}"
 
 
 def _response_as_stream(client: Dialect, response: ir.Response, ctx: ir.Context) -> bytes:

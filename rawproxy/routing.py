@@ -17,7 +17,7 @@ where it is, its dialect and quirks, and the headers every call to it carries.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from .config import Config
 
 __all__ = ["ModelRoutes", "Upstream", "build_upstreams", "parse_model_map", "resolve_model", "upstream_for"]
-
-# Client headers an Anthropic upstream is given in passthrough (Claude Code's gateway contract).
-FORWARDED_TO_ANTHROPIC = (b"anthropic-version", b"anthropic-beta")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,9 +87,11 @@ class Upstream:
             return f"{self.base}{path}?beta=true"
         return self.base + path
 
-    def request_headers(self, client: Callable[[bytes], str | None] | None = None) -> list[tuple[str, str]]:
-        """Auth, preset and configured headers; in passthrough the client's anthropic-version and
-        anthropic-beta too, betas merged without duplicates (O2A-M03, A2O-M05)."""
+    def request_headers(self, client: Sequence[tuple[bytes, bytes]] = ()) -> list[tuple[str, str]]:
+        """Auth, preset and configured headers; in passthrough (``client`` = the client's header lines)
+        the client's anthropic-version and anthropic-beta too. Every anthropic-beta line, from the
+        preset, a setting or the client, is one list (RFC 9110 5.3), merged without duplicates
+        (O2A-M03, A2O-M05); of repeated anthropic-version lines only the first counts."""
         merged: dict[str, tuple[str, str]] = {}
         betas: list[str] = []
         for name, value in (*self.defaults, *self.auth, *self.headers):
@@ -100,15 +99,17 @@ class Upstream:
                 betas += [b.strip() for b in value.split(",") if b.strip()]
             else:
                 merged[name.lower()] = (name, value)
-        if client is not None and self.protocol == "anthropic":
-            for key in FORWARDED_TO_ANTHROPIC:
-                sent = client(key)
-                if sent is None:
-                    continue
+        if self.protocol == "anthropic":
+            client_betas: list[str] = []
+            version: str | None = None
+            for key, raw in client:
                 if key == b"anthropic-beta":
-                    betas = [b.strip() for b in sent.split(",") if b.strip()] + betas
-                elif key.decode() not in {n.lower() for n, _ in self.headers}:  # a preset or setting wins
-                    merged[key.decode()] = (key.decode(), sent)
+                    client_betas += [b.strip() for b in raw.decode("latin-1").split(",") if b.strip()]
+                elif key == b"anthropic-version" and version is None:
+                    version = raw.decode("latin-1")
+            betas = client_betas + betas
+            if version is not None and "anthropic-version" not in {n.lower() for n, _ in self.headers}:
+                merged["anthropic-version"] = ("anthropic-version", version)  # a preset or setting wins
         if betas:
             merged["anthropic-beta"] = ("anthropic-beta", ",".join(dict.fromkeys(betas)))
         return list(merged.values())

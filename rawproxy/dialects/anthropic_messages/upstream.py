@@ -242,6 +242,7 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
         blocks = [d for d in map(_upstream_block, message.content) if d is not None]
         turns.append({"role": message.role, "content": blocks})
     messages = _merge_roles(_repair_tool_turns(_merge_roles(turns)))
+    _strip_prefill(messages)
     max_tokens = req.max_tokens or ctx.max_output_tokens or 4096
     if ctx.max_output_tokens is not None:
         max_tokens = min(max_tokens, ctx.max_output_tokens)
@@ -263,14 +264,18 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
         ]
         choice = ir.ToolChoice(type="none")
     thinking = req.thinking
-    if thinking is not None and thinking.enabled:
-        if thinking.type == "adaptive":
-            body["thinking"] = {"type": "adaptive"}
+    if thinking is not None and thinking.enabled and thinking.type != "adaptive":
+        fitted = _thinking_budget(thinking.budget_tokens, max_tokens, ctx.max_output_tokens)
+        if fitted is None:
+            log.warning("max_tokens %d leaves no room for a thinking budget; thinking is off", max_tokens)
+            thinking = None
         else:
-            budget = max(thinking.budget_tokens or THINKING_MIN_BUDGET, THINKING_MIN_BUDGET)
-            if max_tokens <= budget:  # O2A-R19: max_tokens must exceed the budget
-                max_tokens = body["max_tokens"] = budget + THINKING_MIN_BUDGET
+            budget, max_tokens = fitted
+            body["max_tokens"] = max_tokens
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    elif thinking is not None and thinking.enabled:
+        body["thinking"] = {"type": "adaptive"}
+    if thinking is not None and thinking.enabled:
         if choice is not None and choice.type in ("any", "tool"):
             choice = ir.ToolChoice(type="auto", disable_parallel=choice.disable_parallel)  # O2A-R20
     else:
@@ -294,6 +299,33 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
     if ctx.auto_cache:
         _add_cache_breakpoints(body)
     return UPSTREAM_PATH, orjson.dumps(body)
+
+
+def _thinking_budget(asked: int | None, max_tokens: int, cap: int | None) -> tuple[int, int] | None:
+    """(budget, max_tokens) with max_tokens above the budget (O2A-R19), never past the output cap;
+    None when even the minimum budget does not fit under the cap."""
+    budget = max(asked or THINKING_MIN_BUDGET, THINKING_MIN_BUDGET)
+    if max_tokens > budget:
+        return budget, max_tokens
+    if cap is None:
+        return budget, budget + THINKING_MIN_BUDGET
+    if cap <= THINKING_MIN_BUDGET:
+        return None
+    return min(budget, cap - 1), cap
+
+
+def _strip_prefill(messages: list[dict[str, Any]]) -> None:
+    """A final assistant turn is a prefill (O2A-R05), and Anthropic rejects one that ends in white space
+    ("final assistant content cannot end with trailing whitespace")."""
+    if not messages or messages[-1]["role"] != "assistant":
+        return
+    content = messages[-1]["content"]
+    if content and content[-1].get("type") == "text":
+        text = content[-1]["text"].rstrip()
+        if text:
+            content[-1] = {**content[-1], "text": text}
+        else:
+            del content[-1]
 
 
 def tool_name_map(req: ir.Request) -> dict[str, str]:

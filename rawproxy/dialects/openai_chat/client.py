@@ -12,6 +12,8 @@ chunk, or after an ``{"error": ...}`` chunk when the upstream failed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import os
 import re
@@ -94,7 +96,16 @@ def _file_block(part: dict[str, Any], where: str) -> ir.DocumentBlock:
         )
     name = file.get("filename")
     title = name.rsplit(".", 1)[0] if isinstance(name, str) and name else None
-    return ir.DocumentBlock(media_type=match.group(1), data=match.group(2), title=title)
+    media_type = match.group(1).lower()
+    if media_type == "application/pdf":
+        return ir.DocumentBlock(media_type=media_type, data=match.group(2), title=title)
+    if media_type.startswith("text/"):  # Anthropic takes plain text documents as text, not base64
+        try:
+            text = base64.b64decode(match.group(2), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise ClientError(f"{where}.file: file_data is not base64-encoded UTF-8 text") from None
+        return ir.DocumentBlock(media_type="text/plain", text=text, title=title)
+    raise ClientError(f"{where}.file: {media_type} files are not supported (PDF or text only)")
 
 
 def _parse_parts(content: Any, where: str) -> list[ir.Block]:
@@ -389,6 +400,7 @@ def build_response(resp: ir.Response, ctx: ir.Context) -> bytes:
     thoughts: list[str] = []
     calls: list[dict[str, Any]] = []
     finish = FINISH_REASONS.get(resp.stop_reason, "stop")
+    json_answer = False
     for block in resp.content:
         if isinstance(block, ir.TextBlock):
             texts.append(block.text)
@@ -398,7 +410,7 @@ def build_response(resp: ir.Response, ctx: ir.Context) -> bytes:
             arguments = orjson.dumps(block.input).decode()
             if ctx.json_tool is not None and block.name == ctx.json_tool:
                 texts.append(arguments)  # response_format json_schema: the answer is the tool input
-                finish = "stop"
+                json_answer = True
             else:
                 calls.append(
                     {
@@ -407,6 +419,8 @@ def build_response(resp: ir.Response, ctx: ir.Context) -> bytes:
                         "function": {"name": block.name, "arguments": arguments},
                     }
                 )
+    if json_answer and not calls:
+        finish = "stop"  # the forced answer tool is the answer, not a call to make
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         message["tool_calls"] = calls
@@ -439,7 +453,7 @@ class StreamEncoder:
         self._started = False
         self._stopped = False
         self._tools: dict[int, list[Any]] = {}  # block index -> [tool call index, arguments sent?]
-        self._json_blocks: set[int] = set()
+        self._json_blocks: dict[int, bool] = {}  # answer-tool block index -> content sent?
         self._usage = ir.Usage()
         self._finish: str | None = None
 
@@ -469,12 +483,15 @@ class StreamEncoder:
         t = type(ev)
         if t is ir.TextDelta:
             assert isinstance(ev, ir.TextDelta)
+            if not ev.text:
+                return self.start()  # an empty delta says nothing
             return self.start() + self._chunk(b'{"content":%b}' % orjson.dumps(ev.text))
         if t is ir.InputJsonDelta:
             assert isinstance(ev, ir.InputJsonDelta)
             if not ev.partial_json:
                 return b""  # O2A-S03: an empty fragment says nothing
             if ev.index in self._json_blocks:
+                self._json_blocks[ev.index] = True
                 return self._chunk(b'{"content":%b}' % orjson.dumps(ev.partial_json))
             tool = self._tools.get(ev.index)
             if tool is None:
@@ -498,10 +515,12 @@ class StreamEncoder:
             return b"data: %b\n\ndata: [DONE]\n\n" % body
         out = self.start()
         if isinstance(ev, ir.ThinkingDelta):
+            if not ev.thinking:  # Anthropic sends empty thinking deltas; they say nothing
+                return out
             return out + self._chunk(b'{"reasoning_content":%b}' % orjson.dumps(ev.thinking))
         if isinstance(ev, ir.BlockStart) and isinstance(ev.block, ir.ToolUseBlock):
             if self._ctx.json_tool is not None and ev.block.name == self._ctx.json_tool:
-                self._json_blocks.add(ev.index)
+                self._json_blocks[ev.index] = False
                 return out
             self._tools[ev.index] = [len(self._tools), False]
             call = {
@@ -512,6 +531,9 @@ class StreamEncoder:
             }
             return out + self._chunk(b'{"tool_calls":[%b]}' % orjson.dumps(call))
         if isinstance(ev, ir.BlockStop):
+            if self._json_blocks.get(ev.index) is False:  # an empty answer object (as the whole response)
+                self._json_blocks[ev.index] = True
+                return out + self._chunk(b'{"content":"{}"}')
             tool = self._tools.get(ev.index)
             if tool is not None and not tool[1]:
                 tool[1] = True
