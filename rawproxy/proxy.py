@@ -20,7 +20,6 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs
@@ -57,10 +56,47 @@ class ResponseSink(Protocol):
 
     @property
     def started(self) -> bool: ...
+    @property
+    def last_write(self) -> float: ...  # time.monotonic() of the last bytes written
     async def start(self, status: int, headers: Headers) -> None: ...
     async def send(self, data: bytes) -> None: ...
-    async def end(self) -> None: ...
+    def send_nowait(self, data: bytes) -> None: ...
+    async def end(self, tail: bytes = b"") -> None: ...
     async def respond(self, status: int, headers: Headers, body: bytes) -> None: ...
+
+
+class Keepalive:
+    """One ticker for every stream in flight: an ``event: ping`` (or the client dialect's equivalent)
+    when a stream has written nothing for ``interval`` seconds (A2O-S16). One task for the process,
+    rather than a timer per stream touched on every chunk."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._streams: dict[int, tuple[ResponseSink, StreamTranslator | Passthrough]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, sink: ResponseSink, translator: StreamTranslator | Passthrough) -> int:
+        key = id(sink)
+        self._streams[key] = (sink, translator)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._tick())
+        return key
+
+    def remove(self, key: int) -> None:
+        self._streams.pop(key, None)
+
+    async def _tick(self) -> None:
+        step = self.interval / 4
+        while self._streams:
+            await asyncio.sleep(step)
+            now = time.monotonic()
+            for sink, translator in list(self._streams.values()):
+                if now - sink.last_write >= self.interval:
+                    sink.send_nowait(translator.ping())
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 @dataclass(slots=True, kw_only=True)
@@ -121,6 +157,7 @@ class App:
         self._keys = [k.encode() for k in config.api_keys]
         self._models_cache: tuple[float, list[str]] | None = None
         self._counter = 0
+        self.keepalive = Keepalive(config.ping_interval)
 
     # ------------------------------------------------------------------------------ entry point
 
@@ -352,8 +389,7 @@ class App:
                 record.usage = response.usage
                 record.status = 200
                 await sink.start(200, SSE_HEADERS)
-                await sink.send(translator.start() + _response_as_stream(client, response, prepared.ctx))
-                await sink.end()
+                await sink.end(translator.start() + _response_as_stream(client, response, prepared.ctx))
                 return
             record.status = 200
             await sink.start(200, SSE_HEADERS)
@@ -370,11 +406,8 @@ class App:
         *,
         keepalive: bool,
     ) -> None:
-        last_send = time.monotonic()
         observe = translator.observe if isinstance(translator, Passthrough) else None
-        ping_task = (
-            asyncio.create_task(self._keepalive(translator, sink, lambda: last_send)) if keepalive else None
-        )
+        key = self.keepalive.add(sink, translator) if keepalive else None
         try:
             try:
                 async for chunk in resp.chunks():
@@ -383,7 +416,6 @@ class App:
                         if record.ttft_ms is None:
                             record.ttft_ms = (time.perf_counter() - record.received) * 1000
                         await sink.send(out)
-                        last_send = time.monotonic()
                     if observe is not None:
                         observe(chunk)
                 tail = translator.close()
@@ -391,20 +423,9 @@ class App:
                 log.warning("upstream failed mid-stream: %s", exc.info.message)
                 tail = translator.fail(exc.info)
         finally:
-            if ping_task is not None:
-                ping_task.cancel()
-        await sink.send(tail)
-        await sink.end()
-
-    async def _keepalive(
-        self, translator: StreamTranslator | Passthrough, sink: ResponseSink, last_send: Callable[[], float]
-    ) -> None:
-        """``event: ping`` while the upstream is silent (reasoning models): A2O-S16."""
-        interval = self.config.ping_interval
-        while True:
-            await asyncio.sleep(max(interval - (time.monotonic() - last_send()), 0.01))
-            if time.monotonic() - last_send() >= interval:
-                await sink.send(translator.ping())
+            if key is not None:
+                self.keepalive.remove(key)
+        await sink.end(tail)
 
     # ----------------------------------------------------------------------------- passthrough
 
@@ -478,9 +499,7 @@ class App:
         await sink.respond(200, JSON_HEADERS, orjson.dumps({"input_tokens": count}))
 
     async def _openai_models(self, up: Upstream) -> list[str]:
-        status, _, body = await upstream.request(
-            self.client, "GET", up.url("/models"), headers=up.request_headers()
-        )
+        status, body = await upstream.fetch(self.client, up.url("/models"), headers=up.request_headers())
         data = orjson.loads(body) if status == 200 else {}
         return [m["id"] for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
@@ -490,7 +509,7 @@ class App:
         after = ""
         for _ in range(10):
             url = up.base + "/v1/models?limit=1000" + (f"&after_id={after}" if after else "")
-            status, _, body = await upstream.request(self.client, "GET", url, headers=up.request_headers())
+            status, body = await upstream.fetch(self.client, url, headers=up.request_headers())
             data = orjson.loads(body) if status == 200 else {}
             names += [
                 m["id"] for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)

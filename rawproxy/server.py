@@ -19,6 +19,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 import h11
@@ -37,35 +38,60 @@ SERVER_HEADER = (b"server", f"rawproxy/{__version__}".encode())
 
 
 class H11Sink:
-    """``ResponseSink`` over one h11 connection."""
+    """``ResponseSink`` over one h11 connection.
 
-    __slots__ = ("_conn", "_head_only", "_writer", "started")
+    Two measured savings on the stream path, neither changing a byte on the wire: the response head is
+    written together with the first body bytes, and the end together with the last ones (one write, one
+    syscall, each); and the chunked framing of streamed body data is written here rather than through
+    h11's per-event machinery. h11 still writes the head and the terminating chunk, and its state stays
+    exact: in chunked framing a ``Data`` event changes no state.
+    """
+
+    __slots__ = ("_chunked", "_conn", "_head_only", "_pending", "_writer", "last_write", "started")
 
     def __init__(self, conn: h11.Connection, writer: asyncio.StreamWriter, head_only: bool) -> None:
         self._conn = conn
         self._writer = writer
         self._head_only = head_only
+        self._pending = b""  # the response head, until the first body bytes go with it
+        self._chunked = False
         self.started = False
+        self.last_write = time.monotonic()
 
     async def start(self, status: int, headers: Headers) -> None:
         self.started = True
-        self._writer.write(
-            self._conn.send(h11.Response(status_code=status, headers=[SERVER_HEADER, *headers]))
-        )
+        head = self._conn.send(h11.Response(status_code=status, headers=[SERVER_HEADER, *headers])) or b""
+        self._chunked = b"transfer-encoding: chunked" in head.lower()
+        self._pending = head
+
+    def _frame(self, data: bytes) -> bytes:
+        if self._head_only or not data:
+            return b""
+        if self._chunked:
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        return self._conn.send(h11.Data(data=data)) or b""  # content-length or HTTP/1.0 framing: h11 counts
+
+    def send_nowait(self, data: bytes) -> None:
+        """Write without waiting for the client (a keep-alive frame: tiny, and never queued twice)."""
+        out = self._pending + self._frame(data)
+        if out:
+            self._pending = b""
+            self._writer.write(out)
+            self.last_write = time.monotonic()
 
     async def send(self, data: bytes) -> None:
-        if data and not self._head_only:
-            self._writer.write(self._conn.send(h11.Data(data=data)) or b"")
-            await self._writer.drain()
+        self.send_nowait(data)
+        await self._writer.drain()
 
-    async def end(self) -> None:
-        self._writer.write(self._conn.send(h11.EndOfMessage()) or b"")
+    async def end(self, tail: bytes = b"") -> None:
+        out = self._pending + self._frame(tail) + (self._conn.send(h11.EndOfMessage()) or b"")
+        self._pending = b""
+        self._writer.write(out)
         await self._writer.drain()
 
     async def respond(self, status: int, headers: Headers, body: bytes) -> None:
         await self.start(status, [*headers, (b"content-length", str(len(body)).encode())])
-        await self.send(body)
-        await self.end()
+        await self.end(body)
 
 
 class Server:
@@ -269,7 +295,8 @@ async def serve(
 ) -> None:
     """Serve until ``stop`` is set (or the task is cancelled); SIGINT/SIGTERM set it when run as main."""
     client = upstream.make_client(connect_timeout=config.connect_timeout, read_timeout=config.timeout)
-    server = Server(config, App(config, client))
+    app = App(config, client)
+    server = Server(config, app)
     host, port = await server.start()
     if ready is not None:
         ready(host, port)
@@ -278,6 +305,7 @@ async def serve(
         await stop.wait()
     finally:
         await server.close(config.grace_seconds)
+        app.keepalive.close()
         await client.aclose()
 
 

@@ -1,18 +1,22 @@
-"""The upstream HTTP client: the only module that imports httpx.
+"""The upstream HTTP client: the only module that imports httpx, and the only user of transport.py.
 
 Rules:
-- One pooled ``httpx.AsyncClient`` for the process: connection setup is the largest avoidable cost on
-  the path to the first token.
-- ``Accept-Encoding: identity`` and ``aiter_raw()``: no decompression and no re-chunking between the
-  upstream's socket and the translator (X-02). The client's own ``accept-encoding`` is never forwarded.
-- Every httpx exception becomes a ``ProxyError`` here, with the status of decision 6: connect failures
-  are 502 ``api_error``, read timeouts 504 ``timeout_error``, resets and protocol breaks 502.
+- The hot path (completions, count_tokens) goes through ``transport.ConnectionPool``, a lean keep-alive
+  HTTP/1.1 client of our own: a stock ``httpx.AsyncClient`` costs more CPU per request than the proxy's
+  whole budget (see transport.py). httpx keeps the calls that are not on the hot path (model lists).
+- ``Accept-Encoding: identity``: no decompression and no re-chunking between the upstream's socket and
+  the translator (X-02). The client's own ``accept-encoding`` is never forwarded.
+- Every failure becomes a ``ProxyError`` here, with the status of decision 6: connect failures are 502
+  ``api_error``, read timeouts 504 ``timeout_error``, resets and protocol breaks 502.
 - The read timeout is the longest *silence* between two chunks, not a total: a long stream may
   legitimately run for many minutes (X-06).
+- Upstream proxies from the environment and HTTP/2 are not used: configuration, not the environment,
+  says where the upstream is (config.py is the only reader of the environment).
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,12 +25,12 @@ import httpx
 from . import __version__
 from .errors import ProxyError, UpstreamProtocolError
 from .ir import ErrorInfo, ErrorType
+from .transport import ConnectionPool, LeanResponse
 
-__all__ = ["Client", "UpstreamResponse", "make_client", "map_exception", "open_stream", "request"]
+__all__ = ["Client", "UpstreamResponse", "fetch", "make_client", "map_exception", "open_stream", "request"]
 
 USER_AGENT = f"rawproxy/{__version__}"
 
-Client = httpx.AsyncClient
 
 _NOT_RELAYED = frozenset(
     {
@@ -49,15 +53,38 @@ _NOT_RELAYED = frozenset(
 )
 
 
-def make_client(*, connect_timeout: float, read_timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(
-            connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
-        ),
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60),
-        trust_env=False,
-        follow_redirects=False,
-    )
+class Client:
+    """The process's upstream client: the lean pool for the hot path, httpx for the rest."""
+
+    def __init__(self, *, connect_timeout: float, read_timeout: float) -> None:
+        self.pool = ConnectionPool(
+            connect_timeout=connect_timeout, read_timeout=read_timeout, ssl_context=_ssl_context()
+        )
+        self.httpx = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
+            ),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=60),
+            trust_env=False,
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+        await self.httpx.aclose()
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """The same certificate authorities httpx uses (certifi's bundle, an httpx dependency)."""
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - certifi comes with httpx
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def make_client(*, connect_timeout: float, read_timeout: float) -> Client:
+    return Client(connect_timeout=connect_timeout, read_timeout=read_timeout)
 
 
 def map_exception(exc: httpx.HTTPError) -> ProxyError:
@@ -79,47 +106,35 @@ def map_exception(exc: httpx.HTTPError) -> ProxyError:
 
 
 class UpstreamResponse:
-    """A streamed upstream response: status, headers, and raw body chunks with mapped errors."""
+    """A streamed upstream response: status, headers, and raw body chunks."""
 
     __slots__ = ("_response",)
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: LeanResponse) -> None:
         self._response = response
 
     @property
     def status(self) -> int:
-        return self._response.status_code
+        return self._response.status
 
     def header(self, name: str) -> str | None:
-        value: str | None = self._response.headers.get(name)
-        return value
+        return self._response.header(name)
 
     @property
     def headers(self) -> dict[str, str]:
-        return dict(self._response.headers)
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self._response.headers}
 
     def relayable_headers(self) -> list[tuple[bytes, bytes]]:
         """The upstream's response headers a client may see in passthrough: none that describe the
         upstream connection or body encoding (we re-frame the body), and no cookies."""
-        return [(k, v) for k, v in self._response.headers.raw if k.lower() not in _NOT_RELAYED]
+        return [(k, v) for k, v in self._response.headers if k.lower() not in _NOT_RELAYED]
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.aiter_raw():
-                yield chunk
-        except httpx.HTTPError as exc:
-            raise map_exception(exc) from None
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._response.chunks()
 
     async def read(self, limit: int = 4 * 1024 * 1024) -> bytes:
         """The whole body (an error body or a non-streamed answer), at most ``limit`` bytes."""
-        parts = []
-        size = 0
-        async for chunk in self.chunks():
-            parts.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                break
-        return b"".join(parts)
+        return await self._response.read(limit)
 
 
 def _with_defaults(headers: list[tuple[str, str]], accept: str) -> list[tuple[str, str]]:
@@ -137,7 +152,7 @@ def _with_defaults(headers: list[tuple[str, str]], accept: str) -> list[tuple[st
 
 @asynccontextmanager
 async def open_stream(
-    client: httpx.AsyncClient,
+    client: Client,
     method: str,
     url: str,
     *,
@@ -145,16 +160,14 @@ async def open_stream(
     body: bytes | None = None,
     accept: str = "text/event-stream",
 ) -> AsyncIterator[UpstreamResponse]:
-    """Send a request and yield the response before its body is read.
+    """Send a request on the hot path and yield the response before its body is read.
 
     Leaving the context (normally, by an exception, or by cancellation when the client went away)
-    closes the response; a half-read response closes its connection, so the upstream stops generating.
+    returns the connection when the answer was read to its end and closes it otherwise, so that an
+    abandoned upstream stops generating.
     """
-    request = client.build_request(method, url, content=body, headers=_with_defaults(headers, accept))
-    try:
-        response = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        raise map_exception(exc) from None
+    raw = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in _with_defaults(headers, accept)]
+    response = await client.pool.request(method.encode(), url, raw, body)
     try:
         yield UpstreamResponse(response)
     finally:
@@ -162,16 +175,20 @@ async def open_stream(
 
 
 async def request(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str,
-    *,
-    headers: list[tuple[str, str]],
-    body: bytes | None = None,
+    client: Client, method: str, url: str, *, headers: list[tuple[str, str]], body: bytes | None = None
 ) -> tuple[int, dict[str, str], bytes]:
-    """A whole non-streamed exchange: (status, headers, body)."""
+    """A whole exchange on the hot path: (status, headers, body)."""
     async with open_stream(
         client, method, url, headers=headers, body=body, accept="application/json"
     ) as resp:
         data = await resp.read()
         return resp.status, resp.headers, data
+
+
+async def fetch(client: Client, url: str, *, headers: list[tuple[str, str]]) -> tuple[int, bytes]:
+    """A GET off the hot path (model lists), through httpx."""
+    try:
+        response = await client.httpx.get(url, headers=_with_defaults(headers, "application/json"))
+    except httpx.HTTPError as exc:
+        raise map_exception(exc) from None
+    return response.status_code, response.content
