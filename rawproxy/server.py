@@ -230,28 +230,37 @@ class Server:
     async def _exchange(
         self, conn: h11.Connection, reader: asyncio.StreamReader, request: ClientRequest, sink: H11Sink
     ) -> bool:
-        """Run one exchange with a disconnect watcher. False when the connection must not be reused."""
-        exchange = asyncio.ensure_future(self.app.handle(request, sink))
-        watcher = asyncio.ensure_future(self._watch(conn, reader, exchange))
+        """Run one exchange in this connection's task, with a disconnect watcher beside it. The watcher
+        cancels this task when the client leaves (A2O-S17); that cancellation ends here, while any
+        other (shutdown) goes on. False when the connection must not be reused."""
+        task = asyncio.current_task()
+        assert task is not None
+        left: list[bool] = []
+        watcher = asyncio.ensure_future(self._watch(conn, reader, task, left))
         try:
-            await exchange
+            await self.app.handle(request, sink)
         except asyncio.CancelledError:
-            if not watcher.done() or not exchange.cancelled():
-                exchange.cancel()
-                raise  # we are being shut down, not disconnected
-            return False  # the watcher saw the client leave
+            if left and task.uncancel() == 0:
+                return False  # the client left: only the watcher had cancelled us
+            raise  # we are being shut down
         finally:
             watcher.cancel()
-            await asyncio.wait({watcher})  # its read() must be over before the next one starts
-        return True
+            try:
+                await asyncio.wait({watcher})  # its read() must be over before the next one starts
+            except asyncio.CancelledError:
+                if not (left and task.uncancel() == 0):
+                    raise
+                return False  # the client left just as the answer was complete
+        return not left
 
     @staticmethod
     async def _watch(
-        conn: h11.Connection, reader: asyncio.StreamReader, exchange: asyncio.Future[None]
+        conn: h11.Connection, reader: asyncio.StreamReader, task: asyncio.Task[None], left: list[bool]
     ) -> None:
         data = await reader.read(READ_SIZE)
         if not data:
-            exchange.cancel()
+            left.append(True)
+            task.cancel()
             return
         conn.receive_data(data)  # a pipelined request: h11 holds it until start_next_cycle()
 
