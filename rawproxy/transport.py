@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -100,14 +100,26 @@ class LeanResponse:
         return None
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives (chunked framing removed by h11), each read bounded by the timeout."""
+        """The body as it arrives (chunked framing removed by h11), each read bounded by the timeout.
+
+        Everything one socket read delivered comes out as one piece: an upstream that frames every SSE
+        event as its own HTTP chunk would otherwise cost a translation and a client write per event.
+        Nothing waits for more data to batch: what has arrived goes on at once.
+        """
         conn = self._conn
         timeout = self._pool.read_timeout
+        parts: list[bytes] = []
         while True:
             try:
                 event = conn.h11.next_event()
             except h11.RemoteProtocolError as exc:  # e.g. the body was cut short
                 raise UpstreamProtocolError(f"upstream broke HTTP/1.1: {exc}") from None
+            if isinstance(event, h11.Data):
+                parts.append(bytes(event.data))
+                continue
+            if parts:
+                yield parts[0] if len(parts) == 1 else b"".join(parts)
+                parts = []
             if event is h11.NEED_DATA:
                 try:
                     async with asyncio.timeout(timeout):
@@ -120,9 +132,6 @@ class LeanResponse:
                     conn.h11.receive_data(data)
                 except h11.RemoteProtocolError as exc:
                     raise UpstreamProtocolError(f"upstream broke HTTP/1.1: {exc}") from None
-                continue
-            if isinstance(event, h11.Data):
-                yield bytes(event.data)
             elif isinstance(event, h11.EndOfMessage):
                 self._done = True
                 return
@@ -155,7 +164,7 @@ class ConnectionPool:
         *,
         connect_timeout: float,
         read_timeout: float,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: Callable[[], ssl.SSLContext] | None = None,
         max_idle_per_origin: int = 100,
         idle_expiry: float = 60.0,
     ) -> None:
@@ -169,7 +178,7 @@ class ConnectionPool:
     async def _connect(self, origin: Origin) -> _Connection:
         tls: ssl.SSLContext | None = None
         if origin.scheme == "https":
-            tls = self._ssl or ssl.create_default_context()
+            tls = self._ssl() if self._ssl is not None else ssl.create_default_context()
         try:
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_connection(

@@ -16,16 +16,19 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-
-import httpx
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ProxyError, UpstreamProtocolError
 from .ir import ErrorInfo, ErrorType
 from .transport import ConnectionPool, LeanResponse
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Client", "UpstreamResponse", "fetch", "make_client", "map_exception", "open_stream", "request"]
 
@@ -54,28 +57,46 @@ _NOT_RELAYED = frozenset(
 
 
 class Client:
-    """The process's upstream client: the lean pool for the hot path, httpx for the rest."""
+    """The process's upstream client: the lean pool for the hot path, httpx for the rest.
+
+    httpx and the certificate bundle are loaded on first use: neither is needed to start serving, and
+    importing httpx alone takes longer than the whole cold-start budget (bench: cold start).
+    """
 
     def __init__(self, *, connect_timeout: float, read_timeout: float) -> None:
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
         self.pool = ConnectionPool(
-            connect_timeout=connect_timeout, read_timeout=read_timeout, ssl_context=_ssl_context()
+            connect_timeout=connect_timeout, read_timeout=read_timeout, ssl_context=_ssl_context
         )
-        self.httpx = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout
-            ),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=60),
-            trust_env=False,
-            follow_redirects=False,
-        )
+        self._httpx: httpx.AsyncClient | None = None
+
+    @property
+    def httpx(self) -> httpx.AsyncClient:
+        if self._httpx is None:
+            import httpx
+
+            timeout = self._read_timeout
+            self._httpx = httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    connect=self._connect_timeout, read=timeout, write=timeout, pool=self._connect_timeout
+                ),
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=60),
+                trust_env=False,
+                follow_redirects=False,
+            )
+        return self._httpx
 
     async def aclose(self) -> None:
         await self.pool.aclose()
-        await self.httpx.aclose()
+        if self._httpx is not None:
+            await self._httpx.aclose()
 
 
+@functools.cache
 def _ssl_context() -> ssl.SSLContext:
-    """The same certificate authorities httpx uses (certifi's bundle, an httpx dependency)."""
+    """The same certificate authorities httpx uses (certifi's bundle, an httpx dependency); built once,
+    when the first HTTPS upstream connection needs it."""
     try:
         import certifi
     except ImportError:  # pragma: no cover - certifi comes with httpx
@@ -88,6 +109,8 @@ def make_client(*, connect_timeout: float, read_timeout: float) -> Client:
 
 
 def map_exception(exc: httpx.HTTPError) -> ProxyError:
+    import httpx
+
     if isinstance(exc, httpx.TimeoutException) and not isinstance(
         exc, httpx.ConnectTimeout | httpx.PoolTimeout
     ):
@@ -187,6 +210,8 @@ async def request(
 
 async def fetch(client: Client, url: str, *, headers: list[tuple[str, str]]) -> tuple[int, bytes]:
     """A GET off the hot path (model lists), through httpx."""
+    import httpx
+
     try:
         response = await client.httpx.get(url, headers=_with_defaults(headers, "application/json"))
     except httpx.HTTPError as exc:
