@@ -35,7 +35,14 @@ from .profiles import (
     output_cap,
 )
 from .routing import Upstream, build_upstreams, resolve_model, upstream_for
-from .translate import Passthrough, Prepared, StreamTranslator, fallback_profile, prepare_request
+from .translate import (
+    Passthrough,
+    Prepared,
+    StreamTranslator,
+    estimate_input_tokens,
+    fallback_profile,
+    prepare_request,
+)
 
 __all__ = ["App", "ClientRequest", "ResponseSink"]
 
@@ -370,7 +377,12 @@ class App:
     ) -> None:
         url = up.url(prepared.path)
         async with upstream.open_stream(
-            self.client, "POST", url, headers=up.request_headers(), body=prepared.body
+            self.client,
+            "POST",
+            url,
+            headers=up.request_headers(),
+            body=prepared.body,
+            meanwhile=lambda: estimate_input_tokens(prepared),
         ) as resp:
             if resp.status >= 400:  # before the first byte: the real status (A2O-S18, O2A-E02)
                 body = await resp.read()

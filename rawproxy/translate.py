@@ -22,7 +22,14 @@ from .errors import ProxyError
 from .profiles import Profile
 from .sse import SSEDecoder
 
-__all__ = ["Passthrough", "Prepared", "StreamTranslator", "fallback_profile", "prepare_request"]
+__all__ = [
+    "Passthrough",
+    "Prepared",
+    "StreamTranslator",
+    "estimate_input_tokens",
+    "fallback_profile",
+    "prepare_request",
+]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -52,7 +59,7 @@ def prepare_request(
         thinking=req.thinking_enabled,
         stop=req.stop,
         tool_names=upstream.tool_name_map(req),
-        input_tokens=tokens.estimate_request_tokens(req) if req.stream else 0,
+        input_tokens=0,  # estimated by estimate_input_tokens(), off the critical path
         max_output_tokens=max_output_tokens,
         profile=profile,
         include_usage=req.include_usage,
@@ -61,6 +68,13 @@ def prepare_request(
     )
     path, body = upstream.build_request(req, ctx)
     return Prepared(request=req, ctx=ctx, path=path, body=body)
+
+
+def estimate_input_tokens(prepared: Prepared) -> None:
+    """Fill in the input-token estimate a stream shows in message_start until the upstream reports the
+    real figure (A2O-S02). The proxy calls it while the upstream is working on the request."""
+    if prepared.request.stream:
+        prepared.ctx.input_tokens = tokens.estimate_request_tokens(prepared.request)
 
 
 def fallback_profile(prepared: Prepared, error_body: bytes) -> Profile | None:

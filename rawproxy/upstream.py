@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -182,15 +182,17 @@ async def open_stream(
     headers: list[tuple[str, str]],
     body: bytes | None = None,
     accept: str = "text/event-stream",
+    meanwhile: Callable[[], object] | None = None,
 ) -> AsyncIterator[UpstreamResponse]:
-    """Send a request on the hot path and yield the response before its body is read.
+    """Send a request on the hot path and yield the response before its body is read; ``meanwhile``
+    runs between sending and the answer (see ``ConnectionPool.request``).
 
     Leaving the context (normally, by an exception, or by cancellation when the client went away)
     returns the connection when the answer was read to its end and closes it otherwise, so that an
     abandoned upstream stops generating.
     """
     raw = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in _with_defaults(headers, accept)]
-    response = await client.pool.request(method.encode(), url, raw, body)
+    response = await client.pool.request(method.encode(), url, raw, body, meanwhile)
     try:
         yield UpstreamResponse(response)
     finally:

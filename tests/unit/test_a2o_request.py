@@ -24,6 +24,7 @@ from rawproxy.dialects import anthropic_messages, openai_chat
 from rawproxy.errors import ClientError
 from rawproxy.profiles import Profile
 from rawproxy.routing import ModelRoutes, resolve_model
+from rawproxy.translate import estimate_input_tokens
 from tests.openai_fields import OPENAI_REQUEST_FIELDS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "claude_code"
@@ -1110,7 +1111,10 @@ def test_a2o_r30_stream_adds_include_usage(name: str) -> None:
     out = orjson.loads(prepared.body)
     assert out["stream"] is True
     assert out["stream_options"] == {"include_usage": True}
-    assert prepared.ctx.input_tokens > 0  # estimate shown in message_start
+    # The estimate shown in message_start is filled in while the upstream works, not before sending.
+    assert prepared.ctx.input_tokens == 0
+    estimate_input_tokens(prepared)
+    assert prepared.ctx.input_tokens > 0
 
 
 def test_a2o_r30_stream_options_omitted_when_profile_says_so() -> None:
