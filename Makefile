@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SRC := rawproxy tests bench
 
-.PHONY: install check format test unit integration conformance e2e demo bench build clean
+.PHONY: install check format test unit integration conformance e2e demo bench bench-quick bench-deps build clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,16 @@ e2e:
 demo:  ## the fake upstream and the proxy, one streamed tool call, TTFT direct and proxied
 	$(PY) -m rawproxy demo
 
-bench:
-	$(PY) bench/ttft.py
+BENCH_DEPS = $(PY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['dependency-groups']['bench']))"
+
+bench-deps: $(PY)  ## matplotlib (the `bench` dependency group), installed into the venv if missing
+	@$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install --quiet $$($(BENCH_DEPS))
+
+bench: bench-deps  ## the full bench suite (a few minutes): table, JSON and chart in bench/results/
+	$(PY) bench/run.py
+
+bench-quick: bench-deps  ## the bench suite with reduced counts, under two minutes
+	$(PY) bench/run.py --quick
 
 build:
 	$(PY) -m pip wheel --no-deps -w dist .

@@ -1,0 +1,699 @@
+"""rawproxy's benchmark suite: what the proxy adds, measured against the direct upstream and a bare relay.
+
+Three processes are started on free ports of 127.0.0.1: the bench upstream (``upstream.py``, canned bytes
+for both dialects), the proxy (``python -m rawproxy``, log level warning, both upstreams pointing at the
+bench upstream) and the relay floor (``relay_floor.py``). This script is the client (``loadgen.py``).
+
+Paths: A2O (Anthropic client, OpenAI upstream), O2A (OpenAI client, Anthropic upstream), both
+passthroughs, and the relay floor. Each is compared with the direct arm of its upstream's dialect, the
+arms interleaved in rounds in a fresh random order so machine noise hits all of them alike. Overhead at a
+percentile is that percentile of the arm minus the same percentile of its direct arm.
+
+    python bench/run.py            # the full suite (a few minutes)
+    python bench/run.py --quick    # reduced counts, under two minutes
+
+Results: bench/results/bench-<time>.json and latest.json, latest.md (the table, also printed) and
+latest.png (the TTFT-overhead chart; needs matplotlib, skipped with a note without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import json
+import math
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import payloads
+from loadgen import FIRST_TOKEN, Arm, Request, RoundsResult, closed_loop, loop_factory, percentile, run_rounds
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+# path -> (client dialect, model the client asks for, direct arm it is compared with)
+PATHS: dict[str, tuple[str, str, str]] = {
+    "a2o": ("anthropic", "gpt-bench", "direct-openai"),
+    "o2a": ("openai", "claude-sonnet-4-6", "direct-anthropic"),
+    "pass-anthropic": ("anthropic", "claude-sonnet-4-6", "direct-anthropic"),
+    "pass-openai": ("openai", "gpt-bench", "direct-openai"),
+    "relay-openai": ("openai", "gpt-bench", "direct-openai"),
+    "relay-anthropic": ("anthropic", "claude-sonnet-4-6", "direct-anthropic"),
+}
+PROXY_PATHS = ("a2o", "o2a", "pass-anthropic", "pass-openai")
+STREAM_KINDS = ("stream200", "text100", "tool100")
+DIRECT = {"direct-openai": ("openai", "gpt-bench"), "direct-anthropic": ("anthropic", "claude-sonnet-4-6")}
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """How much of each measurement to take (rounds, seconds); every loop also has a time limit."""
+
+    ttft_rounds_1: int  # rounds at 1 stream, upstream first token at 0 ms
+    ttft_rounds_1_delay: int  # rounds at 1 stream, upstream first token at 50 ms
+    ttft_rounds_32: int
+    ttft_rounds_32_delay: int
+    stream_rounds: int  # 200-event stream and 100-fragment tool call
+    big_rounds: int
+    throughput_warmup: float
+    throughput_seconds: float
+    cold_starts: int
+    phase_limit: float  # seconds, per latency phase
+    total_limit: float  # seconds, the whole run
+
+
+FULL = Counts(2000, 300, 100, 40, 400, 600, 1.0, 5.0, 10, 150.0, 1200.0)
+QUICK = Counts(400, 30, 10, 6, 80, 150, 0.3, 1.2, 3, 14.0, 115.0)
+
+
+# ------------------------------------------------------------------------------------ processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the bench dies, however it dies (Linux only; no-op elsewhere)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def child_env() -> dict[str, str]:
+    """The environment without anything that would change the proxy's behaviour (keys, proxies, config)."""
+    drop = ("RAWPROXY_", "OPENAI_", "ANTHROPIC_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop) and "proxy" not in k.lower()}
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    return env
+
+
+class Children:
+    """The processes the bench started; all stopped on exit, error or Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=BENCH,  # no .env there
+            env=child_env(),
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def start(self, argv: Sequence[str], banner: str, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+        proc = self.spawn(argv)
+        assert proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = b""
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if banner.encode() in line or not line:
+                break
+        if banner.encode() not in line:
+            self.stop(proc)
+            raise SystemExit(f"bench: could not start {' '.join(argv)}: {line!r}")
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(3)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(self.procs):
+            with contextlib.suppress(Exception):
+                self.stop(proc)
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process in seconds, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak) in MB."""
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
+def proxy_argv(port: int, upstream_port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "rawproxy",
+        "--port",
+        str(port),
+        "--openai-upstream",
+        f"http://{HOST}:{upstream_port}/v1",
+        "--openai-key",
+        "bench",
+        "--anthropic-upstream",
+        f"http://{HOST}:{upstream_port}",
+        "--anthropic-key",
+        "bench",
+        "--log-level",
+        "warning",
+    ]
+
+
+def relay_argv(port: int, upstream_port: int, max_seconds: float) -> list[str]:
+    return [
+        sys.executable,
+        str(BENCH / "relay_floor.py"),
+        "--port",
+        str(port),
+        "--upstream-port",
+        str(upstream_port),
+        "--max-seconds",
+        str(max_seconds),
+    ]
+
+
+# ----------------------------------------------------------------------------------------- arms
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    upstream: int
+    proxy: int
+    relay: int
+
+
+def _target(name: str, ports: Ports) -> int:
+    if name.startswith("direct"):
+        return ports.upstream
+    if name.startswith("relay"):
+        return ports.relay
+    return ports.proxy
+
+
+def _spec(name: str) -> tuple[str, str]:
+    """(client dialect, model) of an arm."""
+    if name in DIRECT:
+        return DIRECT[name]
+    dialect, model, _ = PATHS[name]
+    return dialect, model
+
+
+def make_arm(
+    name: str, ports: Ports, *, kind: str = "short", delay_ms: int = 0, stream: bool = True, big: bool = False
+) -> Arm:
+    dialect, model = _spec(name)
+    marker = f"bench:{kind}:{delay_ms}"
+    port = _target(name, ports)
+    pattern = FIRST_TOKEN[dialect, "tool" if kind == "tool100" else "text"] if stream else None
+    if dialect == "anthropic":
+        body = payloads.anthropic_body(model, marker, stream=stream, big=big)
+        req = Request.post(HOST, port, "/v1/messages", body, payloads.ANTHROPIC_HEADERS, pattern)
+    else:
+        body = payloads.openai_body(model, marker, stream=stream, big=big)
+        req = Request.post(HOST, port, "/v1/chat/completions", body, (), pattern)
+    return Arm(name, HOST, port, req)
+
+
+def all_arms() -> list[str]:
+    return [*DIRECT, *PATHS]
+
+
+# ------------------------------------------------------------------------------------- summaries
+
+
+def ms(values: Sequence[float]) -> list[float]:
+    return [v * 1000 for v in values if not math.isnan(v)]
+
+
+def quantiles(values: Sequence[float]) -> dict[str, float]:
+    return {f"p{q}": round(percentile(values, q / 100), 4) for q in (50, 90, 99)}
+
+
+def overhead(arm: Sequence[float], direct: Sequence[float]) -> dict[str, float]:
+    """Percentile of the arm minus the same percentile of its direct arm (ms in, ms out)."""
+    return {f"p{q}": round(percentile(arm, q / 100) - percentile(direct, q / 100), 4) for q in (50, 90, 99)}
+
+
+def overhead_curve(arm: Sequence[float], direct: Sequence[float]) -> list[float]:
+    """The overhead at every percentile 1..99, for the chart."""
+    return [round(percentile(arm, q / 100) - percentile(direct, q / 100), 4) for q in range(1, 100)]
+
+
+def summarise_rounds(
+    res: RoundsResult, metric: Callable[[Any], float], suffix: str = ""
+) -> dict[str, dict[str, Any]]:
+    """Per path: n, the direct and proxied percentiles and the overhead, for one metric of the samples."""
+    values = {name: ms([metric(s) for s in samples]) for name, samples in res.samples.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for path, (_, _, direct) in PATHS.items():
+        arm, base = values.get(path + suffix), values.get(direct + suffix)
+        if arm is None or base is None:
+            continue
+        out[path] = {
+            "n": len(arm),
+            "errors": res.errors.get(path + suffix, 0),
+            "direct_ms": quantiles(base),
+            "arm_ms": quantiles(arm),
+            "overhead_ms": overhead(arm, base),
+            "curve_ms": overhead_curve(arm, base),
+        }
+    return out
+
+
+# -------------------------------------------------------------------------------------- phases
+
+
+async def smoke(ports: Ports) -> None:
+    """One request of each kind on every arm, checked, before anything is measured."""
+    problems = []
+    for name in all_arms():
+        for kind, stream in (("short", False), ("short", True), *((k, True) for k in STREAM_KINDS)):
+            arm = make_arm(name, ports, kind=kind, stream=stream)
+            try:
+                s = await asyncio.wait_for(arm.ensure_clients(1)[0].call(arm.request), 10)
+            except (OSError, TimeoutError) as exc:
+                problems.append(f"{name} {kind} stream={stream}: {exc!r}")
+                continue
+            finally:
+                arm.close()
+            if s.status != 200 or (stream and math.isnan(s.ttft)):
+                problems.append(f"{name} {kind} stream={stream}: status {s.status}, first token {s.ttft}")
+    if problems:
+        raise SystemExit("bench: the smoke test failed:\n  " + "\n  ".join(problems))
+
+
+async def ttft_phase(
+    ports: Ports, delay_ms: int, concurrency: int, rounds: int, limit: float
+) -> dict[str, Any]:
+    arms = [make_arm(n, ports, delay_ms=delay_ms) for n in all_arms()]
+    try:
+        res = await run_rounds(arms, concurrency=concurrency, rounds=rounds, time_limit=limit)
+    finally:
+        for a in arms:
+            a.close()
+    return {
+        "upstream_ttft_ms": delay_ms,
+        "concurrency": concurrency,
+        "rounds": res.rounds,
+        "seconds": round(res.seconds, 2),
+        "client_cpu_us_per_request": round(res.client_cpu_s / max(1, res.requests) * 1e6, 1),
+        "client_user_cpu_us_per_request": round(res.client_user_s / max(1, res.requests) * 1e6, 1),
+        "paths": summarise_rounds(res, lambda s: s.ttft),
+    }
+
+
+async def stream_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any]:
+    arms = []
+    for kind in STREAM_KINDS:
+        for n in all_arms():
+            arm = make_arm(n, ports, kind=kind)
+            arm.name = f"{n}/{kind}"
+            arms.append(arm)
+    try:
+        res = await run_rounds(arms, concurrency=1, rounds=rounds, time_limit=limit)
+    finally:
+        for a in arms:
+            a.close()
+    out: dict[str, Any] = {"rounds": res.rounds, "seconds": round(res.seconds, 2)}
+    for kind in STREAM_KINDS:
+        out[kind] = {
+            "total": summarise_rounds(res, lambda s: s.total, f"/{kind}"),
+            "first_token": summarise_rounds(res, lambda s: s.ttft, f"/{kind}"),
+        }
+    return out
+
+
+async def big_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any]:
+    arms = []
+    for size, big in (("small", False), ("big", True)):
+        for n in all_arms():
+            arm = make_arm(n, ports, big=big)
+            arm.name = f"{n}/{size}"
+            arms.append(arm)
+    sizes = {
+        "anthropic_big_bytes": len(payloads.anthropic_body("m", "bench:short:0", stream=True, big=True)),
+        "openai_big_bytes": len(payloads.openai_body("m", "bench:short:0", stream=True, big=True)),
+    }
+    try:
+        res = await run_rounds(arms, concurrency=1, rounds=rounds, time_limit=limit)
+    finally:
+        for a in arms:
+            a.close()
+    small = summarise_rounds(res, lambda s: s.ttft, "/small")
+    big = summarise_rounds(res, lambda s: s.ttft, "/big")
+    paths = {
+        p: {
+            "small_overhead_ms": small[p]["overhead_ms"],
+            "big_overhead_ms": big[p]["overhead_ms"],
+            "extra_p50_ms": round(big[p]["overhead_ms"]["p50"] - small[p]["overhead_ms"]["p50"], 4),
+            "errors": small[p]["errors"] + big[p]["errors"],
+        }
+        for p in small
+        if p in big
+    }
+    return {"rounds": res.rounds, "seconds": round(res.seconds, 2), **sizes, "paths": paths}
+
+
+async def throughput_phase(ports: Ports, pids: dict[str, int], counts: Counts) -> dict[str, Any]:
+    names = ["direct-openai", "direct-anthropic", *PROXY_PATHS, "relay-openai"]
+    out: dict[str, Any] = {}
+    for stream in (False, True):
+        rows: dict[str, Any] = {}
+        for name in names:
+            arm = make_arm(name, ports, stream=stream)
+            server = (
+                "upstream" if name.startswith("direct") else "relay" if name.startswith("relay") else "proxy"
+            )
+            cpu: dict[str, tuple[float, float]] = {}
+
+            def window(edge: str, server: str = server, cpu: dict[str, tuple[float, float]] = cpu) -> None:
+                for who in {server, "upstream"}:
+                    cpu[f"{who}_{edge}"] = cpu_seconds(pids[who])
+
+            try:
+                res = await closed_loop(
+                    arm,
+                    concurrency=64,
+                    warmup=counts.throughput_warmup,
+                    duration=counts.throughput_seconds,
+                    window=window,
+                )
+            finally:
+                arm.close()
+            n = max(1, res.completed)
+
+            def per_request(
+                who: str, cpu: dict[str, tuple[float, float]] = cpu, n: int = n
+            ) -> tuple[float, float]:
+                (u0, s0), (u1, s1) = cpu[f"{who}_start"], cpu[f"{who}_end"]
+                return round((u1 - u0 + s1 - s0) / n * 1000, 4), round((u1 - u0) / n * 1000, 4)
+
+            row: dict[str, Any] = {
+                "requests_per_s": round(res.completed / res.seconds, 1),
+                "completed": res.completed,
+                "errors": res.errors,
+                "latency_ms": quantiles(ms(res.latencies)),
+                "client_cpu_ms_per_request": round(res.client_cpu_s / n * 1000, 4),
+                "client_user_cpu_ms_per_request": round(res.client_user_s / n * 1000, 4),
+            }
+            row["upstream_cpu_ms_per_request"], row["upstream_user_cpu_ms_per_request"] = per_request(
+                "upstream"
+            )
+            if server != "upstream":
+                row[f"{server}_cpu_ms_per_request"], row[f"{server}_user_cpu_ms_per_request"] = per_request(
+                    server
+                )
+            rows[name] = row
+        out["streamed" if stream else "non_streamed"] = rows
+    return {"concurrency": 64, "seconds": counts.throughput_seconds, **out}
+
+
+def _http_roundtrip(port: int, raw: bytes, timeout: float) -> int:
+    """Send one request on a fresh blocking socket and read the whole (Content-Length) answer."""
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        s.sendall(raw)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                return 0
+            buf += chunk
+        head, _, body = buf.partition(b"\r\n\r\n")
+        m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+        length = int(m.group(1)) if m else 0
+        while len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+        return int(head[9:12])
+
+
+def cold_start(
+    children: Children, argv_for: Callable[[int], list[str]], request_for: Callable[[int], bytes], runs: int
+) -> dict[str, Any]:
+    """Process start to the port accepting, and to the first answered request, ``runs`` times."""
+    ready, answered = [], []
+    for _ in range(runs):
+        port = free_port()
+        t0 = time.perf_counter()
+        proc = children.spawn(argv_for(port))
+        try:
+            deadline = t0 + 10
+            t_ready = math.nan
+            while time.perf_counter() < deadline and proc.poll() is None:
+                try:
+                    with socket.create_connection((HOST, port), timeout=1):
+                        t_ready = time.perf_counter()
+                        break
+                except OSError:
+                    time.sleep(0.001)
+            if math.isnan(t_ready):
+                raise SystemExit(f"bench: cold start: {argv_for(port)[:3]} never listened")
+            status = _http_roundtrip(port, request_for(port), 10)
+            t_answer = time.perf_counter()
+            if status != 200:
+                raise SystemExit(f"bench: cold start: first request answered {status}")
+            ready.append(t_ready - t0)
+            answered.append(t_answer - t0)
+        finally:
+            children.stop(proc)
+    return {
+        "runs": runs,
+        "ready_s": round(percentile(ready, 0.5), 4),
+        "first_answer_s": round(percentile(answered, 0.5), 4),
+        "first_answer_all_s": [round(v, 4) for v in answered],
+    }
+
+
+def import_time(module: str, runs: int = 3) -> float:
+    """``python -X importtime -c "import <module>"``: the module's cumulative time, best of ``runs``, in ms."""
+    best = math.inf
+    for _ in range(runs):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=BENCH,
+            env=child_env(),
+        )
+        for line in proc.stderr.splitlines():
+            parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+            if len(parts) == 3 and parts[2] == module:
+                best = min(best, int(parts[1]) / 1000)
+    return round(best, 2)
+
+
+# -------------------------------------------------------------------------------------- machine
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    try:
+        import uvloop
+
+        uv: str | None = str(uvloop.__version__)
+    except ImportError:
+        uv = None
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "rawproxy"], capture_output=True, text=True, cwd=ROOT
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "uvloop": uv,  # the proxy, the relay, the upstream and the client all use it when installed
+        "rawproxy_commit": rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else ""),
+    }
+
+
+# ----------------------------------------------------------------------------------------- main
+
+
+async def measure(
+    ports: Ports, pids: dict[str, int], counts: Counts, log: Callable[[str], None]
+) -> dict[str, Any]:
+    await smoke(ports)
+    # warm every arm, then the idle memory
+    await ttft_phase(ports, 0, 4, 20, 10)
+    await asyncio.sleep(0.5)
+    memory_idle = {who: memory_mb(pids[who]) for who in ("proxy", "relay")}
+
+    ttft = []
+    for delay, conc, rounds in (
+        (0, 1, counts.ttft_rounds_1),
+        (50, 1, counts.ttft_rounds_1_delay),
+        (0, 32, counts.ttft_rounds_32),
+        (50, 32, counts.ttft_rounds_32_delay),
+    ):
+        log(f"TTFT: upstream first token at {delay} ms, {conc} concurrent, {rounds} rounds")
+        ttft.append(await ttft_phase(ports, delay, conc, rounds, counts.phase_limit))
+    log(f"streams: 200 text events and a 100-fragment tool call, {counts.stream_rounds} rounds")
+    streams = await stream_phase(ports, counts.stream_rounds, counts.phase_limit)
+    log(f"request size: small vs Claude-Code-sized, {counts.big_rounds} rounds")
+    big = await big_phase(ports, counts.big_rounds, counts.phase_limit)
+    log(f"throughput: 64 clients, {counts.throughput_seconds} s an arm")
+    throughput = await throughput_phase(ports, pids, counts)
+    memory_peak = {who: memory_mb(pids[who]) for who in ("proxy", "relay")}
+    return {
+        "ttft": ttft,
+        "streams": streams,
+        "request_size": big,
+        "throughput": throughput,
+        "memory_mb": {
+            who: {"idle": memory_idle[who]["VmRSS"], "peak": memory_peak[who]["VmHWM"]} for who in memory_idle
+        },
+    }
+
+
+def run(counts: Counts, quick: bool) -> dict[str, Any]:
+    children = Children()
+    t_start = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    try:
+        ports = Ports(free_port(), free_port(), free_port())
+        life = str(counts.total_limit + 60)
+        upstream = children.start(
+            [
+                sys.executable,
+                str(BENCH / "upstream.py"),
+                "--port",
+                str(ports.upstream),
+                "--max-seconds",
+                life,
+            ],
+            "listening",
+        )
+        relay = children.start(relay_argv(ports.relay, ports.upstream, counts.total_limit + 60), "listening")
+        proxy = children.start(proxy_argv(ports.proxy, ports.upstream), "listening")
+        time.sleep(0.3)
+        pids = {"upstream": upstream.pid, "proxy": proxy.pid, "relay": relay.pid}
+        memory_start = {who: memory_mb(pids[who])["VmRSS"] for who in ("proxy", "relay")}
+        log(f"upstream :{ports.upstream}, proxy :{ports.proxy}, relay :{ports.relay}")
+
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            data = runner.run(measure(ports, pids, counts, log))
+        for who, mem in memory_start.items():
+            data["memory_mb"][who]["start"] = mem
+
+        log("cold start and import time")
+        a2o = make_arm("a2o", ports, stream=False)
+
+        def a2o_request(port: int) -> bytes:
+            return a2o.request.raw.replace(
+                f"Host: {HOST}:{ports.proxy}".encode(), f"Host: {HOST}:{port}".encode()
+            )
+
+        data["cold_start"] = {
+            "proxy": cold_start(
+                children, lambda p: proxy_argv(p, ports.upstream), a2o_request, counts.cold_starts
+            ),
+            "relay": cold_start(
+                children, lambda p: relay_argv(p, ports.upstream, 30), a2o_request, counts.cold_starts
+            ),
+        }
+        data["import_ms"] = {m: import_time(m) for m in ("rawproxy", "rawproxy.__main__")}
+    finally:
+        children.stop_all()
+    return {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "mode": "quick" if quick else "full",
+        "counts": asdict(counts),
+        "machine": machine(),
+        "seconds": round(time.perf_counter() - t_start, 1),
+        **data,
+    }
+
+
+@contextlib.contextmanager
+def bounded(seconds: float) -> Iterator[None]:
+    """Ctrl-C, SIGTERM and the time limit end the run at once, through ``finally``: children stopped.
+
+    SIGINT gets a handler of its own too: asyncio.Runner's (cancel the main task) did not always wake
+    uvloop's loop here, and the run went on."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(f"bench: stopped by {signal.Signals(signum).name} (time limit {seconds:.0f} s)")
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
+    signal.alarm(int(seconds))
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="rawproxy's benchmark suite")
+    p.add_argument("--quick", action="store_true", help="reduced counts: under two minutes")
+    p.add_argument("--no-chart", action="store_true")
+    args = p.parse_args(argv)
+    counts = QUICK if args.quick else FULL
+
+    from report import markdown, write_chart
+
+    with bounded(counts.total_limit + 30):
+        result = run(counts, args.quick)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    text = json.dumps(result, indent=1)
+    (RESULTS / f"bench-{stamp}.json").write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    table = markdown(result)
+    (RESULTS / "latest.md").write_text(table)
+    print(table)
+    if not args.no_chart:
+        print(write_chart(result, RESULTS / "latest.png"))
+    print(f"\nresults: {RESULTS / f'bench-{stamp}.json'} (and latest.json, latest.md)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
