@@ -24,6 +24,7 @@ CORE = (
     "rawproxy.toolcalls",
     "rawproxy.routing",
     "rawproxy.profiles",
+    "rawproxy.http1",
 )
 
 

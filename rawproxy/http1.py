@@ -1,0 +1,261 @@
+"""The client side of HTTP/1.1 for the upstream hot path, sans-I/O: request bytes out, response bytes in.
+
+Why not h11 here: measured on this project's machine, h11 costs about 40 µs of CPU for one client
+exchange (it builds and validates an event object per head, per body chunk and per end) and a few µs
+more for every chunk of a stream. This codec does the same framing work for a client that only sends
+requests it built itself: about a tenth of that. h11 still parses everything a *client* sends us
+(server.py), where strictness about hostile input matters most.
+
+What it implements (RFC 9112): a status line and header fields (obs-fold refused); interim 1xx
+responses skipped; no body for 204, 304 and answers to HEAD; ``Transfer-Encoding: chunked`` (chunk
+extensions ignored, trailers read and dropped) over ``Content-Length``; a body delimited by the close
+of the connection otherwise. Anything else malformed raises :class:`HTTPProtocolError`.
+
+    reader = ResponseReader()
+    body = reader.feed(data)      # body bytes decoded from this read (b"" while the head is incomplete)
+    reader.head                   # the response head, once complete
+    reader.done                   # the response has ended
+    reader.close()                # at EOF: ends a close-delimited body, raises if the body was cut short
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["HTTPProtocolError", "ResponseHead", "ResponseReader", "encode_request"]
+
+MAX_HEAD_BYTES = 64 * 1024
+MAX_CHUNK_LINE = 4096
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(rb"[^\x00\r\n]*")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+class HTTPProtocolError(Exception):
+    """The peer broke HTTP/1.1 framing, or a header we were asked to send is not legal."""
+
+
+def encode_request(
+    method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None
+) -> bytes:
+    """One request's bytes: head (with ``content-length`` when there is a body) and body.
+
+    Every name must be a token and no value may hold CR, LF or NUL: a header taken from configuration or
+    from a client must never be able to split the request (the check costs about 0.3 µs a header).
+    """
+    lines = [method, b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
+        if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
+            raise HTTPProtocolError(f"illegal header for the upstream: {name!r}")
+        lines += (name, b": ", value, b"\r\n")
+    if body is not None:
+        lines += (b"content-length: ", b"%d" % len(body), b"\r\n")
+    lines.append(b"\r\n")
+    if body:
+        lines.append(body)
+    return b"".join(lines)
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    status: int
+    headers: list[tuple[bytes, bytes]]  # names lower-cased, values stripped
+    http_version: bytes  # b"1.1" or b"1.0"
+
+    def get(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the server lets the connection carry another request after this one."""
+        tokens = [
+            token.strip().lower()
+            for key, value in self.headers
+            if key == b"connection"
+            for token in value.split(b",")
+        ]
+        if self.http_version == b"1.0":
+            return b"keep-alive" in tokens
+        return b"close" not in tokens
+
+
+# body framing states
+_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE = range(8)
+
+
+class ResponseReader:
+    """Incremental parser of one response (interim 1xx responses skipped). ``feed`` returns the body bytes
+    that this read completed; the body is never copied more than once (a join of slices)."""
+
+    __slots__ = ("_buf", "_head_only", "_remaining", "_state", "head")
+
+    def __init__(self, *, head_request: bool = False) -> None:
+        self._head_only = head_request
+        self._buf = b""
+        self._state = _HEAD
+        self._remaining = 0
+        self.head: ResponseHead | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._state == _DONE
+
+    @property
+    def reusable(self) -> bool:
+        """Ended cleanly, nothing extra arrived, and the server keeps the connection open."""
+        return self._state == _DONE and not self._buf and self.head is not None and self.head.keep_alive
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self._buf + data if self._buf else data
+        state = self._state
+        if state == _HEAD:
+            buf = self._parse_heads(buf)
+            state = self._state
+            if state == _HEAD:
+                self._buf = buf
+                return b""
+        if state == _UNTIL_CLOSE:
+            self._buf = b""
+            return buf
+        if state == _LENGTH:
+            n = self._remaining
+            if len(buf) < n:
+                self._remaining = n - len(buf)
+                self._buf = b""
+                return buf
+            self._state = _DONE
+            self._buf = buf[n:]
+            return buf[:n]
+        if state == _DONE:
+            self._buf = buf
+            return b""
+        return self._chunked(buf)
+
+    def close(self) -> None:
+        """The connection ended (EOF): the end of a close-delimited body, an error anywhere else."""
+        if self._state == _UNTIL_CLOSE:
+            self._state = _DONE
+        elif self._state != _DONE:
+            raise HTTPProtocolError("the connection closed before the end of the response")
+
+    # ------------------------------------------------------------------------------------- head
+
+    def _parse_heads(self, buf: bytes) -> bytes:
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD_BYTES:
+                    raise HTTPProtocolError("response head too large")
+                return buf
+            head = self._parse_head(buf[:end])
+            buf = buf[end + 4 :]
+            if 100 <= head.status < 200:
+                if head.status == 101:
+                    raise HTTPProtocolError("unexpected 101 Switching Protocols")
+                continue  # interim (100 Continue, 103 Early Hints): the real answer follows
+            self.head = head
+            self._state = self._framing(head)
+            return buf
+
+    @staticmethod
+    def _parse_head(raw: bytes) -> ResponseHead:
+        lines = raw.split(b"\r\n")
+        status_line = _STATUS_LINE.fullmatch(lines[0])
+        if status_line is None:
+            raise HTTPProtocolError(f"bad status line: {lines[0][:80]!r}")
+        headers: list[tuple[bytes, bytes]] = []
+        for line in lines[1:]:
+            name, colon, value = line.partition(b":")
+            if not colon or _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
+                # also obs-fold, and a bare CR or LF, which could split the head we relay to a client
+                raise HTTPProtocolError(f"bad header line: {line[:80]!r}")
+            headers.append((name.lower(), value.strip(b" \t")))
+        return ResponseHead(int(status_line[2]), headers, b"1." + status_line[1])
+
+    def _framing(self, head: ResponseHead) -> int:
+        if self._head_only or head.status in (204, 304):
+            return _DONE
+        encoding = [v for k, v in head.headers if k == b"transfer-encoding"]
+        if encoding:
+            if encoding[-1].rsplit(b",", 1)[-1].strip().lower() != b"chunked":
+                return _UNTIL_CLOSE  # RFC 9112 6.3: a non-chunked final coding reads until close
+            return _CHUNK_SIZE
+        lengths = {v for k, v in head.headers if k == b"content-length"}
+        if not lengths:
+            return _UNTIL_CLOSE
+        if len(lengths) != 1 or not next(iter(lengths)).isdigit():
+            raise HTTPProtocolError("bad Content-Length")
+        self._remaining = int(next(iter(lengths)))
+        return _LENGTH if self._remaining else _DONE
+
+    # ---------------------------------------------------------------------------------- chunked
+
+    def _chunked(self, buf: bytes) -> bytes:
+        out: list[bytes] = []
+        pos = 0
+        size = len(buf)
+        state = self._state
+        remaining = self._remaining
+        while True:
+            if state == _CHUNK_DATA:
+                avail = size - pos
+                if avail < remaining:
+                    if avail:
+                        out.append(buf[pos:] if pos else buf)
+                    remaining -= avail
+                    pos = size
+                    break
+                out.append(buf[pos : pos + remaining])
+                pos += remaining
+                remaining = 0
+                state = _CHUNK_END
+            elif state == _CHUNK_END:
+                if size - pos < 2:
+                    break
+                if buf[pos : pos + 2] != b"\r\n":
+                    raise HTTPProtocolError("chunk data not followed by CRLF")
+                pos += 2
+                state = _CHUNK_SIZE
+            elif state == _CHUNK_SIZE:
+                eol = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE)
+                if eol < 0:
+                    if size - pos > MAX_CHUNK_LINE:
+                        raise HTTPProtocolError("chunk size line too long")
+                    break
+                digits = buf[pos:eol].split(b";", 1)[0].strip(b" \t")
+                if _HEX.fullmatch(digits) is None:
+                    raise HTTPProtocolError(f"bad chunk size: {digits[:20]!r}")
+                remaining = int(digits, 16)
+                pos = eol + 2
+                if not remaining:
+                    state = _TRAILERS
+                elif buf[pos + remaining : pos + remaining + 2] == b"\r\n":  # the whole chunk is here
+                    out.append(buf[pos : pos + remaining])
+                    pos += remaining + 2
+                    remaining = 0
+                else:
+                    state = _CHUNK_DATA
+            elif state == _TRAILERS:
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    if size - pos > MAX_HEAD_BYTES:
+                        raise HTTPProtocolError("trailer section too large")
+                    break
+                line_empty = eol == pos
+                pos = eol + 2
+                if line_empty:
+                    state = _DONE
+            else:  # _DONE
+                break
+        self._state = state
+        self._remaining = remaining
+        self._buf = buf[pos:] if pos < size else b""
+        if not out:
+            return b""
+        return out[0] if len(out) == 1 else b"".join(out)
