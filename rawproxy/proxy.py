@@ -68,6 +68,9 @@ class ResponseSink(Protocol):
     async def start(self, status: int, headers: Headers) -> None: ...
     async def send(self, data: bytes) -> None: ...
     def send_nowait(self, data: bytes) -> None: ...
+    @property
+    def backlogged(self) -> bool: ...  # the client is not reading fast enough: wait for drain()
+    async def drain(self) -> None: ...
     async def end(self, tail: bytes = b"") -> None: ...
     async def respond(self, status: int, headers: Headers, body: bytes) -> None: ...
 
@@ -418,18 +421,26 @@ class App:
         *,
         keepalive: bool,
     ) -> None:
+        """Relay the upstream body: each read is translated and written inside the upstream connection's
+        own callback (``on_body``), and the relay awaits the client's ``drain()`` when it falls behind."""
         observe = translator.observe if isinstance(translator, Passthrough) else None
+        feed = translator.feed
+        send = sink.send_nowait
+
+        def on_body(chunk: bytes) -> bool:
+            out = feed(chunk)
+            if out:
+                if record.ttft_ms is None:
+                    record.ttft_ms = (time.perf_counter() - record.received) * 1000
+                send(out)
+            if observe is not None:
+                observe(chunk)
+            return sink.backlogged
+
         key = self.keepalive.add(sink, translator) if keepalive else None
         try:
             try:
-                async for chunk in resp.chunks():
-                    out = translator.feed(chunk)
-                    if out:
-                        if record.ttft_ms is None:
-                            record.ttft_ms = (time.perf_counter() - record.received) * 1000
-                        await sink.send(out)
-                    if observe is not None:
-                        observe(chunk)
+                await resp.relay(on_body, sink.drain)
                 tail = translator.close()
             except ProxyError as exc:  # the upstream died mid-stream (decision 2)
                 log.warning("upstream failed mid-stream: %s", exc.info.message)

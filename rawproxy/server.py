@@ -134,6 +134,15 @@ class ResponseWriter:
         self.send_nowait(data)
         await self._writer.drain()
 
+    @property
+    def backlogged(self) -> bool:
+        """More is queued for the client than the transport's high-water mark (where ``drain()`` waits)."""
+        transport = self._writer.transport
+        return transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
     async def end(self, tail: bytes = b"") -> None:
         out = self._pending + self._frame(tail)
         if self._chunked:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -154,6 +154,10 @@ class UpstreamResponse:
 
     def chunks(self) -> AsyncIterator[bytes]:
         return self._response.chunks()
+
+    async def relay(self, on_body: Callable[[bytes], bool], drain: Callable[[], Awaitable[None]]) -> None:
+        """Push the body into ``on_body`` as it arrives (see ``LeanResponse.relay``)."""
+        await self._response.relay(on_body, drain)
 
     async def read(self, limit: int = 4 * 1024 * 1024) -> bytes:
         """The whole body (an error body or a non-streamed answer), at most ``limit`` bytes."""

@@ -231,6 +231,30 @@ async def test_x05_slow_reader_backpressure_bounds_upstream(proxy_factory: Any, 
     assert fake.streams_completed == 1
 
 
+async def test_x05_x06_time_paused_for_a_slow_client_is_not_upstream_silence(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    """While the proxy has stopped reading the upstream because its client reads nothing, the upstream
+    is silent through no fault of its own: a read timeout shorter than the pause must not fire."""
+    proxy = await start(proxy_factory, timeout=0.4)
+    piece, count = 65536, 320  # ~21 MB: more than the loopback socket buffers hold
+    arguments = '{"content":"' + "x" * (piece * count - 14) + '"}'
+    fake.enqueue(
+        Script(text="", tool_calls=[ToolCall(name="Write", arguments=arguments)], arg_fragments=count)
+    )
+    conn = await HTTPConnection.open(proxy.host, proxy.port, timeout=T)
+    async with conn:
+        await conn.send(build_request("POST", "/v1/messages", ANTHROPIC, messages_body("big", stream=True)))
+        head = await conn.read_head(timeout=T)
+        assert head.status == 200
+        await asyncio.sleep(1.5)  # not reading: well past the read timeout
+        assert fake.streams_completed == 0
+        events = await SSEStream(conn, head).rest(timeout=T)
+    assert names(events)[-1] == "message_stop"
+    partial = [e.json()["delta"]["partial_json"] for e in events if e.event == "content_block_delta"]
+    assert "".join(partial) == arguments
+
+
 # ------------------------------------------------------------------------ A2O-S13, A2O-S14
 
 
