@@ -68,6 +68,8 @@ class ResponseSink(Protocol):
     async def start(self, status: int, headers: Headers) -> None: ...
     async def send(self, data: bytes) -> None: ...
     def send_nowait(self, data: bytes) -> None: ...
+    def hold(self, data: bytes) -> None: ...  # goes out with the next write or flush()
+    def flush(self) -> None: ...
     @property
     def backlogged(self) -> bool: ...  # the client is not reading fast enough: wait for drain()
     async def drain(self) -> None: ...
@@ -408,7 +410,7 @@ class App:
                 return
             record.status = 200
             await sink.start(200, SSE_HEADERS)
-            await sink.send(translator.start())
+            sink.hold(translator.start())  # written with the first token if it came with the head
             await self._pump(resp, translator, sink, record, keepalive=True)
         record.usage = translator.usage
 
@@ -422,17 +424,36 @@ class App:
         keepalive: bool,
     ) -> None:
         """Relay the upstream body: each read is translated and written inside the upstream connection's
-        own callback (``on_body``), and the relay awaits the client's ``drain()`` when it falls behind."""
+        own callback (``on_body``), and the relay awaits the client's ``drain()`` when it falls behind.
+        What the sink holds (the head, the opening event) goes out with the first bytes translated from
+        a read, or when the relay has to wait for the upstream, whichever comes first."""
         observe = translator.observe if isinstance(translator, Passthrough) else None
+        one_by_one = observe is None  # passthrough costs nothing per event: nothing to split
         feed = translator.feed
         send = sink.send_nowait
 
-        def on_body(chunk: bytes) -> bool:
-            out = feed(chunk)
+        def emit(data: bytes) -> None:
+            out = feed(data)
             if out:
                 if record.ttft_ms is None:
                     record.ttft_ms = (time.perf_counter() - record.received) * 1000
                 send(out)
+
+        def on_body(chunk: bytes) -> bool:
+            rest = chunk
+            if one_by_one and record.ttft_ms is None:
+                # Until the client has its first bytes, the events of a read are translated one at a
+                # time: the first token must not wait for the translation of the events behind it.
+                start = 0
+                while record.ttft_ms is None:
+                    end = chunk.find(b"\n\n", start) + 2
+                    if end < 2:
+                        break
+                    emit(chunk[start:end])
+                    start = end
+                rest = chunk[start:] if start else chunk
+            if rest:
+                emit(rest)
             if observe is not None:
                 observe(chunk)
             return sink.backlogged
@@ -440,7 +461,7 @@ class App:
         key = self.keepalive.add(sink, translator) if keepalive else None
         try:
             try:
-                await resp.relay(on_body, sink.drain)
+                await resp.relay(on_body, sink.drain, sink.flush)
                 tail = translator.close()
             except ProxyError as exc:  # the upstream died mid-stream (decision 2)
                 log.warning("upstream failed mid-stream: %s", exc.info.message)

@@ -134,6 +134,17 @@ class ResponseWriter:
         self.send_nowait(data)
         await self._writer.drain()
 
+    def hold(self, data: bytes) -> None:
+        """Queue bytes to go out with the next write (or ``flush``): a stream's opening event then
+        shares one write, and one wake-up of the client, with the first token when both are ready."""
+        self._pending += self._frame(data)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._writer.write(self._pending)
+            self._pending = b""
+            self.last_write = time.monotonic()
+
     @property
     def backlogged(self) -> bool:
         """More is queued for the client than the transport's high-water mark (where ``drain()`` waits)."""

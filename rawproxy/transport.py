@@ -252,10 +252,17 @@ class LeanResponse:
                 return v.decode("latin-1")
         return None
 
-    async def relay(self, on_body: Callable[[bytes], bool], drain: Callable[[], Awaitable[None]]) -> None:
+    async def relay(
+        self,
+        on_body: Callable[[bytes], bool],
+        drain: Callable[[], Awaitable[None]],
+        idle: Callable[[], None],
+    ) -> None:
         """Push the body into ``on_body`` as it arrives, from the connection's own callback; return at its
         end. ``on_body`` returns True when its client is backlogged: reading then pauses until ``drain``
-        returns (the one backpressure gate). Errors, the consumer's included, are raised here."""
+        returns (the one backpressure gate). ``idle`` is called whenever everything that has arrived has
+        been handed on and the relay is about to wait for the upstream. Errors, the consumer's
+        included, are raised here."""
         conn = self._conn
         pending, conn.body = conn.body, []
         for body in pending:  # what came with the head
@@ -275,6 +282,7 @@ class LeanResponse:
                     return
                 if conn.closed:
                     raise UpstreamProtocolError("upstream connection closed before the end of the response")
+                idle()
                 await conn.wait()
         finally:
             conn.on_body = None

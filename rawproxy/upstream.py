@@ -155,9 +155,14 @@ class UpstreamResponse:
     def chunks(self) -> AsyncIterator[bytes]:
         return self._response.chunks()
 
-    async def relay(self, on_body: Callable[[bytes], bool], drain: Callable[[], Awaitable[None]]) -> None:
+    async def relay(
+        self,
+        on_body: Callable[[bytes], bool],
+        drain: Callable[[], Awaitable[None]],
+        idle: Callable[[], None],
+    ) -> None:
         """Push the body into ``on_body`` as it arrives (see ``LeanResponse.relay``)."""
-        await self._response.relay(on_body, drain)
+        await self._response.relay(on_body, drain, idle)
 
     async def read(self, limit: int = 4 * 1024 * 1024) -> bytes:
         """The whole body (an error body or a non-streamed answer), at most ``limit`` bytes."""
