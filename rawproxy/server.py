@@ -1,15 +1,16 @@
-"""The HTTP/1.1 server: asyncio streams, with h11 parsing every request. The only module that imports h11.
+"""The HTTP/1.1 server: an asyncio protocol per connection, h11 parsing every request. The only module
+that imports h11.
 
-Per connection, in a loop: wait (idle timeout) for a request head; answer ``Expect: 100-continue`` at
-once (curl otherwise stalls a second); read the body up to the limit (413 beyond it); hand the request to
-``App.handle`` with a ``ResponseWriter``; then a fresh h11 parser for the next request on the connection,
-or close when either side said ``Connection: close``. Pipelined requests wait in h11's buffer until the
-response before them is complete (X-03).
+Per connection, in a loop (one task, ``Server._serve``): wait (idle timeout) for a request head; answer
+``Expect: 100-continue`` at once (curl otherwise stalls a second); read the body up to the limit (413
+beyond it); hand the request to ``App.handle`` with a ``ResponseWriter``; then a fresh h11 parser for the
+next request on the connection, or close when either side said ``Connection: close``. Pipelined requests
+wait in the connection's buffer until the response before them is complete (X-03).
 
-While a response is in progress nobody else reads the client socket, so a *disconnect watcher* task does:
-EOF cancels the exchange, which closes the upstream request (A2O-S17); early bytes of a pipelined
-request go into h11's buffer for the next cycle. Backpressure lives in ``ResponseWriter.send`` alone: it awaits
-``drain()`` after every write, so a slow reader stops the pump, which stops reading the upstream (X-05).
+While a response is in progress, ``ClientConnection`` itself notices a disconnect (EOF or reset) and
+cancels the serving task, which closes the upstream request (A2O-S17); no task is spent watching.
+Backpressure has one gate: ``ResponseWriter.drain()``, which waits while the transport is past its
+high-water mark, so a slow reader stops the relay, which stops reading the upstream (X-05).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from http import HTTPStatus
+from typing import Protocol, cast
 
 import h11
 
@@ -34,7 +36,6 @@ __all__ = ["ResponseWriter", "Server", "serve"]
 
 log = logging.getLogger("rawproxy")
 
-READ_SIZE = 64 * 1024
 SERVER_HEADER = (b"server", f"rawproxy/{__version__}".encode())
 
 
@@ -49,6 +50,15 @@ def _status_line(status: int) -> bytes:
 _STATUS_LINES = {status.value: _status_line(status.value) for status in HTTPStatus}
 _SERVER_LINE = b"%b: %b\r\n" % SERVER_HEADER
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class ClientStream(Protocol):
+    """What a ResponseWriter writes to (a ``ClientConnection``)."""
+
+    @property
+    def write_paused(self) -> bool: ...  # the transport is past its high-water mark
+    def write(self, data: bytes) -> None: ...
+    async def drain(self) -> None: ...
 
 
 class ResponseWriter:
@@ -78,7 +88,7 @@ class ResponseWriter:
     )
 
     def __init__(
-        self, writer: asyncio.StreamWriter, *, head_only: bool, http10: bool = False, close: bool = False
+        self, writer: ClientStream, *, head_only: bool, http10: bool = False, close: bool = False
     ) -> None:
         self._writer = writer
         self._head_only = head_only
@@ -148,8 +158,7 @@ class ResponseWriter:
     @property
     def backlogged(self) -> bool:
         """More is queued for the client than the transport's high-water mark (where ``drain()`` waits)."""
-        transport = self._writer.transport
-        return transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+        return self._writer.write_paused
 
     async def drain(self) -> None:
         await self._writer.drain()
@@ -169,6 +178,126 @@ class ResponseWriter:
         await self.end(body)
 
 
+class ClientConnection(asyncio.Protocol):
+    """One client connection: a bounded buffer between the socket and h11, write flow control, and the
+    task that serves its requests (``Server._serve``).
+
+    No task watches for a disconnect: while an exchange runs, EOF or a reset arriving here cancels the
+    serving task at once (A2O-S17), and unwinding it closes the upstream request. Bytes that arrive
+    meanwhile (a pipelined request) wait in the buffer for the next cycle; past ``BUFFER_LIMIT`` the
+    socket stops being read until the buffer is taken.
+    """
+
+    BUFFER_LIMIT = 256 * 1024
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self.transport: asyncio.Transport | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.exchanging = False  # a request is being answered: a disconnect cancels the task
+        self.left = False  # the client went away during an exchange
+        self.lost = False
+        self._buffer: list[bytes] = []
+        self._size = 0
+        self._eof = False
+        self._reading_paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    # ------------------------------------------------------------------------- protocol callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.task = asyncio.get_running_loop().create_task(self._server._serve(self))
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer.append(data)
+        self._size += len(data)
+        if self._size > self.BUFFER_LIMIT and not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        self._wake()
+        if self.exchanging:
+            self._leave()
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = self._eof = True
+        self._wake()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionResetError("the client went away"))
+        if self.exchanging:
+            self._leave()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ---------------------------------------------------------------------------- for the server
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _leave(self) -> None:
+        if not self.left and self.task is not None:
+            self.left = True
+            self.task.cancel()
+
+    async def read(self, timeout: float) -> bytes | None:
+        """What has arrived (waiting up to ``timeout`` for something); b"" at EOF, None on timeout."""
+        if not self._buffer and not self._eof:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await waiter
+            except TimeoutError:
+                return None
+            finally:
+                self._waiter = None
+        if not self._buffer:
+            return b""
+        data = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
+        self._buffer = []
+        self._size = 0
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data
+
+    # ----------------------------------------------------------- the writer side (ResponseWriter)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.lost:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.lost:
+            raise ConnectionResetError("the client went away")
+        if self.write_paused:
+            waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._drain_waiter = None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
 class Server:
     def __init__(self, config: Config, app: App) -> None:
         self.config = config
@@ -179,43 +308,45 @@ class Server:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> tuple[str, int]:
-        self._server = await asyncio.start_server(
-            self._on_connection, self.config.host, self.config.port, reuse_address=True, backlog=1024
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self),
+            self.config.host,
+            self.config.port,
+            reuse_address=True,
+            backlog=1024,
         )
         host, port = self._server.sockets[0].getsockname()[:2]
         return host, port
 
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, client: ClientConnection) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
         try:
-            await self._serve_connection(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
+            await self._serve_connection(client)
+        except ConnectionError:
             pass
         except asyncio.CancelledError:
-            # Only close() cancels a connection task (an idle one at shutdown, or one past the grace
-            # period). It ends here: asyncio's stream callback would otherwise log it as an error.
+            # Only close() cancels a connection task outside an exchange (an idle one at shutdown, or
+            # one past the grace period): it ends here, quietly.
             pass
         finally:
             self._connections.discard(task)
             self._idle.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            client.close()
 
+    @staticmethod
     async def _next_event(
-        self, conn: h11.Connection, reader: asyncio.StreamReader, timeout: float
+        conn: h11.Connection, client: ClientConnection, timeout: float
     ) -> h11.Event | type[h11.PAUSED] | None:
-        """The next h11 event, reading as needed; None on EOF or timeout."""
+        """The next h11 event, reading as needed; None on timeout."""
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
-            try:
-                async with asyncio.timeout(timeout):
-                    data = await reader.read(READ_SIZE)
-            except TimeoutError:
+            data = await client.read(timeout)
+            if data is None:
                 return None
             conn.receive_data(data)
 
@@ -234,7 +365,7 @@ class Server:
             conn.receive_data(b"")
         return conn
 
-    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_connection(self, client: ClientConnection) -> None:
         conn = self._new_cycle()
         task = asyncio.current_task()
         assert task is not None
@@ -242,7 +373,7 @@ class Server:
             try:
                 self._idle.add(task)
                 try:
-                    event = await self._next_event(conn, reader, self.config.idle_timeout)
+                    event = await self._next_event(conn, client, self.config.idle_timeout)
                 finally:
                     self._idle.discard(task)
                 if not isinstance(event, h11.Request):
@@ -250,10 +381,10 @@ class Server:
                 request: ClientRequest | ErrorInfo | None = self._refuse_head(event)
                 if request is None:
                     if conn.they_are_waiting_for_100_continue:
-                        writer.write(CONTINUE)
-                    request = await self._read_body(conn, reader, event)
+                        client.write(CONTINUE)
+                    request = await self._read_body(conn, client, event)
             except h11.RemoteProtocolError as exc:
-                await self._reject(conn, writer, exc)
+                await self._reject(client, exc)
                 return
             if request is None:
                 return
@@ -261,14 +392,14 @@ class Server:
             if isinstance(request, ErrorInfo):  # too large: answer, then close (the body is left unread)
                 shape = _client_shape(_head_only_request(event))
                 status, body = shape.build_error(request)
-                sink = ResponseWriter(writer, head_only=False, http10=http10, close=True)
+                sink = ResponseWriter(client, head_only=False, http10=http10, close=True)
                 await sink.respond(status, JSON_HEADERS, body)
                 return
             # h11 has decided from the request whether the client keeps the connection (HTTP/1.0 without
             # keep-alive, or Connection: close, leave their side in MUST_CLOSE).
             close = conn.their_state is not h11.DONE
-            sink = ResponseWriter(writer, head_only=request.method == "HEAD", http10=http10, close=close)
-            if not await self._exchange(conn, reader, request, sink):
+            sink = ResponseWriter(client, head_only=request.method == "HEAD", http10=http10, close=close)
+            if not await self._exchange(client, request, sink):
                 return
             if sink.must_close or conn.their_state is not h11.DONE:
                 return
@@ -294,12 +425,12 @@ class Server:
         return None
 
     async def _read_body(
-        self, conn: h11.Connection, reader: asyncio.StreamReader, head: h11.Request
+        self, conn: h11.Connection, client: ClientConnection, head: h11.Request
     ) -> ClientRequest | ErrorInfo | None:
         body = bytearray()
         limit = self.config.max_body_bytes
         while True:
-            event = await self._next_event(conn, reader, self.config.idle_timeout)
+            event = await self._next_event(conn, client, self.config.idle_timeout)
             if isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > limit:
@@ -318,50 +449,28 @@ class Server:
             method=head.method.decode(), path=path, query=query, headers=list(head.headers), body=bytes(body)
         )
 
-    async def _exchange(
-        self, conn: h11.Connection, reader: asyncio.StreamReader, request: ClientRequest, sink: ResponseWriter
-    ) -> bool:
-        """Run one exchange in this connection's task, with a disconnect watcher beside it. The watcher
-        cancels this task when the client leaves (A2O-S17); that cancellation ends here, while any
-        other (shutdown) goes on. False when the connection must not be reused."""
+    async def _exchange(self, client: ClientConnection, request: ClientRequest, sink: ResponseWriter) -> bool:
+        """Run one exchange in this connection's task. A disconnect meanwhile cancels the task (see
+        ``ClientConnection``); that cancellation ends here, while any other (shutdown) goes on. False
+        when the connection must not be reused."""
         task = asyncio.current_task()
         assert task is not None
-        left: list[bool] = []
-        watcher = asyncio.ensure_future(self._watch(conn, reader, task, left))
+        client.exchanging = True
         try:
             await self.app.handle(request, sink)
         except asyncio.CancelledError:
-            if left and task.uncancel() == 0:
-                return False  # the client left: only the watcher had cancelled us
+            if client.left and task.uncancel() == 0:
+                return False  # the client left: only the disconnect had cancelled us
             raise  # we are being shut down
         finally:
-            watcher.cancel()
-            try:
-                await asyncio.wait({watcher})  # its read() must be over before the next one starts
-            except asyncio.CancelledError:
-                if not (left and task.uncancel() == 0):
-                    raise
-                return False  # the client left just as the answer was complete
-        return not left
+            client.exchanging = False
+        return not client.left
 
-    @staticmethod
-    async def _watch(
-        conn: h11.Connection, reader: asyncio.StreamReader, task: asyncio.Task[None], left: list[bool]
-    ) -> None:
-        data = await reader.read(READ_SIZE)
-        if not data:
-            left.append(True)
-            task.cancel()
-            return
-        conn.receive_data(data)  # a pipelined request: h11 holds it until start_next_cycle()
-
-    async def _reject(
-        self, conn: h11.Connection, writer: asyncio.StreamWriter, exc: h11.RemoteProtocolError
-    ) -> None:
+    async def _reject(self, client: ClientConnection, exc: h11.RemoteProtocolError) -> None:
         """A request h11 cannot parse: a bare 400 (or 431 for an oversized head), then close."""
         status = 431 if "too long" in str(exc) or "too large" in str(exc) else exc.error_status_hint
         body = b'{"error":{"message":"malformed HTTP request","type":"invalid_request_error"}}'
-        sink = ResponseWriter(writer, head_only=False, close=True)
+        sink = ResponseWriter(client, head_only=False, close=True)
         await sink.respond(status, JSON_HEADERS, body)
 
     async def close(self, grace: float) -> None:

@@ -7,11 +7,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import hypothesis  # noqa: F401  (see below)
 import pytest
 
 from rawproxy.config import Config
 from rawproxy.fake_upstream import FakeUpstream
 from rawproxy.server import serve
+
+# hypothesis is imported here, at collection, on purpose: its pytest plugin otherwise imports it lazily
+# from inside a hook, mid-session, and pytest's assertion rewriting of those modules (ast.parse, never
+# cached here because PYTHONDONTWRITEBYTECODE is set) can then hit CPython 3.11's "AST constructor
+# recursion depth mismatch" bug (python/cpython#106905), failing a random test.
 
 
 @dataclass
