@@ -21,9 +21,17 @@ of the connection otherwise. Anything else malformed raises :class:`HTTPProtocol
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["HTTPProtocolError", "ResponseHead", "ResponseReader", "encode_request"]
+__all__ = [
+    "HTTPProtocolError",
+    "ResponseHead",
+    "ResponseReader",
+    "encode_headers",
+    "encode_request",
+    "encode_request_with",
+]
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_CHUNK_LINE = 4096
@@ -39,28 +47,40 @@ class HTTPProtocolError(Exception):
     """The peer broke HTTP/1.1 framing, or a header we were asked to send is not legal."""
 
 
-def encode_request(
-    method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes | None
-) -> bytes:
-    """One request's bytes: head (with ``content-length`` when there is a body) and body.
-
-    The method and every name must be tokens, the target visible ASCII, and no value may hold CR, LF or
-    NUL: a header taken from configuration or from a client must never be able to split the request (the
-    checks cost about 0.3 µs a header).
-    """
-    if _TOKEN.fullmatch(method) is None or _TARGET.fullmatch(target) is None:
-        raise HTTPProtocolError(f"illegal request line for the upstream: {method!r} {target[:80]!r}")
-    lines = [method, b" ", target, b" HTTP/1.1\r\n"]
+def encode_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Header lines for a request, each name a token and no value holding CR, LF or NUL: a header taken
+    from configuration or from a client must never be able to split the request (about 0.3 µs a
+    header; callers that send the same headers again keep the result)."""
+    lines: list[bytes] = []
     for name, value in headers:
         if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
             raise HTTPProtocolError(f"illegal header for the upstream: {name!r}")
         lines += (name, b": ", value, b"\r\n")
-    if body is not None:
-        lines += (b"content-length: ", b"%d" % len(body), b"\r\n")
-    lines.append(b"\r\n")
-    if body:
-        lines.append(body)
     return b"".join(lines)
+
+
+def encode_request_with(method: bytes, target: bytes, header_lines: bytes, body: bytes | None) -> bytes:
+    """One request's bytes from header lines made by :func:`encode_headers`: the request line, the
+    lines, ``content-length`` when there is a body, and the body."""
+    if _TOKEN.fullmatch(method) is None or _TARGET.fullmatch(target) is None:
+        raise HTTPProtocolError(f"illegal request line for the upstream: {method!r} {target[:80]!r}")
+    if body is None:
+        return b"%b %b HTTP/1.1\r\n%b\r\n" % (method, target, header_lines)
+    return b"%b %b HTTP/1.1\r\n%bcontent-length: %d\r\n\r\n%b" % (
+        method,
+        target,
+        header_lines,
+        len(body),
+        body,
+    )
+
+
+def encode_request(
+    method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]], body: bytes | None
+) -> bytes:
+    """One request's bytes: head (with ``content-length`` when there is a body) and body. The method
+    must be a token and the target visible ASCII; headers as :func:`encode_headers` checks them."""
+    return encode_request_with(method, target, encode_headers(headers), body)
 
 
 @dataclass(slots=True)

@@ -166,6 +166,8 @@ class App:
         self.config = config
         self.client = client
         self.upstreams = build_upstreams(config)
+        # The headers of a translated call depend on the upstream alone: built once each.
+        self._headers = {up.protocol: up.request_headers() for up in self.upstreams.values()}
         self._keys = [k.encode() for k in config.api_keys]
         self._models_cache: tuple[float, list[str]] | None = None
         self._counter = 0
@@ -355,7 +357,7 @@ class App:
         retried: bool = False,
     ) -> None:
         status, headers, body = await upstream.request(
-            self.client, "POST", up.url(prepared.path), headers=up.request_headers(), body=prepared.body
+            self.client, "POST", up.url(prepared.path), headers=self._headers[up.protocol], body=prepared.body
         )
         if status >= 400:
             fallback = None if retried else fallback_profile(prepared, body)
@@ -385,7 +387,7 @@ class App:
             self.client,
             "POST",
             url,
-            headers=up.request_headers(),
+            headers=self._headers[up.protocol],
             body=prepared.body,
             meanwhile=lambda: estimate_input_tokens(prepared),
         ) as resp:

@@ -34,7 +34,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from .errors import ProxyError, UpstreamProtocolError
-from .http1 import HTTPProtocolError, ResponseHead, ResponseReader, encode_request
+from .http1 import HTTPProtocolError, ResponseHead, ResponseReader, encode_headers, encode_request_with
 from .ir import ErrorInfo, ErrorType
 
 __all__ = ["ConnectionPool", "LeanResponse", "Origin"]
@@ -344,7 +344,7 @@ class ConnectionPool:
         self._max_idle = max_idle_per_origin
         self._expiry = idle_expiry
         self._idle: dict[Origin, list[tuple[float, _Connection]]] = {}
-        self._origins: dict[str, tuple[Origin, bytes]] = {}
+        self._origins: dict[str, tuple[Origin, bytes, bytes]] = {}
 
     async def _connect(self, origin: Origin) -> _Connection:
         tls: ssl.SSLContext | None = None
@@ -392,12 +392,13 @@ class ConnectionPool:
             return
         idle.append((time.monotonic(), conn))
 
-    def _origin(self, url: str) -> tuple[Origin, bytes]:
-        """(origin, request target) of a URL; the few URLs a proxy calls are parsed once each."""
+    def _origin(self, url: str) -> tuple[Origin, bytes, bytes]:
+        """(origin, request target, host header line) of a URL; the few URLs a proxy calls are parsed
+        once each."""
         known = self._origins.get(url)
         if known is None:
             origin, target = Origin.of(url)
-            known = (origin, target.encode())
+            known = (origin, target.encode(), encode_headers([(b"host", origin.host_header)]))
             if len(self._origins) < 1024:
                 self._origins[url] = known
         return known
@@ -406,18 +407,19 @@ class ConnectionPool:
         self,
         method: bytes,
         url: str,
-        headers: list[tuple[bytes, bytes]],
+        header_lines: bytes,
         body: bytes | None,
         meanwhile: Callable[[], object] | None = None,
     ) -> LeanResponse:
-        """Send a request and return once the response head has arrived.
+        """Send a request (``header_lines`` from ``http1.encode_headers``; the host line is added here)
+        and return once the response head has arrived.
 
         ``meanwhile`` runs once the request is written and before the answer is awaited: CPU work the
         caller needs later overlaps with the upstream's own latency instead of adding to it.
         """
-        origin, target = self._origin(url)
+        origin, target, host_line = self._origin(url)
         try:
-            raw = encode_request(method, target, [(b"host", origin.host_header), *headers], body)
+            raw = encode_request_with(method, target, host_line + header_lines, body)
         except HTTPProtocolError as exc:
             raise ProxyError(
                 ErrorInfo(status=400, type=ErrorType.INVALID_REQUEST, message=str(exc))

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ProxyError, UpstreamProtocolError
+from .http1 import HTTPProtocolError, encode_headers
 from .ir import ErrorInfo, ErrorType
 from .transport import ConnectionPool, LeanResponse
 
@@ -182,6 +183,15 @@ def _with_defaults(headers: list[tuple[str, str]], accept: str) -> list[tuple[st
     return out + [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
 
 
+@functools.lru_cache(maxsize=512)
+def _header_lines(headers: tuple[tuple[str, str], ...], accept: str) -> bytes:
+    """The encoded, checked header lines of an upstream call. A proxy sends the same few header sets
+    again and again (one per upstream, a few per passthrough client), so they are built once each."""
+    return encode_headers(
+        (n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in _with_defaults(list(headers), accept)
+    )
+
+
 @asynccontextmanager
 async def open_stream(
     client: Client,
@@ -200,8 +210,11 @@ async def open_stream(
     returns the connection when the answer was read to its end and closes it otherwise, so that an
     abandoned upstream stops generating.
     """
-    raw = [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in _with_defaults(headers, accept)]
-    response = await client.pool.request(method.encode(), url, raw, body, meanwhile)
+    try:
+        lines = _header_lines(tuple(headers), accept)
+    except HTTPProtocolError as exc:
+        raise ProxyError(ErrorInfo(status=400, type=ErrorType.INVALID_REQUEST, message=str(exc))) from None
+    response = await client.pool.request(method.encode(), url, lines, body, meanwhile)
     try:
         yield UpstreamResponse(response)
     finally:
