@@ -434,14 +434,18 @@ class App:
         feed = translator.feed
         send = sink.send_nowait
 
-        def emit(data: bytes) -> None:
+        def emit(data: bytes, last: bool = False) -> None:
             out = feed(data)
             if out:
                 if record.ttft_ms is None:
                     record.ttft_ms = (time.perf_counter() - record.received) * 1000
-                send(out)
+                    send(out)
+                elif last:
+                    sink.hold(out)  # the response is complete: these bytes go out with its end
+                else:
+                    send(out)
 
-        def on_body(chunk: bytes) -> bool:
+        def on_body(chunk: bytes, last: bool) -> bool:
             rest = chunk
             if one_by_one and record.ttft_ms is None:
                 # Until the client has its first bytes, the events of a read are translated one at a
@@ -455,7 +459,7 @@ class App:
                     start = end
                 rest = chunk[start:] if start else chunk
             if rest:
-                emit(rest)
+                emit(rest, last)
             if observe is not None:
                 observe(chunk)
             return sink.backlogged

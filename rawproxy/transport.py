@@ -69,7 +69,8 @@ class _Connection(asyncio.Protocol):
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.reader: ResponseReader | None = None
-        self.on_body: Callable[[bytes], bool] | None = None  # returns True: the consumer is backlogged
+        # (body, whether the response ended with it) -> True when the consumer is backlogged
+        self.on_body: Callable[[bytes, bool], bool] | None = None
         self.body: list[bytes] = []
         self.error: BaseException | None = None
         self.closed = False
@@ -96,7 +97,7 @@ class _Connection(asyncio.Protocol):
                 on_body = self.on_body
                 if on_body is None:
                     self.body.append(body)
-                elif on_body(body) and self.transport is not None:
+                elif on_body(body, reader.done) and self.transport is not None:
                     self.paused = True
                     self.transport.pause_reading()
         except HTTPProtocolError as exc:
@@ -254,19 +255,20 @@ class LeanResponse:
 
     async def relay(
         self,
-        on_body: Callable[[bytes], bool],
+        on_body: Callable[[bytes, bool], bool],
         drain: Callable[[], Awaitable[None]],
         idle: Callable[[], None],
     ) -> None:
         """Push the body into ``on_body`` as it arrives, from the connection's own callback; return at its
-        end. ``on_body`` returns True when its client is backlogged: reading then pauses until ``drain``
+        end. ``on_body(body, last)`` is told whether the response ended with that piece, and returns True
+        when its client is backlogged: reading then pauses until ``drain``
         returns (the one backpressure gate). ``idle`` is called whenever everything that has arrived has
         been handed on and the relay is about to wait for the upstream. Errors, the consumer's
         included, are raised here."""
         conn = self._conn
         pending, conn.body = conn.body, []
-        for body in pending:  # what came with the head
-            if on_body(body):
+        for i, body in enumerate(pending):  # what came with the head
+            if on_body(body, self._reader.done and i == len(pending) - 1):
                 await drain()
         _raise_for(conn)
         if self._reader.done:

@@ -158,7 +158,7 @@ class UpstreamResponse:
 
     async def relay(
         self,
-        on_body: Callable[[bytes], bool],
+        on_body: Callable[[bytes, bool], bool],
         drain: Callable[[], Awaitable[None]],
         idle: Callable[[], None],
     ) -> None:
