@@ -10,7 +10,9 @@ Claude Code's own variable, pointing at *us*, and taking it as our upstream woul
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,9 +90,7 @@ class Config:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"{flag} {url!r} is not an http(s) URL")
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        loopback = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::"}
-        ours = {self.host} | (loopback if self.host in loopback else set())
-        if parts.hostname in ours and port == self.port:
+        if port == self.port and _is_this_host(parts.hostname, self.host):
             raise ConfigError(
                 f"{flag} {url} points back at this proxy ({self.host}:{self.port}); point it at the real upstream"
             )
@@ -198,6 +198,23 @@ class Config:
             "log_level": pick("log_level"),
         }
         return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+def _local(name: str) -> bool:
+    """A loopback or unspecified address, or a name for this machine."""
+    if name in ("localhost", socket.gethostname()):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _is_this_host(name: str, bound: str) -> bool:
+    """Whether ``name`` reaches a server bound to ``bound``: the same address, or, for a server bound to
+    loopback or to every interface, any local name or loopback address (127.0.0.0/8, ::1)."""
+    return name == bound or (_local(bound) and _local(name))
 
 
 def _truthy(value: str | None) -> bool:

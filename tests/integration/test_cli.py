@@ -142,6 +142,7 @@ def test_version_and_help() -> None:
 def test_keys_never_reach_the_log(tmp_path: Path) -> None:
     """A full run at debug level, with client and upstream keys in use: neither appears on stderr."""
     upstream_key, client_key = "sk-upstream-SECRET-1234", "client-SECRET-5678"
+    anthropic_key = "sk-ant-SECRET-9012"
     fake = subprocess.Popen(
         [sys.executable, "-m", "rawproxy", "fake-upstream", "--port", "0"],
         env=_env(),
@@ -151,10 +152,15 @@ def test_keys_never_reach_the_log(tmp_path: Path) -> None:
     assert fake.stdout is not None
     fake_url = re.search(r"http://\S+/v1", fake.stdout.readline())
     assert fake_url is not None
+    fake_base = fake_url.group(0).removesuffix("/v1")
     proc, port = _start(
-        ["--openai-upstream", fake_url.group(0), "--api-key", client_key, "--log-level", "debug"],
+        [
+            *("--openai-upstream", fake_url.group(0), "--anthropic-upstream", fake_base),
+            *("--api-key", client_key, "--log-level", "debug"),
+        ],
         tmp_path,
         OPENAI_API_KEY=upstream_key,
+        ANTHROPIC_API_KEY=anthropic_key,
     )
     log = ""
     try:
@@ -164,13 +170,14 @@ def test_keys_never_reach_the_log(tmp_path: Path) -> None:
             "messages": [{"role": "user", "content": "hi"}],
         }
         for stream in (False, True):
-            r = httpx.post(
-                f"http://127.0.0.1:{port}/v1/messages",
-                json={**body, "stream": stream},
-                headers={"x-api-key": client_key},
-                timeout=5,
-            )
-            assert r.status_code == 200
+            for model in ("gpt-4o", "claude-sonnet-4-6"):  # to the OpenAI upstream, to the Anthropic one
+                r = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/messages",
+                    json={**body, "model": model, "stream": stream},
+                    headers={"x-api-key": client_key},
+                    timeout=5,
+                )
+                assert r.status_code == 200, (model, r.text)
         assert (
             httpx.post(
                 f"http://127.0.0.1:{port}/v1/messages",
@@ -185,6 +192,6 @@ def test_keys_never_reach_the_log(tmp_path: Path) -> None:
         fake.terminate()
         fake.communicate(timeout=5)
     assert "rawproxy.access" in log and "POST /v1/messages" in log
-    for secret in (upstream_key, client_key, "wrong-SECRET-0000", "SECRET"):
+    for secret in (upstream_key, client_key, anthropic_key, "wrong-SECRET-0000", "SECRET"):
         assert secret not in log
     assert "authorization" not in log.lower()

@@ -83,3 +83,26 @@ async def test_o2a_m02_no_configured_key_means_any_key_is_accepted(proxy_factory
             assert (
                 await client.post(proxy.url + "/v1/chat/completions", json=CHAT, headers=headers)
             ).status_code == 200
+
+
+async def test_o2a_r27_a_request_without_model_gets_the_default_model(proxy_factory) -> None:
+    """An OpenAI client that names no model is served with --default-model, which reaches the upstream."""
+    async with FakeUpstream() as anthropic:
+        proxy = await proxy_factory(
+            anthropic_upstream=anthropic.anthropic_url,
+            anthropic_key="k",
+            routes=ModelRoutes(default="claude-haiku-4-5"),
+            **ANTHROPIC_ONLY,
+        )
+        body = {"messages": [{"role": "user", "content": "hi"}]}
+        async with httpx.AsyncClient(timeout=5) as client:
+            answer = await client.post(proxy.url + "/v1/chat/completions", json=body)
+            without_default = await proxy_factory(
+                anthropic_upstream=anthropic.anthropic_url, anthropic_key="k", **ANTHROPIC_ONLY
+            )
+            refused = await client.post(without_default.url + "/v1/chat/completions", json=body)
+        sent = [r for r in anthropic.requests if r.path.endswith("/v1/messages")]
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model"] == "claude-haiku-4-5"
+    assert len(sent) == 1 and sent[0].body["model"] == "claude-haiku-4-5"
+    assert refused.status_code == 400 and "model" in refused.json()["error"]["message"]

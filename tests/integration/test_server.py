@@ -297,6 +297,12 @@ async def test_a2o_m03_head_probes_and_health(proxy_factory: Any) -> None:
         assert resp.status == 200
         resp = await conn.request("GET", "/health", timeout=T)
         assert resp.json() == {"status": "ok"}
+        for headers in ([("anthropic-version", "2023-06-01")], []):  # both list shapes
+            get = await conn.request("GET", "/v1/models", headers, timeout=T)
+            head = await conn.request("HEAD", "/v1/models", headers, timeout=T)
+            assert get.status == head.status == 200
+            assert head.body == b"" and get.json()["data"]
+            assert head.header("content-length") == str(len(get.body))
 
 
 async def test_a2o_m03_unknown_path_404_anthropic_shape(proxy_factory: Any, fake: FakeUpstream) -> None:

@@ -7,12 +7,19 @@ in the working directory can leak in.
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 
 from rawproxy import __version__
-from rawproxy.config import DEFAULT_OPENAI_UPSTREAM, Config, ConfigError, read_dotenv
+from rawproxy.config import (
+    DEFAULT_ANTHROPIC_UPSTREAM,
+    DEFAULT_OPENAI_UPSTREAM,
+    Config,
+    ConfigError,
+    read_dotenv,
+)
 
 
 def make(
@@ -168,6 +175,7 @@ def test_anthropic_base_url_is_never_the_upstream(tmp_path: Path) -> None:
     path = write_env(tmp_path, "ANTHROPIC_BASE_URL=http://example.com/anthropic\n")
     config = make([], env, path)
     assert config.openai_upstream == DEFAULT_OPENAI_UPSTREAM
+    assert config.anthropic_upstream == DEFAULT_ANTHROPIC_UPSTREAM  # Claude Code's variable, not ours
     assert config.openai_key is None
 
 
@@ -192,6 +200,10 @@ def test_anthropic_base_url_does_not_override_a_configured_upstream() -> None:
         (["--port", "9000", "--openai-upstream", "http://localhost:9000/v1"], {}),
         (["--port", "80", "--openai-upstream", "http://localhost/v1"], {}),  # default port of the scheme
         (["--host", "10.1.2.3", "--openai-upstream", "http://10.1.2.3:8082/v1"], {}),
+        (["--host", "0.0.0.0", "--openai-upstream", "http://127.0.1.1:8082/v1"], {}),  # all of 127/8
+        (["--host", "0.0.0.0", "--openai-upstream", f"http://{socket.gethostname()}:8082/v1"], {}),
+        (["--host", "::", "--openai-upstream", "http://[::1]:8082/v1"], {}),
+        (["--host", "0.0.0.0", "--anthropic-upstream", "http://localhost:8082"], {}),
         ([], {"RAWPROXY_OPENAI_UPSTREAM": "http://localhost:8082/v1"}),
         ([], {"RAWPROXY_PORT": "7000", "RAWPROXY_OPENAI_UPSTREAM": "http://127.0.0.1:7000"}),
     ],
