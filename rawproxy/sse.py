@@ -61,6 +61,12 @@ class SSEDecoder:
                     return events
         # The held bytes contain no line end, so only the new chunk needs searching.
         scan = len(self._buf)
+        if not scan and not self._data and self._event is None and 13 not in chunk:
+            done = self._whole_events(chunk, events)
+            if done:
+                chunk = chunk[done:]
+                if not chunk:
+                    return events
         if scan:
             self._buf += chunk
             buf: bytes | bytearray = self._buf
@@ -86,6 +92,28 @@ class SSEDecoder:
         else:
             del self._buf[:pos]
         return events
+
+    @staticmethod
+    def _whole_events(chunk: bytes, events: list[SSEEvent]) -> int:
+        """The fast path for what nearly every upstream sends: whole events of one ``data: `` line, or
+        of an ``event: `` line and one ``data: `` line, at the start of a chunk with nothing pending.
+        Returns how many bytes it consumed; the line-by-line path takes the rest."""
+        pos = 0
+        find = chunk.find
+        end = find(b"\n\n")
+        while end >= 0:
+            if chunk.startswith(b"data: ", pos) and find(b"\n", pos, end) < 0:
+                events.append(SSEEvent(None, chunk[pos + 6 : end]))
+            elif chunk.startswith(b"event: ", pos):
+                nl = find(b"\n", pos, end)
+                if nl < 0 or not chunk.startswith(b"data: ", nl + 1) or find(b"\n", nl + 1, end) >= 0:
+                    break
+                events.append(SSEEvent(chunk[pos + 7 : nl].decode("utf-8", "replace"), chunk[nl + 7 : end]))
+            else:
+                break
+            pos = end + 2
+            end = find(b"\n\n", pos)
+        return pos
 
     def close(self) -> list[SSEEvent]:
         """End of stream: flush a last unterminated line and a last event without its blank line."""
