@@ -43,6 +43,7 @@ from .translate import (
     fallback_profile,
     prepare_request,
 )
+from .transport import OnBody
 
 __all__ = ["App", "ClientRequest", "ResponseSink"]
 
@@ -66,6 +67,7 @@ class ResponseSink(Protocol):
     @property
     def last_write(self) -> float: ...  # time.monotonic() of the last bytes written
     async def start(self, status: int, headers: Headers) -> None: ...
+    def begin(self, status: int, headers: Headers) -> None: ...  # start, callable from a callback
     async def send(self, data: bytes) -> None: ...
     def send_nowait(self, data: bytes) -> None: ...
     def hold(self, data: bytes) -> None: ...  # goes out with the next write or flush()
@@ -383,99 +385,56 @@ class App:
         retried: bool = False,
     ) -> None:
         url = up.url(prepared.path)
-        async with upstream.open_stream(
-            self.client,
-            "POST",
-            url,
-            headers=self._headers[up.protocol],
-            body=prepared.body,
-            meanwhile=lambda: estimate_input_tokens(prepared),
-        ) as resp:
-            if resp.status >= 400:  # before the first byte: the real status (A2O-S18, O2A-E02)
-                body = await resp.read()
-                fallback = None if retried else fallback_profile(prepared, body)
-                if fallback is not None and resp.status == 400:
-                    log.warning("upstream rejected a field; retrying once without it")
-                    prepared = self._prepare(
-                        client, prepared.request, prepared.ctx.upstream_model, up, fallback
-                    )
-                    await self._stream(req, client, up, prepared, sink, record, retried=True)
-                    return
-                raise self._upstream_error(up, resp.status, body, resp.header("retry-after"))
+        relay: _Relay | None = None
+
+        def on_head(status: int, headers: Headers) -> OnBody | None:
+            """The common case, taken in the upstream connection's callback the moment the head
+            arrives: a 200 event stream. Anything else is left to this task, below."""
+            nonlocal relay
+            if status >= 400 or b"json" in (_header(headers, b"content-type") or b""):
+                return None
             translator = StreamTranslator(client, up.dialect, prepared.ctx)
-            if "json" in (resp.header("content-type") or ""):  # the upstream ignored stream:true
+            record.status = 200
+            sink.begin(200, SSE_HEADERS)
+            sink.hold(translator.start())  # written with the first token if it came with the head
+            relay = _Relay(self, translator, sink, record, keepalive=True)
+            return relay.on_body
+
+        try:
+            async with upstream.open_stream(
+                self.client,
+                "POST",
+                url,
+                headers=self._headers[up.protocol],
+                body=prepared.body,
+                meanwhile=lambda: estimate_input_tokens(prepared),
+                on_head=on_head,
+            ) as resp:
+                if relay is not None:
+                    await relay.run(resp)
+                    record.usage = relay.translator.usage
+                    return
+                if resp.status >= 400:  # before the first byte: the real status (A2O-S18, O2A-E02)
+                    body = await resp.read()
+                    fallback = None if retried else fallback_profile(prepared, body)
+                    if fallback is not None and resp.status == 400:
+                        log.warning("upstream rejected a field; retrying once without it")
+                        prepared = self._prepare(
+                            client, prepared.request, prepared.ctx.upstream_model, up, fallback
+                        )
+                        await self._stream(req, client, up, prepared, sink, record, retried=True)
+                        return
+                    raise self._upstream_error(up, resp.status, body, resp.header("retry-after"))
+                # the upstream ignored stream:true and answered with JSON
+                translator = StreamTranslator(client, up.dialect, prepared.ctx)
                 response = up.dialect.parse_response(await resp.read(), prepared.ctx)
                 record.usage = response.usage
                 record.status = 200
                 await sink.start(200, SSE_HEADERS)
                 await sink.end(translator.start() + _response_as_stream(client, response, prepared.ctx))
-                return
-            record.status = 200
-            await sink.start(200, SSE_HEADERS)
-            sink.hold(translator.start())  # written with the first token if it came with the head
-            await self._pump(resp, translator, sink, record, keepalive=True)
-        record.usage = translator.usage
-
-    async def _pump(
-        self,
-        resp: upstream.UpstreamResponse,
-        translator: StreamTranslator | Passthrough,
-        sink: ResponseSink,
-        record: AccessRecord,
-        *,
-        keepalive: bool,
-    ) -> None:
-        """Relay the upstream body: each read is translated and written inside the upstream connection's
-        own callback (``on_body``), and the relay awaits the client's ``drain()`` when it falls behind.
-        What the sink holds (the head, the opening event) goes out with the first bytes translated from
-        a read, or when the relay has to wait for the upstream, whichever comes first."""
-        observe = translator.observe if isinstance(translator, Passthrough) else None
-        one_by_one = observe is None  # passthrough costs nothing per event: nothing to split
-        feed = translator.feed
-        send = sink.send_nowait
-
-        def emit(data: bytes, last: bool = False) -> None:
-            out = feed(data)
-            if out:
-                if record.ttft_ms is None:
-                    record.ttft_ms = (time.perf_counter() - record.received) * 1000
-                    send(out)
-                elif last:
-                    sink.hold(out)  # the response is complete: these bytes go out with its end
-                else:
-                    send(out)
-
-        def on_body(chunk: bytes, last: bool) -> bool:
-            rest = chunk
-            if one_by_one and record.ttft_ms is None:
-                # Until the client has its first bytes, the events of a read are translated one at a
-                # time: the first token must not wait for the translation of the events behind it.
-                start = 0
-                while record.ttft_ms is None:
-                    end = chunk.find(b"\n\n", start) + 2
-                    if end < 2:
-                        break
-                    emit(chunk[start:end])
-                    start = end
-                rest = chunk[start:] if start else chunk
-            if rest:
-                emit(rest, last)
-            if observe is not None:
-                observe(chunk)
-            return sink.backlogged
-
-        key = self.keepalive.add(sink, translator) if keepalive else None
-        try:
-            try:
-                await resp.relay(on_body, sink.drain, sink.flush)
-                tail = translator.close()
-            except ProxyError as exc:  # the upstream died mid-stream (decision 2)
-                log.warning("upstream failed mid-stream: %s", exc.info.message)
-                tail = translator.fail(exc.info)
         finally:
-            if key is not None:
-                self.keepalive.remove(key)
-        await sink.end(tail)
+            if relay is not None:
+                relay.release()
 
     # ----------------------------------------------------------------------------- passthrough
 
@@ -497,29 +456,42 @@ class App:
         url = _with_query(up.url(path), req.query)
         ctx = ir.Context(client_model=model, upstream_model=target)
         headers = up.request_headers(req.headers)
-        async with upstream.open_stream(
-            self.client,
-            "POST",
-            url,
-            headers=headers,
-            body=body,
-            accept="text/event-stream" if stream else "application/json",
-        ) as resp:
-            relayed = resp.relayable_headers()
-            if not stream or resp.status >= 400 or "event-stream" not in (resp.header("content-type") or ""):
+        relay: _Relay | None = None
+
+        def on_head(status: int, head: Headers) -> OnBody | None:
+            """A streamed 200 is relayed from the upstream connection's callback on (see _stream)."""
+            nonlocal relay
+            if not stream or status >= 400 or b"event-stream" not in (_header(head, b"content-type") or b""):
+                return None
+            record.status = status
+            sink.begin(status, upstream.relayable(head))
+            relay = _Relay(self, Passthrough(client, ctx), sink, record, keepalive=False)
+            return relay.on_body
+
+        try:
+            async with upstream.open_stream(
+                self.client,
+                "POST",
+                url,
+                headers=headers,
+                body=body,
+                accept="text/event-stream" if stream else "application/json",
+                on_head=on_head,
+            ) as resp:
+                if relay is not None:
+                    await relay.run(resp)
+                    record.usage = relay.translator.usage
+                    return
                 answer = await resp.read(self.config.max_body_bytes)
                 record.status = resp.status
                 try:
                     record.usage = up.dialect.event_usage(orjson.loads(answer)) if resp.status < 400 else None
                 except orjson.JSONDecodeError:
                     pass
-                await sink.respond(resp.status, relayed, answer)
-                return
-            record.status = resp.status
-            relay = Passthrough(client, ctx)
-            await sink.start(resp.status, relayed)
-            await self._pump(resp, relay, sink, record, keepalive=False)
-        record.usage = relay.usage
+                await sink.respond(resp.status, resp.relayable_headers(), answer)
+        finally:
+            if relay is not None:
+                relay.release()
 
     # -------------------------------------------------------------------------- count_tokens, models
 
@@ -613,6 +585,95 @@ class App:
             }
         record.status = 200
         await sink.respond(200, JSON_HEADERS, orjson.dumps(data))
+
+
+def _header(headers: Headers, name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+class _Relay:
+    """One stream's way from the upstream body to the client, event by event.
+
+    Built when the upstream's head arrives, inside the upstream connection's callback; from then on
+    ``on_body`` translates each read and writes it to the client in that same callback, so no task
+    switch stands between the upstream's first token and ours. The exchange's task only waits in
+    ``run`` (for the end, an error, or the client's ``drain()`` when it falls behind) and ends the
+    response. What the sink holds (the head, the opening event) goes out with the first bytes
+    translated from a read, or when the relay has to wait for the upstream, whichever comes first.
+    """
+
+    __slots__ = ("_app", "_feed", "_key", "_observe", "_one_by_one", "record", "sink", "translator")
+
+    def __init__(
+        self,
+        app: App,
+        translator: StreamTranslator | Passthrough,
+        sink: ResponseSink,
+        record: AccessRecord,
+        *,
+        keepalive: bool,
+    ) -> None:
+        self._app = app
+        self.translator = translator
+        self.sink = sink
+        self.record = record
+        self._feed = translator.feed
+        self._observe = translator.observe if isinstance(translator, Passthrough) else None
+        self._one_by_one = self._observe is None  # passthrough costs nothing per event: nothing to split
+        self._key = app.keepalive.add(sink, translator) if keepalive else None
+
+    def _emit(self, data: bytes, last: bool = False) -> None:
+        out = self._feed(data)
+        if out:
+            record = self.record
+            if record.ttft_ms is None:
+                record.ttft_ms = (time.perf_counter() - record.received) * 1000
+                self.sink.send_nowait(out)
+            elif last:
+                self.sink.hold(out)  # the response is complete: these bytes go out with its end
+            else:
+                self.sink.send_nowait(out)
+
+    def on_body(self, chunk: bytes, last: bool) -> bool:
+        rest = chunk
+        if self._one_by_one and self.record.ttft_ms is None:
+            # Until the client has its first bytes, the events of a read are translated one at a
+            # time: the first token must not wait for the translation of the events behind it.
+            start = 0
+            while self.record.ttft_ms is None:
+                end = chunk.find(b"\n\n", start) + 2
+                if end < 2:
+                    break
+                self._emit(chunk[start:end])
+                start = end
+            rest = chunk[start:] if start else chunk
+        if rest:
+            self._emit(rest, last)
+        if self._observe is not None:
+            self._observe(chunk)
+        return self.sink.backlogged
+
+    async def run(self, resp: upstream.UpstreamResponse) -> None:
+        """Until the upstream body has ended; then the client's response ends, completely or, when the
+        upstream failed mid-stream, with the client dialect's error event (decision 2)."""
+        try:
+            try:
+                await resp.relay(self.on_body, self.sink.drain, self.sink.flush)
+                tail = self.translator.close()
+            except ProxyError as exc:
+                log.warning("upstream failed mid-stream: %s", exc.info.message)
+                tail = self.translator.fail(exc.info)
+        finally:
+            self.release()
+        await self.sink.end(tail)
+
+    def release(self) -> None:
+        if self._key is not None:
+            self._app.keepalive.remove(self._key)
+            self._key = None
 
 
 def _with_query(url: str, query: str) -> str:

@@ -83,6 +83,7 @@ class ResponseWriter:
         "_pending",
         "_writer",
         "last_write",
+        "ended",
         "must_close",
         "started",
     )
@@ -98,9 +99,15 @@ class ResponseWriter:
         self._left = -1  # bytes still owed under content-length; -1 when not length-delimited
         self.must_close = close
         self.started = False
+        self.ended = False
         self.last_write = time.monotonic()
 
     async def start(self, status: int, headers: Headers) -> None:
+        self.begin(status, headers)
+
+    def begin(self, status: int, headers: Headers) -> None:
+        """The response head, held until the first body bytes (``start`` without the coroutine, for
+        the upstream connection's callback)."""
         self.started = True
         lines = [_STATUS_LINES.get(status) or _status_line(status), _SERVER_LINE]
         length = -1
@@ -164,6 +171,7 @@ class ResponseWriter:
         await self._writer.drain()
 
     async def end(self, tail: bytes = b"") -> None:
+        self.ended = True
         out = self._pending + self._frame(tail)
         if self._chunked:
             out += b"0\r\n\r\n"
@@ -401,8 +409,8 @@ class Server:
             sink = ResponseWriter(client, head_only=request.method == "HEAD", http10=http10, close=close)
             if not await self._exchange(client, request, sink):
                 return
-            if sink.must_close or conn.their_state is not h11.DONE:
-                return
+            if sink.must_close or (sink.started and not sink.ended) or conn.their_state is not h11.DONE:
+                return  # a response cut short (a bug, or the client gone) ends its connection too
             conn = self._new_cycle(conn.trailing_data)
 
     def _refuse_head(self, head: h11.Request) -> ErrorInfo | None:

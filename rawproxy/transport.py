@@ -61,6 +61,10 @@ class Origin:
         return (self.host if self.port == default else f"{self.host}:{self.port}").encode()
 
 
+OnBody = Callable[[bytes, bool], bool]  # (body, whether the response ended with it) -> backlogged
+OnHead = Callable[[int, list[tuple[bytes, bytes]]], OnBody | None]  # (status, headers) -> on_body
+
+
 class _Connection(asyncio.Protocol):
     """One upstream connection. Between exchanges it sits idle in the pool; during one, ``reader``
     parses what arrives, and the body goes either to ``on_body`` (push) or to ``body`` (pull)."""
@@ -71,6 +75,8 @@ class _Connection(asyncio.Protocol):
         self.reader: ResponseReader | None = None
         # (body, whether the response ended with it) -> True when the consumer is backlogged
         self.on_body: Callable[[bytes, bool], bool] | None = None
+        # called once with the response head, from data_received; may return the on_body to use
+        self.on_head: OnHead | None = None
         self.body: list[bytes] = []
         self.error: BaseException | None = None
         self.closed = False
@@ -93,6 +99,9 @@ class _Connection(asyncio.Protocol):
             return
         try:
             body = reader.feed(data)
+            if self.on_head is not None and reader.head is not None:
+                on_head, self.on_head = self.on_head, None
+                self.on_body = on_head(reader.head.status, reader.head.headers)
             if body:
                 on_body = self.on_body
                 if on_body is None:
@@ -153,8 +162,9 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.resume_reading()
 
-    def begin(self, reader: ResponseReader) -> None:
+    def begin(self, reader: ResponseReader, on_head: OnHead | None) -> None:
         self.reader = reader
+        self.on_head = on_head
         self.on_body = None
         self.body = []
         self.error = None
@@ -166,7 +176,7 @@ class _Connection(asyncio.Protocol):
         return not self.closed and self.transport is not None and not self.transport.is_closing()
 
     def close(self) -> None:
-        self.on_body = None
+        self.on_body = self.on_head = None
         if self.transport is not None:
             self.transport.close()
 
@@ -412,12 +422,16 @@ class ConnectionPool:
         header_lines: bytes,
         body: bytes | None,
         meanwhile: Callable[[], object] | None = None,
+        on_head: OnHead | None = None,
     ) -> LeanResponse:
         """Send a request (``header_lines`` from ``http1.encode_headers``; the host line is added here)
         and return once the response head has arrived.
 
         ``meanwhile`` runs once the request is written and before the answer is awaited: CPU work the
         caller needs later overlaps with the upstream's own latency instead of adding to it.
+        ``on_head(status, headers)`` is called from the connection's callback the moment the head has
+        arrived, before this coroutine resumes; when it returns an ``on_body``, the body is pushed into
+        it from then on, so the first bytes of the answer are handled without waiting for the task.
         """
         origin, target, host_line = self._origin(url)
         try:
@@ -430,12 +444,12 @@ class ConnectionPool:
         conn = self._take_idle(origin)
         if conn is not None:
             try:
-                return await self._exchange(conn, raw, head_only, meanwhile, reused=True)
+                return await self._exchange(conn, raw, head_only, meanwhile, on_head, reused=True)
             except _StaleConnection:
                 meanwhile = None  # it ran already; once more, on a new connection
         conn = await self._connect(origin)
         try:
-            return await self._exchange(conn, raw, head_only, meanwhile, reused=False)
+            return await self._exchange(conn, raw, head_only, meanwhile, on_head, reused=False)
         except _StaleConnection:
             raise UpstreamProtocolError("upstream closed the connection without answering") from None
 
@@ -445,11 +459,12 @@ class ConnectionPool:
         raw: bytes,
         head_only: bool,
         meanwhile: Callable[[], object] | None,
+        on_head: OnHead | None,
         *,
         reused: bool,
     ) -> LeanResponse:
         reader = ResponseReader(head_request=head_only)
-        conn.begin(reader)
+        conn.begin(reader, on_head)
         self.watch.add(conn)
         try:
             assert conn.transport is not None

@@ -26,7 +26,7 @@ from . import __version__
 from .errors import ProxyError, UpstreamProtocolError
 from .http1 import HTTPProtocolError, encode_headers
 from .ir import ErrorInfo, ErrorType
-from .transport import ConnectionPool, LeanResponse
+from .transport import ConnectionPool, LeanResponse, OnHead
 
 if TYPE_CHECKING:
     import httpx
@@ -129,6 +129,12 @@ def map_exception(exc: httpx.HTTPError) -> ProxyError:
     return UpstreamProtocolError(f"upstream request failed: {type(exc).__name__}: {exc}")
 
 
+def relayable(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's response headers a client may see in passthrough: none that describe the
+    upstream connection or body encoding (we re-frame the body), and no cookies."""
+    return [(k, v) for k, v in headers if k not in _NOT_RELAYED]
+
+
 class UpstreamResponse:
     """A streamed upstream response: status, headers, and raw body chunks."""
 
@@ -149,9 +155,7 @@ class UpstreamResponse:
         return {k.decode("latin-1"): v.decode("latin-1") for k, v in self._response.headers}
 
     def relayable_headers(self) -> list[tuple[bytes, bytes]]:
-        """The upstream's response headers a client may see in passthrough: none that describe the
-        upstream connection or body encoding (we re-frame the body), and no cookies."""
-        return [(k, v) for k, v in self._response.headers if k.lower() not in _NOT_RELAYED]
+        return relayable(self._response.headers)
 
     def chunks(self) -> AsyncIterator[bytes]:
         return self._response.chunks()
@@ -202,9 +206,11 @@ async def open_stream(
     body: bytes | None = None,
     accept: str = "text/event-stream",
     meanwhile: Callable[[], object] | None = None,
+    on_head: OnHead | None = None,
 ) -> AsyncIterator[UpstreamResponse]:
     """Send a request on the hot path and yield the response before its body is read; ``meanwhile``
-    runs between sending and the answer (see ``ConnectionPool.request``).
+    runs between sending and the answer, ``on_head`` the moment the head arrives (see
+    ``ConnectionPool.request``).
 
     Leaving the context (normally, by an exception, or by cancellation when the client went away)
     returns the connection when the answer was read to its end and closes it otherwise, so that an
@@ -214,7 +220,7 @@ async def open_stream(
         lines = _header_lines(tuple(headers), accept)
     except HTTPProtocolError as exc:
         raise ProxyError(ErrorInfo(status=400, type=ErrorType.INVALID_REQUEST, message=str(exc))) from None
-    response = await client.pool.request(method.encode(), url, lines, body, meanwhile)
+    response = await client.pool.request(method.encode(), url, lines, body, meanwhile, on_head)
     try:
         yield UpstreamResponse(response)
     finally:
