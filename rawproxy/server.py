@@ -82,8 +82,8 @@ class ResponseWriter:
         "_left",
         "_pending",
         "_writer",
-        "last_write",
         "ended",
+        "last_write",
         "must_close",
         "started",
     )
