@@ -83,6 +83,27 @@ async def test_x03_pipelining_back_to_back_answered_in_order(proxy_factory: Any,
     assert [r.body["messages"][-1]["content"] for r in fake.requests] == ["first", "second"]
 
 
+@pytest.mark.parametrize("cut", [1, 17, -40, -1])
+async def test_x03_body_in_pieces_with_the_next_request_glued_to_its_end(
+    proxy_factory: Any, fake: FakeUpstream, cut: int
+) -> None:
+    """A body that arrives over several reads, the last of which also carries the next request: each
+    body is exactly its declared length, and the rest starts the next request."""
+    proxy = await start(proxy_factory)
+    fake.enqueue(Script(text="first answer"), Script(text="second answer"))
+    first = build_request("POST", "/v1/messages", ANTHROPIC, messages_body("one"))
+    second = build_request("POST", "/v1/messages", ANTHROPIC, messages_body("two"))
+    head_end = first.index(b"\r\n\r\n") + 4
+    split = head_end + (cut if cut > 0 else len(first) - head_end + cut)
+    async with await connect(proxy) as conn:
+        await conn.send(first[:split], timeout=T)
+        await asyncio.sleep(0.05)  # the proxy has the head and part of the body: it must wait for the rest
+        await conn.send(first[split:] + second, timeout=T)
+        assert_message(await conn.read_response(timeout=T), "first answer")
+        assert_message(await conn.read_response(timeout=T), "second answer")
+    assert [r.body["messages"][-1]["content"] for r in fake.requests] == ["one", "two"]
+
+
 async def test_x03_pipelined_request_sent_while_streaming(proxy_factory: Any, fake: FakeUpstream) -> None:
     """The second request arrives while the disconnect watcher is reading: it must be kept, not lost."""
     proxy = await start(proxy_factory)
