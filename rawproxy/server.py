@@ -386,12 +386,13 @@ class Server:
                     self._idle.discard(task)
                 if not isinstance(event, h11.Request):
                     return  # EOF, idle timeout, or ConnectionClosed
-                request: ClientRequest | ErrorInfo | None = self._refuse_head(event)
+                headers = list(event.headers)  # once: iterating h11's Headers costs a call an item
+                request: ClientRequest | ErrorInfo | None = self._refuse_head(event, headers)
                 leftover = (b"", False)
                 if request is None:
                     if conn.they_are_waiting_for_100_continue:
                         client.write(CONTINUE)
-                    request, leftover = await self._read_body(conn, client, event)
+                    request, leftover = await self._read_body(conn, client, event, headers)
             except h11.RemoteProtocolError as exc:
                 await self._reject(client, exc)
                 return
@@ -399,12 +400,12 @@ class Server:
                 return
             http10 = event.http_version == b"1.0"
             if isinstance(request, ErrorInfo):  # too large: answer, then close (the body is left unread)
-                shape = _client_shape(_head_only_request(event))
+                shape = _client_shape(_client_request(event, headers, b""))
                 status, body = shape.build_error(request)
                 sink = ResponseWriter(client, head_only=False, http10=http10, close=True)
                 await sink.respond(status, JSON_HEADERS, body)
                 return
-            close = not _keeps_alive(event)
+            close = not _keeps_alive(event.http_version, headers)
             sink = ResponseWriter(client, head_only=request.method == "HEAD", http10=http10, close=close)
             if not await self._exchange(client, request, sink):
                 return
@@ -412,17 +413,17 @@ class Server:
                 return  # a response cut short (a bug, or the client gone) ends its connection too
             conn = self._new_cycle(leftover)
 
-    def _refuse_head(self, head: h11.Request) -> ErrorInfo | None:
+    def _refuse_head(self, head: h11.Request, headers: Headers) -> ErrorInfo | None:
         """Limits checked on the head alone, before any body is invited (X-01).
 
         h11 bounds a head only while it is incomplete, so a large head that arrives in one read is
         measured here; a declared body over the limit is refused before ``100 Continue`` asks for it.
         """
-        size = len(head.method) + len(head.target) + sum(len(k) + len(v) + 4 for k, v in head.headers)
+        size = len(head.method) + len(head.target) + sum(len(k) + len(v) + 4 for k, v in headers)
         if size > self.config.max_head_bytes:
             return ErrorInfo(status=431, type=ErrorType.INVALID_REQUEST, message="request head too large")
         limit = self.config.max_body_bytes
-        for name, value in head.headers:
+        for name, value in headers:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 return ErrorInfo(
                     status=413,
@@ -432,7 +433,7 @@ class Server:
         return None
 
     async def _read_body(
-        self, conn: h11.Connection, client: ClientConnection, head: h11.Request
+        self, conn: h11.Connection, client: ClientConnection, head: h11.Request, headers: Headers
     ) -> tuple[ClientRequest | ErrorInfo | None, tuple[bytes, bool]]:
         """The request body, and what the client sent beyond it (a pipelined request).
 
@@ -443,7 +444,7 @@ class Server:
         too_large = ErrorInfo(
             status=413, type=ErrorType.REQUEST_TOO_LARGE, message=f"request body exceeds {limit} bytes"
         )
-        length = _declared_length(head)
+        length = _declared_length(headers)
         if length is not None:
             data, closed = conn.trailing_data
             parts, size = [data], len(data)
@@ -456,7 +457,7 @@ class Server:
                 parts.append(more)
                 size += len(more)
             data = parts[0] if len(parts) == 1 else b"".join(parts)
-            return _client_request(head, data[:length]), (data[length:], closed)
+            return _client_request(head, headers, data[:length]), (data[length:], closed)
         body = bytearray()
         while True:
             event = await self._next_event(conn, client, self.config.idle_timeout)
@@ -468,7 +469,7 @@ class Server:
                 break
             else:
                 return None, (b"", True)  # the client went away mid-body
-        return _client_request(head, bytes(body)), conn.trailing_data
+        return _client_request(head, headers, bytes(body)), conn.trailing_data
 
     async def _exchange(self, client: ClientConnection, request: ClientRequest, sink: ResponseWriter) -> bool:
         """Run one exchange in this connection's task. A disconnect meanwhile cancels the task (see
@@ -528,11 +529,11 @@ async def serve(
         await client.aclose()
 
 
-def _declared_length(head: h11.Request) -> int | None:
+def _declared_length(headers: Headers) -> int | None:
     """The body length a request declares, 0 when it declares none; None for a chunked body. h11 has
     validated the framing headers (one well-formed Content-Length, no conflict with chunked)."""
     length = 0
-    for name, value in head.headers:
+    for name, value in headers:
         if name == b"transfer-encoding":
             return None
         if name == b"content-length":
@@ -540,30 +541,20 @@ def _declared_length(head: h11.Request) -> int | None:
     return length
 
 
-def _keeps_alive(head: h11.Request) -> bool:
+def _keeps_alive(http_version: bytes, headers: Headers) -> bool:
     """h11's rule: HTTP/1.1 without ``Connection: close``."""
-    if head.http_version != b"1.1":
+    if http_version != b"1.1":
         return False
-    for name, value in head.headers:
+    for name, value in headers:
         if name == b"connection" and b"close" in (t.strip().lower() for t in value.split(b",")):
             return False
     return True
 
 
-def _client_request(head: h11.Request, body: bytes) -> ClientRequest:
+def _client_request(head: h11.Request, headers: Headers, body: bytes) -> ClientRequest:
     target = head.target.decode("latin-1")
     path, _, query = target.partition("?")
-    return ClientRequest(
-        method=head.method.decode(), path=path, query=query, headers=list(head.headers), body=body
-    )
-
-
-def _head_only_request(head: h11.Request) -> ClientRequest:
-    """The parts of a request that choose its error shape, when its body will not be read."""
-    path = head.target.decode("latin-1").partition("?")[0]
-    return ClientRequest(
-        method=head.method.decode(), path=path, query="", headers=list(head.headers), body=b""
-    )
+    return ClientRequest(method=head.method.decode(), path=path, query=query, headers=headers, body=body)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
