@@ -582,6 +582,10 @@ class _Call:
         self.closed = False
 
 
+def _call_order(call: _Call) -> int:
+    return call.order
+
+
 class StreamDecoder:
     """OpenAI ``chat.completion.chunk`` SSE events -> IR stream events. See the module docstring."""
 
@@ -642,7 +646,12 @@ class StreamDecoder:
         call.emitted = len(call.args)
 
     def _pending(self) -> list[_Call]:
-        return sorted((c for c in self._calls.values() if c.block is None), key=lambda c: c.order)
+        """Calls not started yet, in the order they first appeared (asked on every argument fragment:
+        usually there are none)."""
+        pending = [c for c in self._calls.values() if c.block is None]
+        if len(pending) > 1:
+            pending.sort(key=_call_order)
+        return pending
 
     def _open_call_complete(self) -> bool:
         call = self._open_call
