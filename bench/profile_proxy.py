@@ -47,7 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         upstream_port, proxy_port = free_port(), free_port()
         children.start(
-            [sys.executable, str(BENCH / "upstream.py"), "--port", str(upstream_port), "--max-seconds", "600"],
+            [
+                sys.executable,
+                str(BENCH / "upstream.py"),
+                "--port",
+                str(upstream_port),
+                "--max-seconds",
+                "600",
+            ],
             "listening",
         )
         argv_proxy = proxy_argv(proxy_port, upstream_port)
@@ -58,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.py_spy:
             spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
             sampler = subprocess.Popen(
-                [spy, "record", "-p", str(proxy.pid), "-r", "1000", "--nonblocking", "-f", "raw"]
-                + ["-o", str(out / "proxy.txt"), "-d", str(int(args.seconds + 2))],
+                [
+                    *(spy, "record", "-p", str(proxy.pid), "-r", "1000", "--nonblocking", "-f", "raw"),
+                    *("-o", str(out / "proxy.txt"), "-d", str(int(args.seconds + 2))),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -68,13 +77,21 @@ def main(argv: list[str] | None = None) -> int:
         if dialect == "anthropic":
             body = payloads.anthropic_body(model, marker, stream=stream)
             req = Request.post(
-                HOST, proxy_port, "/v1/messages", body, payloads.ANTHROPIC_HEADERS,
+                HOST,
+                proxy_port,
+                "/v1/messages",
+                body,
+                payloads.ANTHROPIC_HEADERS,
                 FIRST_TOKEN["anthropic", "text"] if stream else None,
             )
         else:
             body = payloads.openai_body(model, marker, stream=stream)
             req = Request.post(
-                HOST, proxy_port, "/v1/chat/completions", body, (),
+                HOST,
+                proxy_port,
+                "/v1/chat/completions",
+                body,
+                (),
                 FIRST_TOKEN["openai", "text"] if stream else None,
             )
         arm = Arm(args.path, HOST, proxy_port, req)

@@ -597,6 +597,7 @@ class StreamDecoder:
         self._open_kind: str | None = None  # "text" | "thinking" | "tool"
         self._open_call: _Call | None = None
         self._calls: dict[int, _Call] = {}
+        self._unstarted = 0  # calls without a block yet: usually none, asked on every fragment
         self._finish: ir.StopReason | None = None
         self._stop_sequence: str | None = None
         self._done = False
@@ -636,6 +637,7 @@ class StreamDecoder:
             id=client_tool_id(call.id), name=self.ctx.tool_names.get(name, name), input={}
         )
         call.block = self._open("tool", block, out)
+        self._unstarted -= 1
         self._open_call = call
         self._emit_args(call, out)
 
@@ -648,6 +650,8 @@ class StreamDecoder:
     def _pending(self) -> list[_Call]:
         """Calls not started yet, in the order they first appeared (asked on every argument fragment:
         usually there are none)."""
+        if not self._unstarted:
+            return []
         pending = [c for c in self._calls.values() if c.block is None]
         if len(pending) > 1:
             pending.sort(key=_call_order)
@@ -693,6 +697,7 @@ class StreamDecoder:
         call = self._calls.get(index)
         if call is None:
             call = self._calls[index] = _Call(len(self._calls))
+            self._unstarted += 1
         if tc.get("id") and call.id is None:
             call.id = tc["id"]
         function = tc.get("function") or {}
