@@ -715,8 +715,10 @@ class StreamDecoder:
             call.args += args
             self._out_chars += len(args)
         if call is self._open_call:
-            self._emit_args(call, out)
-            if self._pending() and self._open_call_complete():
+            if not self._buffer_args and call.emitted < len(call.args):  # _emit_args, inline: hot
+                out.append(ir.InputJsonDelta(call.block or 0, call.args[call.emitted :]))
+                call.emitted = len(call.args)
+            if self._unstarted and self._open_call_complete():
                 self._advance_calls(out)
         elif call.block is None:
             self._advance_calls(out)
