@@ -76,24 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         marker = "bench:short:0"
         if dialect == "anthropic":
             body = payloads.anthropic_body(model, marker, stream=stream)
-            req = Request.post(
-                HOST,
-                proxy_port,
-                "/v1/messages",
-                body,
-                payloads.ANTHROPIC_HEADERS,
-                FIRST_TOKEN["anthropic", "text"] if stream else None,
-            )
+            target, headers = "/v1/messages", payloads.ANTHROPIC_HEADERS
         else:
             body = payloads.openai_body(model, marker, stream=stream)
-            req = Request.post(
-                HOST,
-                proxy_port,
-                "/v1/chat/completions",
-                body,
-                (),
-                FIRST_TOKEN["openai", "text"] if stream else None,
-            )
+            target, headers = "/v1/chat/completions", []
+        pattern = FIRST_TOKEN[dialect, "text"] if stream else None
+        req = Request.post(HOST, proxy_port, target, body, headers, pattern)
         arm = Arm(args.path, HOST, proxy_port, req)
 
         async def load() -> int:

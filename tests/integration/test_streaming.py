@@ -184,6 +184,23 @@ def _kernel_queued(ports: set[int]) -> int | None:
     return total if found == 4 else None  # client, proxy x2, fake
 
 
+BIG_PIECE, BIG_COUNT = 65536, 320  # ~21 MB: more than the loopback socket buffers hold
+
+
+async def _open_big_tool_call(proxy: Any, fake: FakeUpstream) -> tuple[HTTPConnection, Any, str]:
+    """A stream whose one tool call's arguments come in 64 KiB fragments (the fake slices those
+    cheaply); returns the connection with the 200 head read, and the arguments to expect."""
+    arguments = '{"content":"' + "x" * (BIG_PIECE * BIG_COUNT - 14) + '"}'
+    fake.enqueue(
+        Script(text="", tool_calls=[ToolCall(name="Write", arguments=arguments)], arg_fragments=BIG_COUNT)
+    )
+    conn = await HTTPConnection.open(proxy.host, proxy.port, timeout=T)
+    await conn.send(build_request("POST", "/v1/messages", ANTHROPIC, messages_body("big", stream=True)))
+    head = await conn.read_head(timeout=T)
+    assert head.status == 200
+    return conn, head, arguments
+
+
 async def test_x05_slow_reader_backpressure_bounds_upstream(proxy_factory: Any, fake: FakeUpstream) -> None:
     """A client that stops reading stops the upstream: only socket buffers fill, not proxy memory.
 
@@ -193,16 +210,9 @@ async def test_x05_slow_reader_backpressure_bounds_upstream(proxy_factory: Any, 
     The payload is one tool call's arguments in 64 KiB fragments (the fake slices those cheaply).
     """
     proxy = await start(proxy_factory)
-    piece, count = 65536, 320  # ~21 MB
-    arguments = '{"content":"' + "x" * (piece * count - 14) + '"}'
-    fake.enqueue(
-        Script(text="", tool_calls=[ToolCall(name="Write", arguments=arguments)], arg_fragments=count)
-    )
-    conn = await HTTPConnection.open(proxy.host, proxy.port, timeout=T)
+    conn, head, arguments = await _open_big_tool_call(proxy, fake)
+    piece, count = BIG_PIECE, BIG_COUNT
     async with conn:
-        await conn.send(build_request("POST", "/v1/messages", ANTHROPIC, messages_body("big", stream=True)))
-        head = await conn.read_head(timeout=T)
-        assert head.status == 200
         # Do not read; wait (bounded) until the upstream's writes stop moving.
         previous = -1
         for _ in range(30):
@@ -237,16 +247,8 @@ async def test_x05_x06_time_paused_for_a_slow_client_is_not_upstream_silence(
     """While the proxy has stopped reading the upstream because its client reads nothing, the upstream
     is silent through no fault of its own: a read timeout shorter than the pause must not fire."""
     proxy = await start(proxy_factory, timeout=0.4)
-    piece, count = 65536, 320  # ~21 MB: more than the loopback socket buffers hold
-    arguments = '{"content":"' + "x" * (piece * count - 14) + '"}'
-    fake.enqueue(
-        Script(text="", tool_calls=[ToolCall(name="Write", arguments=arguments)], arg_fragments=count)
-    )
-    conn = await HTTPConnection.open(proxy.host, proxy.port, timeout=T)
+    conn, head, arguments = await _open_big_tool_call(proxy, fake)
     async with conn:
-        await conn.send(build_request("POST", "/v1/messages", ANTHROPIC, messages_body("big", stream=True)))
-        head = await conn.read_head(timeout=T)
-        assert head.status == 200
         await asyncio.sleep(1.5)  # not reading: well past the read timeout
         assert fake.streams_completed == 0
         events = await SSEStream(conn, head).rest(timeout=T)
