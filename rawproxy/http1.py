@@ -37,7 +37,7 @@ MAX_HEAD_BYTES = 64 * 1024
 MAX_CHUNK_LINE = 4096
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FIELD_VALUE = re.compile(rb"[^\x00\r\n]*")
+_FIELD_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")  # no control character but HTAB
 _TARGET = re.compile(rb"[!-~]+")  # visible ASCII: no space, CR, LF or NUL to split the request line
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
@@ -48,9 +48,10 @@ class HTTPProtocolError(Exception):
 
 
 def encode_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """Header lines for a request, each name a token and no value holding CR, LF or NUL: a header taken
-    from configuration or from a client must never be able to split the request (about 0.3 µs a
-    header; callers that send the same headers again keep the result)."""
+    """Header lines for a request, each name a token and no value holding a control character (CR, LF,
+    NUL and the rest; HTAB is allowed): a header taken from configuration or from a client must never
+    be able to split the request (about 0.3 µs a header; callers that send the same headers again keep
+    the result)."""
     lines: list[bytes] = []
     for name, value in headers:
         if _TOKEN.fullmatch(name) is None or _FIELD_VALUE.fullmatch(value) is None:
@@ -185,6 +186,8 @@ class ResponseReader:
             if end < 0:
                 if len(buf) > MAX_HEAD_BYTES:
                     raise HTTPProtocolError("response head too large")
+                if b"\n\n" in buf:  # bare-LF line ends: refused at once, not left to the read timeout
+                    raise HTTPProtocolError("response head with bare LF line ends")
                 return buf
             head = self._parse_head(buf[:end])
             buf = buf[end + 4 :]

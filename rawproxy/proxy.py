@@ -72,6 +72,7 @@ class ResponseSink(Protocol):
     def send_nowait(self, data: bytes) -> None: ...
     def hold(self, data: bytes) -> None: ...  # goes out with the next write or flush()
     def flush(self) -> None: ...
+    def discard(self) -> bool: ...  # take back a started response while nothing of it was written
     @property
     def backlogged(self) -> bool: ...  # the client is not reading fast enough: wait for drain()
     async def drain(self) -> None: ...
@@ -201,8 +202,8 @@ class App:
     async def _error(
         self, req: ClientRequest, sink: ResponseSink, info: ir.ErrorInfo, record: AccessRecord
     ) -> None:
-        if sink.started:
-            return  # mid-stream errors are written by the pump; nothing more can be said here
+        if sink.started and not sink.discard():
+            return  # mid-stream errors are written by the relay; nothing more can be said here
         status, body = _client_shape(req).build_error(info)
         record.status = status
         await sink.respond(status, JSON_HEADERS + _retry_after(info), body)

@@ -86,6 +86,7 @@ class ResponseWriter:
         "last_write",
         "must_close",
         "started",
+        "wrote",
     )
 
     def __init__(
@@ -100,6 +101,7 @@ class ResponseWriter:
         self.must_close = close
         self.started = False
         self.ended = False
+        self.wrote = False  # bytes of this response have gone to the client
         self.last_write = time.monotonic()
 
     async def start(self, status: int, headers: Headers) -> None:
@@ -132,11 +134,11 @@ class ResponseWriter:
             return b""
         if self._chunked:
             return b"%x\r\n%b\r\n" % (len(data), data)
-        if self._left >= 0:
-            self._left -= len(data)
-            if self._left < 0:  # more than declared: a bug; the client must not read past it
+        if self._left >= 0:  # length-delimited: never a byte past the declared length
+            if len(data) > self._left:  # more than declared: a bug; the client must not read past it
                 self.must_close = True
-                return data[: len(data) + self._left]
+                data = data[: self._left]
+            self._left -= len(data)
         return data
 
     def send_nowait(self, data: bytes) -> None:
@@ -145,6 +147,7 @@ class ResponseWriter:
         if out:
             self._pending = b""
             self._writer.write(out)
+            self.wrote = True
             self.last_write = time.monotonic()
 
     async def send(self, data: bytes) -> None:
@@ -156,9 +159,21 @@ class ResponseWriter:
         shares one write, and one wake-up of the client, with the first token when both are ready."""
         self._pending += self._frame(data)
 
+    def discard(self) -> bool:
+        """Take back a response that was started but of which nothing was written yet (so that an
+        error can still be answered with its own status); False once bytes went out."""
+        if self.wrote:
+            return False
+        self.started = False
+        self._pending = b""
+        self._chunked = False
+        self._left = -1
+        return True
+
     def flush(self) -> None:
         if self._pending:
             self._writer.write(self._pending)
+            self.wrote = True
             self._pending = b""
             self.last_write = time.monotonic()
 
@@ -179,6 +194,7 @@ class ResponseWriter:
             self.must_close = True  # fewer bytes than declared: only closing tells the client
         self._pending = b""
         self._writer.write(out)
+        self.wrote = True
         await self._writer.drain()
 
     async def respond(self, status: int, headers: Headers, body: bytes) -> None:

@@ -94,8 +94,8 @@ class _Connection(asyncio.Protocol):
         self.last_data = time.monotonic()
         self.received_any = True
         reader = self.reader
-        if reader is None or self.error is not None:
-            self.close()  # bytes outside an exchange: this connection cannot be trusted again
+        if reader is None or self.error is not None or reader.done:
+            self.close()  # bytes outside an exchange or after its end: this connection cannot be trusted
             return
         try:
             body = reader.feed(data)
@@ -106,9 +106,8 @@ class _Connection(asyncio.Protocol):
                 on_body = self.on_body
                 if on_body is None:
                     self.body.append(body)
-                elif on_body(body, reader.done) and self.transport is not None:
-                    self.paused = True
-                    self.transport.pause_reading()
+                elif on_body(body, reader.done):
+                    self.pause()
         except HTTPProtocolError as exc:
             self._fail(UpstreamProtocolError(f"upstream broke HTTP/1.1: {exc}"))
             return
@@ -156,6 +155,12 @@ class _Connection(asyncio.Protocol):
         finally:
             self._waiter = None
 
+    def pause(self) -> None:
+        """Stop reading until ``resume``: the consumer's client is backlogged."""
+        if not self.paused and self.transport is not None and not self.closed:
+            self.paused = True
+            self.transport.pause_reading()
+
     def resume(self) -> None:
         self.paused = False
         self.last_data = time.monotonic()  # a paused read was the client's slowness, not the upstream's
@@ -163,6 +168,8 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def begin(self, reader: ResponseReader, on_head: OnHead | None) -> None:
+        if self.paused:  # a backstop: a pooled connection is never left unread
+            self.resume()
         self.reader = reader
         self.on_head = on_head
         self.on_body = None
@@ -276,17 +283,16 @@ class LeanResponse:
         been handed on and the relay is about to wait for the upstream. Errors, the consumer's
         included, are raised here."""
         conn = self._conn
+        conn.on_body = on_body  # from now on, what arrives goes straight to on_body, in order after...
         pending, conn.body = conn.body, []
-        for i, body in enumerate(pending):  # what came with the head
-            if on_body(body, self._reader.done and i == len(pending) - 1):
-                await drain()
-        _raise_for(conn)
-        if self._reader.done:
-            return
-        conn.on_body = on_body
+        backlogged = False
+        for i, body in enumerate(pending):  # ...what came before (with the head), handed on here at once
+            backlogged = on_body(body, self._reader.done and i == len(pending) - 1) or backlogged
+        if backlogged:
+            conn.pause()
         try:
             while True:
-                if conn.paused:
+                if conn.paused:  # also when the whole response is already here: never pooled paused
                     await drain()
                     conn.resume()
                 _raise_for(conn)
@@ -331,7 +337,7 @@ class LeanResponse:
         self._pool.watch.discard(conn)
         conn.on_body = None
         conn.reader = None
-        if self._reader.reusable and conn.error is None and not conn.body:
+        if self._reader.reusable and conn.error is None and not conn.body and not conn.paused:
             self._pool.release(conn)
         else:
             conn.close()
@@ -411,7 +417,7 @@ class ConnectionPool:
         if known is None:
             origin, target = Origin.of(url)
             known = (origin, target.encode(), encode_headers([(b"host", origin.host_header)]))
-            if len(self._origins) < 1024:
+            if len(self._origins) < 256 and len(url) <= 1024:  # the configured URLs, not clients' queries
                 self._origins[url] = known
         return known
 

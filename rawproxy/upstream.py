@@ -187,7 +187,7 @@ def _with_defaults(headers: list[tuple[str, str]], accept: str) -> list[tuple[st
     return out + [(n, v) for n, v in headers if n.lower() != "accept-encoding"]
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=256)
 def _header_lines(headers: tuple[tuple[str, str], ...], accept: str) -> bytes:
     """The encoded, checked header lines of an upstream call. A proxy sends the same few header sets
     again and again (one per upstream, a few per passthrough client), so they are built once each."""
@@ -217,7 +217,10 @@ async def open_stream(
     abandoned upstream stops generating.
     """
     try:
-        lines = _header_lines(tuple(headers), accept)
+        key = tuple(headers)
+        # Cached only while small: in passthrough a client's anthropic-beta reaches these headers.
+        small = sum(len(n) + len(v) for n, v in key) <= 4096
+        lines = _header_lines(key, accept) if small else _header_lines.__wrapped__(key, accept)
     except HTTPProtocolError as exc:
         raise ProxyError(ErrorInfo(status=400, type=ErrorType.INVALID_REQUEST, message=str(exc))) from None
     response = await client.pool.request(method.encode(), url, lines, body, meanwhile, on_head)

@@ -30,7 +30,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rawproxy.http1 import MAX_HEAD_BYTES, HTTPProtocolError, ResponseHead, ResponseReader, encode_request
+from rawproxy.http1 import (
+    MAX_HEAD_BYTES,
+    HTTPProtocolError,
+    ResponseHead,
+    ResponseReader,
+    encode_headers,
+    encode_request,
+)
 
 Headers = tuple[tuple[bytes, bytes], ...]
 
@@ -1097,3 +1104,17 @@ def test_property_length_and_close_delimited_bodies_decode_at_any_cut(
 def test_encode_request_refuses_a_request_line_that_could_be_split(method: bytes, target: bytes) -> None:
     with pytest.raises(HTTPProtocolError):
         encode_request(method, target, [], None)
+
+
+@pytest.mark.parametrize("value", [b"a\x01b", b"\x7f", b"x\x1by", b"\x08"])
+def test_control_characters_in_a_header_value_are_refused_both_ways(value: bytes) -> None:
+    with pytest.raises(HTTPProtocolError):
+        ResponseReader().feed(b"HTTP/1.1 200 OK\r\nX-Bad: " + value + b"\r\nContent-Length: 0\r\n\r\n")
+    with pytest.raises(HTTPProtocolError):
+        encode_headers([(b"x-bad", value)])
+    assert encode_headers([(b"x-tab", b"a\tb")]) == b"x-tab: a\tb\r\n"  # HTAB is field content
+
+
+def test_a_head_with_bare_lf_line_ends_is_refused_at_once() -> None:
+    with pytest.raises(HTTPProtocolError, match="bare LF"):
+        ResponseReader().feed(b"HTTP/1.1 200 OK\nContent-Length: 0\n\n")

@@ -164,3 +164,27 @@ async def test_204_has_no_body_framing() -> None:
     await sink.end()
     assert not any(k == b"transfer-encoding" for k, _ in parse(writer.wire)[0].headers)
     assert writer.wire.endswith(b"\r\n\r\n")
+
+
+async def test_nothing_past_the_declared_length_even_over_several_writes() -> None:
+    sink, writer = make(head_only=False)
+    await sink.start(200, [(b"content-length", b"5")])
+    await sink.send(b"0123456789")
+    await sink.send(b"SMUGGLED")  # would be read as the start of the next response
+    await sink.end(b"MORE")
+    assert writer.wire.endswith(b"\r\n\r\n01234") and sink.must_close
+
+
+async def test_discard_takes_back_a_response_only_while_nothing_was_written() -> None:
+    sink, writer = make(head_only=False)
+    sink.begin(200, [(b"content-type", b"text/event-stream")])
+    sink.hold(b"event: message_start\n\n")
+    assert sink.discard() and not sink.started  # held only: an error can still get its own status
+    await sink.respond(500, [], b"{}")
+    assert writer.wire.startswith(b"HTTP/1.1 500 ") and writer.wire.count(b"HTTP/1.1") == 1
+
+    sink2, _ = make(head_only=False)
+    sink2.begin(200, [])
+    sink2.send_nowait(b"data: first\n\n")
+    sink2.hold(b"data: held\n\n")
+    assert not sink2.discard() and sink2.started  # bytes went out: too late to take it back

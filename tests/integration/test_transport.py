@@ -1,0 +1,122 @@
+"""transport.ConnectionPool over real sockets: what goes back to the pool, and in what state.
+
+The upstream here is a few lines of asyncio that answers each request with canned bytes, so a test can
+say exactly how a response arrives (head and body in one write, or apart) and what follows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+
+from rawproxy.errors import ProxyError
+from rawproxy.http1 import encode_headers
+from rawproxy.transport import ConnectionPool
+
+pytestmark = pytest.mark.integration
+
+BODY = b"data: " + b"x" * 1000 + b"\n\n"
+WHOLE = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: %d\r\n\r\n%b" % (
+    len(BODY),
+    BODY,
+)
+
+
+@asynccontextmanager
+async def canned_upstream(*answers: bytes) -> AsyncIterator[tuple[str, list[int]]]:
+    """Answers the n-th request on any connection with answers[n] (the last one again after that);
+    yields the URL and a list that counts the requests served."""
+    served: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(answers[min(len(served), len(answers) - 1)])
+                served.append(1)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1/x", served
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+LINES = encode_headers([(b"accept", b"text/event-stream")])
+
+
+async def relay_all(pool: ConnectionPool, url: str, *, backlogged: bool, at_head: bool = True) -> bytes:
+    """One request through the pool's push path; ``on_body`` claims a backlogged client when asked, and
+    is installed from the head's callback (as the proxy does) unless ``at_head`` is False."""
+    got: list[bytes] = []
+    drains: list[int] = []
+
+    def on_body(body: bytes, last: bool) -> bool:
+        got.append(body)
+        return backlogged
+
+    async def drain() -> None:
+        drains.append(1)
+        await asyncio.sleep(0)
+
+    on_head = (lambda status, headers: on_body) if at_head else None
+    response = await pool.request(b"GET", url, LINES, None, on_head=on_head)
+    try:
+        await response.relay(on_body, drain, lambda: None)
+    finally:
+        await response.aclose()
+    if backlogged:
+        assert drains, "a backlogged consumer was never given the chance to drain"
+    return b"".join(got)
+
+
+async def test_x05_a_connection_paused_for_a_slow_client_never_goes_back_to_the_pool_paused() -> None:
+    """Head and whole body in one read, and the consumer backlogged: reading was paused. The connection
+    must be resumed (or dropped) before another request uses it, or that request would hang unread."""
+    async with canned_upstream(WHOLE) as (url, served):
+        pool = ConnectionPool(connect_timeout=2, read_timeout=1)
+        try:
+            for at_head in (True, False):
+                assert await relay_all(pool, url, backlogged=True, at_head=at_head) == BODY
+                second = await asyncio.wait_for(relay_all(pool, url, backlogged=False), 3)
+                assert second == BODY
+            assert len(served) == 4
+        finally:
+            await pool.aclose()
+
+
+async def test_bytes_after_the_end_of_a_response_retire_the_connection() -> None:
+    """An upstream that sends more than the response it framed cannot be trusted with another request."""
+    async with canned_upstream(WHOLE + b"HTTP/1.1 200 OK\r\n", WHOLE) as (url, served):
+        pool = ConnectionPool(connect_timeout=2, read_timeout=1)
+        try:
+            assert await relay_all(pool, url, backlogged=False) == BODY
+            assert await relay_all(pool, url, backlogged=False) == BODY  # on a new connection
+            assert len(served) == 2
+            assert sum(len(idle) for idle in pool._idle.values()) <= 1
+        finally:
+            await pool.aclose()
+
+
+async def test_x06_a_body_shorter_than_declared_times_out_with_504() -> None:
+    """The upstream keeps the connection open after a short body: the read timeout ends the wait."""
+    async with canned_upstream(WHOLE[: len(WHOLE) - 10]) as (url, _):
+        pool = ConnectionPool(connect_timeout=2, read_timeout=0.4)
+        try:
+            response = await pool.request(b"GET", url, LINES, None)
+            with pytest.raises(ProxyError) as info:
+                await asyncio.wait_for(response.read(), 3)
+            await response.aclose()
+            assert info.value.info.status == 504
+            assert not pool._idle.get(next(iter(pool._idle), None), [])  # never pooled
+        finally:
+            await pool.aclose()
