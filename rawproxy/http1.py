@@ -28,6 +28,7 @@ __all__ = [
     "HTTPProtocolError",
     "ResponseHead",
     "ResponseReader",
+    "connection_tokens",
     "encode_headers",
     "encode_request",
     "encode_request_with",
@@ -99,15 +100,17 @@ class ResponseHead:
     @property
     def keep_alive(self) -> bool:
         """Whether the server lets the connection carry another request after this one."""
-        tokens = [
-            token.strip().lower()
-            for key, value in self.headers
-            if key == b"connection"
-            for token in value.split(b",")
-        ]
+        tokens = connection_tokens(self.headers)
         if self.http_version == b"1.0":
             return b"keep-alive" in tokens
         return b"close" not in tokens
+
+
+def connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
+    """The options of every ``Connection`` header (lower-cased names), lower-cased."""
+    return [
+        token.strip().lower() for key, value in headers if key == b"connection" for token in value.split(b",")
+    ]
 
 
 # body framing states

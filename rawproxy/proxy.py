@@ -30,6 +30,7 @@ from . import __version__, ir, tokens, upstream
 from .config import Config
 from .dialects import PROTOCOLS, Dialect, anthropic_messages, openai_chat
 from .errors import ClientError, ProxyError
+from .http1 import ResponseHead
 from .profiles import (
     Profile,
     output_cap,
@@ -66,9 +67,7 @@ class ResponseSink(Protocol):
     def started(self) -> bool: ...
     @property
     def last_write(self) -> float: ...  # time.monotonic() of the last bytes written
-    async def start(self, status: int, headers: Headers) -> None: ...
-    def begin(self, status: int, headers: Headers) -> None: ...  # start, callable from a callback
-    async def send(self, data: bytes) -> None: ...
+    def begin(self, status: int, headers: Headers) -> None: ...  # the head, held for the first bytes
     def send_nowait(self, data: bytes) -> None: ...
     def hold(self, data: bytes) -> None: ...  # goes out with the next write or flush()
     def flush(self) -> None: ...
@@ -388,11 +387,11 @@ class App:
         url = up.url(prepared.path)
         relay: _Relay | None = None
 
-        def on_head(status: int, headers: Headers) -> OnBody | None:
+        def on_head(head: ResponseHead) -> OnBody | None:
             """The common case, taken in the upstream connection's callback the moment the head
             arrives: a 200 event stream. Anything else is left to this task, below."""
             nonlocal relay
-            if status >= 400 or b"json" in (_header(headers, b"content-type") or b""):
+            if head.status >= 400 or b"json" in (head.get(b"content-type") or b""):
                 return None
             translator = StreamTranslator(client, up.dialect, prepared.ctx)
             record.status = 200
@@ -413,7 +412,6 @@ class App:
             ) as resp:
                 if relay is not None:
                     await relay.run(resp)
-                    record.usage = relay.translator.usage
                     return
                 if resp.status >= 400:  # before the first byte: the real status (A2O-S18, O2A-E02)
                     body = await resp.read()
@@ -431,7 +429,7 @@ class App:
                 response = up.dialect.parse_response(await resp.read(), prepared.ctx)
                 record.usage = response.usage
                 record.status = 200
-                await sink.start(200, SSE_HEADERS)
+                sink.begin(200, SSE_HEADERS)
                 await sink.end(translator.start() + _response_as_stream(client, response, prepared.ctx))
         finally:
             if relay is not None:
@@ -459,13 +457,13 @@ class App:
         headers = up.request_headers(req.headers)
         relay: _Relay | None = None
 
-        def on_head(status: int, head: Headers) -> OnBody | None:
+        def on_head(head: ResponseHead) -> OnBody | None:
             """A streamed 200 is relayed from the upstream connection's callback on (see _stream)."""
             nonlocal relay
-            if not stream or status >= 400 or b"event-stream" not in (_header(head, b"content-type") or b""):
+            if not stream or head.status >= 400 or b"event-stream" not in (head.get(b"content-type") or b""):
                 return None
-            record.status = status
-            sink.begin(status, upstream.relayable(head))
+            record.status = head.status
+            sink.begin(head.status, upstream.relayable(head.headers))
             relay = _Relay(self, Passthrough(client, ctx), sink, record, keepalive=False)
             return relay.on_body
 
@@ -481,7 +479,6 @@ class App:
             ) as resp:
                 if relay is not None:
                     await relay.run(resp)
-                    record.usage = relay.translator.usage
                     return
                 answer = await resp.read(self.config.max_body_bytes)
                 record.status = resp.status
@@ -588,13 +585,6 @@ class App:
         await sink.respond(200, JSON_HEADERS, orjson.dumps(data))
 
 
-def _header(headers: Headers, name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
-
-
 class _Relay:
     """One stream's way from the upstream body to the client, event by event.
 
@@ -670,6 +660,7 @@ class _Relay:
         finally:
             self.release()
         await self.sink.end(tail)
+        self.record.usage = self.translator.usage
 
     def release(self) -> None:
         if self._key is not None:

@@ -37,7 +37,7 @@ from .errors import ProxyError, UpstreamProtocolError
 from .http1 import HTTPProtocolError, ResponseHead, ResponseReader, encode_headers, encode_request_with
 from .ir import ErrorInfo, ErrorType
 
-__all__ = ["ConnectionPool", "LeanResponse", "Origin"]
+__all__ = ["ConnectionPool", "LeanResponse", "OnBody", "OnHead", "Origin"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class Origin:
 
 
 OnBody = Callable[[bytes, bool], bool]  # (body, whether the response ended with it) -> backlogged
-OnHead = Callable[[int, list[tuple[bytes, bytes]]], OnBody | None]  # (status, headers) -> on_body
+OnHead = Callable[[ResponseHead], OnBody | None]  # the response head -> the on_body to push into
 
 
 class _Connection(asyncio.Protocol):
@@ -73,8 +73,7 @@ class _Connection(asyncio.Protocol):
         self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.reader: ResponseReader | None = None
-        # (body, whether the response ended with it) -> True when the consumer is backlogged
-        self.on_body: Callable[[bytes, bool], bool] | None = None
+        self.on_body: OnBody | None = None
         # called once with the response head, from data_received; may return the on_body to use
         self.on_head: OnHead | None = None
         self.body: list[bytes] = []
@@ -101,7 +100,7 @@ class _Connection(asyncio.Protocol):
             body = reader.feed(data)
             if self.on_head is not None and reader.head is not None:
                 on_head, self.on_head = self.on_head, None
-                self.on_body = on_head(reader.head.status, reader.head.headers)
+                self.on_body = on_head(reader.head)
             if body:
                 on_body = self.on_body
                 if on_body is None:
@@ -252,7 +251,7 @@ class LeanResponse:
     """A response whose head has arrived; the body is read with :meth:`relay`, :meth:`chunks` or
     :meth:`read`."""
 
-    __slots__ = ("_conn", "_pool", "_reader", "headers", "status")
+    __slots__ = ("_conn", "_pool", "_reader", "head")
 
     def __init__(
         self, pool: ConnectionPool, conn: _Connection, reader: ResponseReader, head: ResponseHead
@@ -260,19 +259,21 @@ class LeanResponse:
         self._pool = pool
         self._conn = conn
         self._reader = reader
-        self.status = head.status
-        self.headers = head.headers
+        self.head = head
 
-    def header(self, name: str) -> str | None:
-        key = name.lower().encode()
-        for k, v in self.headers:
-            if k == key:
-                return v.decode("latin-1")
-        return None
+    def _ended(self) -> bool:
+        """True once the body has ended; raises what went wrong instead, if anything did."""
+        conn = self._conn
+        _raise_for(conn)
+        if self._reader.done:
+            return True
+        if conn.closed:
+            raise UpstreamProtocolError("upstream connection closed before the end of the response")
+        return False
 
     async def relay(
         self,
-        on_body: Callable[[bytes, bool], bool],
+        on_body: OnBody,
         drain: Callable[[], Awaitable[None]],
         idle: Callable[[], None],
     ) -> None:
@@ -295,11 +296,8 @@ class LeanResponse:
                 if conn.paused:  # also when the whole response is already here: never pooled paused
                     await drain()
                     conn.resume()
-                _raise_for(conn)
-                if self._reader.done:
+                if self._ended():
                     return
-                if conn.closed:
-                    raise UpstreamProtocolError("upstream connection closed before the end of the response")
                 idle()
                 await conn.wait()
         finally:
@@ -314,11 +312,8 @@ class LeanResponse:
                 for body in pending:
                     yield body
                 continue
-            _raise_for(conn)
-            if self._reader.done:
+            if self._ended():
                 return
-            if conn.closed:
-                raise UpstreamProtocolError("upstream connection closed before the end of the response")
             await conn.wait()
 
     async def read(self, limit: int = 4 * 1024 * 1024) -> bytes:
@@ -435,7 +430,7 @@ class ConnectionPool:
 
         ``meanwhile`` runs once the request is written and before the answer is awaited: CPU work the
         caller needs later overlaps with the upstream's own latency instead of adding to it.
-        ``on_head(status, headers)`` is called from the connection's callback the moment the head has
+        ``on_head(head)`` is called from the connection's callback the moment the head has
         arrived, before this coroutine resumes; when it returns an ``on_body``, the body is pushed into
         it from then on, so the first bytes of the answer are handled without waiting for the task.
         """

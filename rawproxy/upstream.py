@@ -26,7 +26,7 @@ from . import __version__
 from .errors import ProxyError, UpstreamProtocolError
 from .http1 import HTTPProtocolError, encode_headers
 from .ir import ErrorInfo, ErrorType
-from .transport import ConnectionPool, LeanResponse, OnHead
+from .transport import ConnectionPool, LeanResponse, OnBody, OnHead
 
 if TYPE_CHECKING:
     import httpx
@@ -136,7 +136,8 @@ def relayable(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
 
 
 class UpstreamResponse:
-    """A streamed upstream response: status, headers, and raw body chunks."""
+    """An upstream response whose head has arrived: status, headers, and its body by ``relay`` or
+    ``read``."""
 
     __slots__ = ("_response",)
 
@@ -145,26 +146,21 @@ class UpstreamResponse:
 
     @property
     def status(self) -> int:
-        return self._response.status
+        return self._response.head.status
 
     def header(self, name: str) -> str | None:
-        return self._response.header(name)
+        value = self._response.head.get(name.lower().encode())
+        return None if value is None else value.decode("latin-1")
 
     @property
     def headers(self) -> dict[str, str]:
-        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self._response.headers}
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self._response.head.headers}
 
     def relayable_headers(self) -> list[tuple[bytes, bytes]]:
-        return relayable(self._response.headers)
-
-    def chunks(self) -> AsyncIterator[bytes]:
-        return self._response.chunks()
+        return relayable(self._response.head.headers)
 
     async def relay(
-        self,
-        on_body: Callable[[bytes, bool], bool],
-        drain: Callable[[], Awaitable[None]],
-        idle: Callable[[], None],
+        self, on_body: OnBody, drain: Callable[[], Awaitable[None]], idle: Callable[[], None]
     ) -> None:
         """Push the body into ``on_body`` as it arrives (see ``LeanResponse.relay``)."""
         await self._response.relay(on_body, drain, idle)

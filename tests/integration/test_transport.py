@@ -68,7 +68,7 @@ async def relay_all(pool: ConnectionPool, url: str, *, backlogged: bool, at_head
         drains.append(1)
         await asyncio.sleep(0)
 
-    on_head = (lambda status, headers: on_body) if at_head else None
+    on_head = (lambda head: on_body) if at_head else None
     response = await pool.request(b"GET", url, LINES, None, on_head=on_head)
     try:
         await response.relay(on_body, drain, lambda: None)

@@ -76,10 +76,10 @@ async def test_respond_is_one_write_with_content_length() -> None:
 
 async def test_stream_is_chunked_and_the_head_goes_with_the_first_bytes() -> None:
     sink, writer = make(head_only=False)
-    await sink.start(200, [(b"content-type", b"text/event-stream")])
+    sink.begin(200, [(b"content-type", b"text/event-stream")])
     assert writer.writes == []  # the head waits for the first body bytes
-    await sink.send(b"event: a\n\n")
-    await sink.send(b"event: b\n\n")
+    sink.send_nowait(b"event: a\n\n")
+    sink.send_nowait(b"event: b\n\n")
     await sink.end(b"event: c\n\n")
     assert len(writer.writes) == 3
     head, body, ended = parse(writer.wire)
@@ -89,7 +89,7 @@ async def test_stream_is_chunked_and_the_head_goes_with_the_first_bytes() -> Non
 
 async def test_hold_shares_one_write_with_the_first_token_and_flush_sends_it_alone() -> None:
     sink, writer = make(head_only=False)
-    await sink.start(200, [(b"content-type", b"text/event-stream")])
+    sink.begin(200, [(b"content-type", b"text/event-stream")])
     sink.hold(b"event: message_start\n\n")
     sink.send_nowait(b"event: first_token\n\n")
     assert len(writer.writes) == 1  # head, opening event and first token: one syscall
@@ -97,7 +97,7 @@ async def test_hold_shares_one_write_with_the_first_token_and_flush_sends_it_alo
     assert len(writer.writes) == 1  # nothing held: no write
 
     sink2, writer2 = make(head_only=False)
-    await sink2.start(200, [])
+    sink2.begin(200, [])
     sink2.hold(b"event: message_start\n\n")
     sink2.flush()  # the upstream is slow: the opening event goes out on its own
     assert len(writer2.writes) == 1
@@ -108,7 +108,7 @@ async def test_hold_shares_one_write_with_the_first_token_and_flush_sends_it_alo
 
 async def test_http10_stream_is_close_delimited() -> None:
     sink, writer = make(head_only=False, http10=True)
-    await sink.start(200, [(b"content-type", b"text/event-stream")])
+    sink.begin(200, [(b"content-type", b"text/event-stream")])
     await sink.end(b"data: x\n\n")
     assert sink.must_close
     head, body, ended = parse(writer.wire)  # no length, not chunked: h11 reads it to the close
@@ -128,8 +128,8 @@ async def test_client_that_asked_to_close_gets_connection_close() -> None:
 async def test_head_request_gets_the_head_only(streamed: bool) -> None:
     sink, writer = make(head_only=True)
     if streamed:
-        await sink.start(200, [(b"content-type", b"text/event-stream")])
-        await sink.send(b"data: x\n\n")
+        sink.begin(200, [(b"content-type", b"text/event-stream")])
+        sink.send_nowait(b"data: x\n\n")
         await sink.end(b"data: y\n\n")
     else:
         await sink.respond(200, [(b"content-type", b"application/json")], b'{"status":"ok"}')
@@ -147,12 +147,12 @@ async def test_status_lines(status: int, reason: bytes) -> None:
 
 async def test_a_body_other_than_declared_closes_the_connection() -> None:
     short, _ = make(head_only=False)
-    await short.start(200, [(b"content-length", b"10")])
+    short.begin(200, [(b"content-length", b"10")])
     await short.end(b"12345")
     assert short.must_close  # the client would wait for 5 more bytes otherwise
 
     long, writer = make(head_only=False)
-    await long.start(200, [(b"content-length", b"3")])
+    long.begin(200, [(b"content-length", b"3")])
     await long.end(b"12345")
     assert long.must_close
     assert writer.wire.endswith(b"\r\n\r\n123")  # never more than declared
@@ -160,7 +160,7 @@ async def test_a_body_other_than_declared_closes_the_connection() -> None:
 
 async def test_204_has_no_body_framing() -> None:
     sink, writer = make(head_only=False)
-    await sink.start(204, [])
+    sink.begin(204, [])
     await sink.end()
     assert not any(k == b"transfer-encoding" for k, _ in parse(writer.wire)[0].headers)
     assert writer.wire.endswith(b"\r\n\r\n")
@@ -168,9 +168,9 @@ async def test_204_has_no_body_framing() -> None:
 
 async def test_nothing_past_the_declared_length_even_over_several_writes() -> None:
     sink, writer = make(head_only=False)
-    await sink.start(200, [(b"content-length", b"5")])
-    await sink.send(b"0123456789")
-    await sink.send(b"SMUGGLED")  # would be read as the start of the next response
+    sink.begin(200, [(b"content-length", b"5")])
+    sink.send_nowait(b"0123456789")
+    sink.send_nowait(b"SMUGGLED")  # would be read as the start of the next response
     await sink.end(b"MORE")
     assert writer.wire.endswith(b"\r\n\r\n01234") and sink.must_close
 
