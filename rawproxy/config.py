@@ -1,7 +1,8 @@
 """The configuration: one frozen object, built once from argv, the environment and ``.env``.
 
 Precedence, highest first: command-line flag, ``RAWPROXY_*`` environment variable, the same name in a
-``.env`` file in the working directory, a documented fallback (``OPENAI_API_KEY``), the default.
+``.env`` file in the working directory, the ``--config`` TOML file (config_file.py), a documented
+fallback (``OPENAI_API_KEY``), the default.
 
 This is the only module that reads ``os.environ``, and it never reads ``ANTHROPIC_BASE_URL``: that is
 Claude Code's own variable, pointing at *us*, and taking it as our upstream would make a loop.
@@ -19,7 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import __version__
+from . import __version__, config_file
+from .config_file import Route, Rules, Target, UpstreamSpec
+from .errors import ConfigError
 from .profiles import CLIENT_PROFILES, PROFILES
 from .routing import ModelRoutes, parse_model_map
 
@@ -27,10 +30,6 @@ __all__ = ["Config", "ConfigError", "build_parser", "read_dotenv"]
 
 DEFAULT_OPENAI_UPSTREAM = "https://api.openai.com/v1"
 DEFAULT_ANTHROPIC_UPSTREAM = "https://api.anthropic.com"
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot work; the message says which setting and why."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +58,15 @@ class Config:
     idle_timeout: float = 75.0  # keep-alive: how long an idle client connection stays open
     models_cache_seconds: float = 300.0
     grace_seconds: float = 30.0
+    # From the --config file (config_file.py): named upstreams, routes, content rules.
+    config_file: str | None = None
+    upstreams: tuple[UpstreamSpec, ...] = ()
+    route_table: tuple[Route, ...] = ()
+    rules: Rules = field(default_factory=Rules)
+    force_model: Target | None = None
+    retry_backoff: float = 0.5  # the first wait before retrying an upstream; doubles each time
+    retry_backoff_max: float = 8.0  # the longest wait, also for Retry-After: longer means "move on"
+    reload_interval: float = 1.0  # how often the --config file is checked for changes
 
     def __post_init__(self) -> None:
         self.check()
@@ -79,11 +87,58 @@ class Config:
             raise ConfigError(f"--port {self.port} is out of range")
         if self.max_output_tokens is not None and self.max_output_tokens < 1:
             raise ConfigError(f"--max-output-tokens must be at least 1, got {self.max_output_tokens}")
-        for name in ("timeout", "connect_timeout", "ping_interval", "idle_timeout", "grace_seconds"):
+        for name in (
+            "timeout",
+            "connect_timeout",
+            "ping_interval",
+            "idle_timeout",
+            "grace_seconds",
+            "retry_backoff",
+            "retry_backoff_max",
+            "reload_interval",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.max_body_bytes < 1 or self.max_head_bytes < 1:
             raise ConfigError("request size limits must be positive")
+        for spec in self.upstreams:
+            self._check_upstream_url(f"upstream {spec.name!r}: base_url", spec.base_url)
+        if self.force_model is not None and self.force_model.upstream is None and not self.force_model.model:
+            raise ConfigError("force_model must name a model")
+
+    def upstream_list(self) -> tuple[UpstreamSpec, ...]:
+        """Every upstream: the file's, then those the flags describe (named ``openai`` and ``anthropic``).
+
+        Without a file, the flags' upstreams are as they always were. With upstreams in the file, a flag's
+        upstream is added only when its URL is set explicitly (flag or RAWPROXY_* variable): an
+        ``OPENAI_API_KEY`` lying in the environment must not add api.openai.com behind the user's back.
+        A flag's upstream replaces a file upstream of the same name (flags override the file)."""
+        legacy: list[UpstreamSpec] = []
+        has_file = bool(self.upstreams)
+        if (self.openai_enabled and not has_file) or self.openai_upstream != DEFAULT_OPENAI_UPSTREAM:
+            legacy.append(
+                UpstreamSpec(
+                    name="openai",
+                    protocol="openai",
+                    base_url=self.openai_base,
+                    api_keys=(self.openai_key,) if self.openai_key else (),
+                    profile=self.upstream_profile,
+                    headers=self.upstream_headers,
+                )
+            )
+        if (self.anthropic_enabled and not has_file) or self.anthropic_upstream != DEFAULT_ANTHROPIC_UPSTREAM:
+            legacy.append(
+                UpstreamSpec(
+                    name="anthropic",
+                    protocol="anthropic",
+                    base_url=self.anthropic_base,
+                    api_keys=(self.anthropic_key,) if self.anthropic_key else (),
+                    client_profile=self.client_profile,
+                    headers=self.upstream_headers,
+                )
+            )
+        names = {spec.name for spec in legacy}
+        return (*(spec for spec in self.upstreams if spec.name not in names), *legacy)
 
     def _check_upstream_url(self, flag: str, url: str) -> None:
         parts = urlsplit(url)
@@ -149,12 +204,19 @@ class Config:
         args = build_parser().parse_args(list(argv) if argv is not None else None)
         env = dict(read_dotenv(dotenv) if dotenv is not None else {})
         env.update(os.environ if environ is None else environ)
+        path = args.config or env.get("RAWPROXY_CONFIG") or None
+        file = config_file.load(path, env) if path else config_file.FileSettings()
+        top = file.settings
 
         def pick(name: str, fallback: str | None = None) -> str | None:
             value = getattr(args, name)
             if value is not None:
                 return str(value) if not isinstance(value, list) else ",".join(value)
-            return env.get("RAWPROXY_" + name.upper()) or (env.get(fallback) if fallback else None)
+            if env.get("RAWPROXY_" + name.upper()):
+                return env["RAWPROXY_" + name.upper()]
+            if name in top and not isinstance(top[name], tuple | dict):
+                return str(top[name])
+            return env.get(fallback) if fallback else None
 
         def number(name: str, kind: type[Any]) -> Any:
             raw = pick(name)
@@ -166,10 +228,17 @@ class Config:
                 raise ConfigError(f"--{name.replace('_', '-')} expects a number, got {raw!r}") from None
 
         try:
-            model_map = parse_model_map(pick("model_map") or "")
+            model_map = {**top.get("model_map", {}), **parse_model_map(pick("model_map") or "")}
         except ValueError as exc:
             raise ConfigError(f"--model-map: {exc}") from None
-        keys = pick("api_key")
+        keys = pick("api_key") or ",".join(top.get("api_keys", ()))
+        force = pick("force_model")  # the flag or the environment: the file's is parsed already
+        known = frozenset(spec.name for spec in file.upstreams) | {"openai", "anthropic"}
+        force_model = (
+            config_file.parse_target("--force-model", force, known, bare_model=True)
+            if force
+            else file.force_model
+        )
         values: dict[str, Any] = {
             "host": pick("host"),
             "port": number("port", int),
@@ -196,7 +265,26 @@ class Config:
             "auto_cache": False if args.no_auto_cache or _truthy(env.get("RAWPROXY_NO_AUTO_CACHE")) else None,
             "timeout": number("timeout", float),
             "log_level": pick("log_level"),
+            "config_file": str(path) if path else None,
+            "upstreams": file.upstreams,
+            "route_table": file.routes,
+            "rules": file.rules,
+            "force_model": force_model,
         }
+        for name, kind in (
+            ("connect_timeout", float),
+            ("ping_interval", float),
+            ("idle_timeout", float),
+            ("max_body_bytes", int),
+            ("grace_seconds", float),
+            ("retry_backoff", float),
+            ("retry_backoff_max", float),
+            ("reload_interval", float),
+        ):
+            if name in top:
+                values[name] = kind(top[name])
+        if "auto_cache" in top and values["auto_cache"] is None:
+            values["auto_cache"] = bool(top["auto_cache"])
         return cls(**{k: v for k, v in values.items() if v is not None})
 
 
@@ -261,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Other commands: 'rawproxy fake-upstream', 'rawproxy demo'.",
     )
     p.add_argument("--version", action="version", version=f"rawproxy {__version__}")
+    p.add_argument("--config", metavar="FILE", help="TOML file: upstreams, routes, rules (README)")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", help="port to listen on (default 8082)")
     p.add_argument(
@@ -281,6 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-map", metavar="MAP", help="exact names, 'from=to,...'; wins over the tiers")
     p.add_argument(
         "--default-model", metavar="MODEL", help="target for other claude* models and requests without one"
+    )
+    p.add_argument(
+        "--force-model",
+        metavar="MODEL",
+        help="send every request to this model ('upstream:model' with a file)",
     )
     p.add_argument("--max-output-tokens", metavar="N", help="cap on the upstream's output tokens")
     p.add_argument("--timeout", metavar="S", help="upstream read timeout in seconds (default 600)")

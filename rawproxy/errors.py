@@ -46,3 +46,8 @@ class UpstreamProtocolError(ProxyError):
 
     def __init__(self, message: str, *, status: int = 502, type: ErrorType = ErrorType.API) -> None:
         super().__init__(ErrorInfo(status=status, type=type, message=message))
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work (flags, environment or ``--config`` file); the message says which
+    setting and why. Raised at start and on a reload, never while serving a request."""

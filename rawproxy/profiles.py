@@ -69,6 +69,8 @@ PROFILES: dict[str, Profile] = {
 _URL_HINTS = (
     ("api.openai.com", "openai"),
     (".openai.azure.com", "azure"),
+    (".services.ai.azure.com", "azure"),
+    (".cognitiveservices.azure.com", "azure"),
     ("openrouter.ai", "openrouter"),
     ("deepseek.com", "deepseek"),
     ("generativelanguage.googleapis.com", "gemini"),

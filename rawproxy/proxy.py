@@ -17,8 +17,10 @@ unwinding ``open_stream`` closes the upstream connection (A2O-S17).
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hmac
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,7 +28,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from . import __version__, ir, tokens, upstream
+from . import __version__, compact, ir, tokens, upstream
 from .config import Config
 from .dialects import PROTOCOLS, Dialect, anthropic_messages, openai_chat
 from .errors import ClientError, ProxyError
@@ -35,7 +37,7 @@ from .profiles import (
     Profile,
     output_cap,
 )
-from .routing import Upstream, build_upstreams, resolve_model, upstream_for
+from .routing import Decision, RequestFacts, Router, Upstream
 from .translate import (
     Passthrough,
     Prepared,
@@ -151,8 +153,87 @@ def _client_shape(req: ClientRequest) -> Any:
     return openai_chat
 
 
-def _retry_after(info: ir.ErrorInfo) -> Headers:
+def _retry_after_header(info: ir.ErrorInfo) -> Headers:
     return [(b"retry-after", info.retry_after.encode())] if info.retry_after else []
+
+
+# Failures before the first byte that another try may cure: timeouts, rate limits, server errors
+# (the official SDKs' set, without 409). The translated statuses (503 -> 529, 408 -> 504) are in it too.
+SAFE_MAX_TOKENS = 8192  # a max_tokens every model in use accepts: no cap needs looking up
+RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 529})
+
+
+class _Retry(Exception):
+    """A try failed before anything reached the client, in a way another try may cure."""
+
+    def __init__(self, info: ir.ErrorInfo) -> None:
+        super().__init__(info.message)
+        self.info = info
+
+
+def _retry_after(headers: dict[str, str]) -> str | None:
+    """The upstream's wait, in seconds as text: ``retry-after-ms`` (OpenAI's) or ``retry-after``."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return f"{float(ms) / 1000:g}"
+        except ValueError:
+            pass
+    return headers.get("retry-after")
+
+
+def _parse_retry_after(value: str) -> float | None:
+    """Seconds from ``Retry-After``: a number, or an HTTP date (RFC 9110 10.2.3); None if neither."""
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _client_key(req: ClientRequest) -> str | None:
+    """The key the client presented (``x-api-key`` or ``Authorization: Bearer``), for an upstream
+    that forwards it."""
+    key = req.header(b"x-api-key")
+    if key:
+        return key
+    scheme, _, token = (req.header(b"authorization") or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _override(data: dict[str, Any], client: Dialect, overrides: tuple[tuple[str, float], ...]) -> None:
+    """A route's parameter overrides, written into the client's request in its own dialect."""
+    for name, value in overrides:
+        if name == "max_tokens" and client is openai_chat:
+            data.pop("max_completion_tokens", None)
+        data[name] = value
+
+
+def _reported_caps(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """Output caps a ``/models`` list reports: ``max_completion_tokens`` (Groq, and OpenRouter's
+    ``top_provider``), ``max_output_tokens`` (LiteLLM's ``model_info``), ``max_tokens`` (Anthropic's).
+    Context windows (vLLM's ``max_model_len``, ``context_length``) are not output caps."""
+    caps: dict[str, int] = {}
+    for entry in entries:
+        for holder in (entry, entry.get("top_provider"), entry.get("model_info")):
+            if not isinstance(holder, dict):
+                continue
+            value = next(
+                (
+                    holder[k]
+                    for k in ("max_completion_tokens", "max_output_tokens", "max_tokens")
+                    if k in holder
+                ),
+                None,
+            )
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                caps[entry["id"]] = value
+                break
+    return caps
 
 
 _CLIENT_DIALECTS: dict[str, Dialect] = {
@@ -165,15 +246,22 @@ class App:
     """The proxy's request handler. One per process; stateless between requests but for caches."""
 
     def __init__(self, config: Config, client: upstream.Client) -> None:
-        self.config = config
         self.client = client
-        self.upstreams = build_upstreams(config)
-        # The headers of a translated call depend on the upstream alone: built once each.
-        self._headers = {up.protocol: up.request_headers() for up in self.upstreams.values()}
-        self._keys = [k.encode() for k in config.api_keys]
-        self._models_cache: tuple[float, list[str]] | None = None
         self._counter = 0
         self.keepalive = Keepalive(config.ping_interval)
+        self._caps: dict[str, tuple[float, dict[str, int]]] = {}  # upstream name -> reported output caps
+        self._caps_pending: dict[str, asyncio.Task[dict[str, int]]] = {}
+        self.use(config)
+
+    def use(self, config: Config) -> None:
+        """Serve new requests with ``config`` (at start, and on a reload). Requests in flight keep the
+        upstreams they were routed to. Raises ValueError when the configuration cannot route."""
+        router = Router(config)
+        self.config, self.router = config, router
+        self.upstreams = router.upstreams
+        self._keys = [k.encode() for k in config.api_keys]
+        self._models_cache: tuple[float, list[str]] | None = None
+        self._caps.clear()
 
     # ------------------------------------------------------------------------------ entry point
 
@@ -205,7 +293,7 @@ class App:
             return  # mid-stream errors are written by the relay; nothing more can be said here
         status, body = _client_shape(req).build_error(info)
         record.status = status
-        await sink.respond(status, JSON_HEADERS + _retry_after(info), body)
+        await sink.respond(status, JSON_HEADERS + _retry_after_header(info), body)
 
     def _log(self, record: AccessRecord) -> None:
         if not access_log.isEnabledFor(logging.INFO):
@@ -284,9 +372,6 @@ class App:
     def _status_body(self) -> bytes:
         return orjson.dumps({"name": "rawproxy", "version": __version__, "config": self.config.summary()})
 
-    def _upstream_for(self, model: str) -> Upstream:
-        return upstream_for(model, self.upstreams)
-
     # ------------------------------------------------------------------- completions: both paths
 
     async def _completion(
@@ -303,23 +388,105 @@ class App:
         if not isinstance(model, str) or not model:
             raise ClientError("model: field required (a string)")
         data["model"] = model
-        target = resolve_model(model, self.config.routes)
-        up = self._upstream_for(target)
-        record.client_model, record.upstream_model = model or "-", target or "-"
-        if PROTOCOLS[client.NAME] == up.protocol:
-            body = req.body if target == sent_model else orjson.dumps({**data, "model": target})
-            await self._passthrough(
-                req, body, data.get("stream") is True, model, target, up, client, sink, record
-            )
-            return
-        request = client.parse_request_data(data)
-        request.model = model
-        self._apply_defaults(request)
-        prepared = self._prepare(client, request, target, up)
-        if request.stream:
-            await self._stream(req, client, up, prepared, sink, record)
-        else:
-            await self._unary(req, client, up, prepared, sink, record)
+        router = self.router
+        protocol = PROTOCOLS[client.NAME]
+        facts = RequestFacts(data, "anthropic" if protocol == "anthropic" else "openai")
+        decision = router.decide(model, facts)
+        rewritten = model != sent_model
+        if decision.overrides:
+            _override(data, client, decision.overrides)
+            rewritten = True
+        if decision.compact and (
+            compact.compact_anthropic_body(data)
+            if protocol == "anthropic"
+            else compact.compact_openai_body(data)
+        ):
+            rewritten = True
+        record.client_model, record.upstream_model = model, decision.model
+        await self._with_retries(req, client, data, rewritten, decision, sink, record)
+
+    async def _with_retries(
+        self,
+        req: ClientRequest,
+        client: Dialect,
+        data: dict[str, Any],
+        rewritten: bool,
+        decision: Decision,
+        sink: ResponseSink,
+        record: AccessRecord,
+    ) -> None:
+        """The route's upstream, then its fallbacks; each upstream tried again up to its ``retries``
+        with capped exponential backoff and jitter, honouring ``Retry-After``. Only a failure before the
+        first byte reached the client moves on (connect error, timeout, 429, 5xx); after it, never."""
+        tries = [(decision.upstream, decision.model), *decision.fallbacks]
+        request: ir.Request | None = None  # parsed once, when a translated try first needs it
+        failure: _Retry | None = None
+        for number, (up, target) in enumerate(tries):
+            for attempt in range(up.retries + 1):
+                final = number == len(tries) - 1 and attempt == up.retries
+                record.upstream_model = target
+                try:
+                    if PROTOCOLS[client.NAME] == up.protocol:
+                        body = (
+                            orjson.dumps({**data, "model": target})
+                            if rewritten or target != data["model"]
+                            else req.body
+                        )
+                        await self._passthrough(req, body, data, target, up, client, sink, record, final)
+                    else:
+                        if request is None:
+                            request = client.parse_request_data(data)
+                            request.model = data["model"]
+                            self._apply_defaults(request)
+                        prepared = self._prepare(
+                            client,
+                            request,
+                            target,
+                            up,
+                            cap=await self._output_cap(up, target, request.max_tokens),
+                        )
+                        key = _client_key(req) if up.forward_client_key else None
+                        if request.stream:
+                            await self._stream(req, client, up, prepared, sink, record, key, final)
+                        else:
+                            await self._unary(req, client, up, prepared, sink, record, key, final)
+                    return
+                except _Retry as exc:
+                    failure = exc
+                except ProxyError as exc:
+                    if final or exc.info.status not in RETRYABLE or (sink.started and not sink.discard()):
+                        raise
+                    failure = _Retry(exc.info)
+                if attempt == up.retries:
+                    break
+                delay = self._backoff(attempt, failure.info.retry_after)
+                if delay is None:
+                    log.warning(
+                        "upstream %s: %s; Retry-After is too long to wait", up.name, failure.info.message
+                    )
+                    break
+                log.warning("upstream %s: %s; retrying in %.2fs", up.name, failure.info.message, delay)
+                await asyncio.sleep(delay)
+            if number + 1 < len(tries):
+                assert failure is not None
+                log.warning(
+                    "upstream %s: %s; falling back to %s",
+                    up.name,
+                    failure.info.message,
+                    tries[number + 1][0].name,
+                )
+        assert failure is not None
+        raise ProxyError(failure.info)
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float | None:
+        """The official SDKs' schedule: min(base * 2^n, max) less up to 25 % jitter. A Retry-After the
+        upstream sent wins when it is within the cap; a longer one means: do not wait, move on."""
+        cap = self.config.retry_backoff_max
+        if retry_after:
+            wait = _parse_retry_after(retry_after)
+            if wait is not None:
+                return wait if wait <= cap else None
+        return min(self.config.retry_backoff * (1 << min(attempt, 30)), cap) * (1 - 0.25 * random.random())
 
     def _apply_defaults(self, request: ir.Request) -> None:
         """Settings that fill what an OpenAI client's request left out (O2A-R02, O2A-R19)."""
@@ -330,9 +497,15 @@ class App:
             request.system = [ir.TextBlock(text=self.config.system_prompt)]
 
     def _prepare(
-        self, client: Dialect, request: ir.Request, target: str, up: Upstream, profile: Profile | None = None
+        self,
+        client: Dialect,
+        request: ir.Request,
+        target: str,
+        up: Upstream,
+        profile: Profile | None = None,
+        *,
+        cap: int | None,
     ) -> Prepared:
-        cap = self.config.max_output_tokens or (output_cap(target) if up.protocol == "openai" else None)
         return prepare_request(
             client,
             up.dialect,
@@ -341,6 +514,13 @@ class App:
             profile=profile or up.profile,
             max_output_tokens=cap,
             auto_cache=self.config.auto_cache and up.protocol == "anthropic",
+        )
+
+    def _reprepare(self, client: Dialect, prepared: Prepared, up: Upstream, profile: Profile) -> Prepared:
+        """The same request again with another profile (A2O-R16, A2O-S23), under the same cap."""
+        ctx = prepared.ctx
+        return self._prepare(
+            client, prepared.request, ctx.upstream_model, up, profile, cap=ctx.max_output_tokens
         )
 
     def _upstream_error(self, up: Upstream, status: int, body: bytes, retry_after: str | None) -> ProxyError:
@@ -356,19 +536,26 @@ class App:
         prepared: Prepared,
         sink: ResponseSink,
         record: AccessRecord,
+        key: str | None,
+        final: bool,
         retried: bool = False,
     ) -> None:
         status, headers, body = await upstream.request(
-            self.client, "POST", up.url(prepared.path), headers=self._headers[up.protocol], body=prepared.body
+            self.client,
+            "POST",
+            up.url(prepared.path, prepared.ctx.upstream_model),
+            headers=up.call_headers(key),
+            body=prepared.body,
+            timeout=up.timeout,
         )
         if status >= 400:
             fallback = None if retried else fallback_profile(prepared, body)
-            if fallback is not None and status == 400:
+            if fallback is not None and status == 400:  # A2O-R16 / A2O-S23: once, at once, on this upstream
                 log.warning("upstream rejected a field; retrying once without it")
-                prepared = self._prepare(client, prepared.request, prepared.ctx.upstream_model, up, fallback)
-                await self._unary(req, client, up, prepared, sink, record, retried=True)
+                prepared = self._reprepare(client, prepared, up, fallback)
+                await self._unary(req, client, up, prepared, sink, record, key, final, retried=True)
                 return
-            raise self._upstream_error(up, status, body, headers.get("retry-after"))
+            raise self._upstream_error(up, status, body, _retry_after(headers))
         response = up.dialect.parse_response(body, prepared.ctx)
         record.usage = response.usage
         record.status = 200
@@ -382,9 +569,11 @@ class App:
         prepared: Prepared,
         sink: ResponseSink,
         record: AccessRecord,
+        key: str | None,
+        final: bool,
         retried: bool = False,
     ) -> None:
-        url = up.url(prepared.path)
+        url = up.url(prepared.path, prepared.ctx.upstream_model)
         relay: _Relay | None = None
 
         def on_head(head: ResponseHead) -> OnBody | None:
@@ -397,7 +586,7 @@ class App:
             record.status = 200
             sink.begin(200, SSE_HEADERS)
             sink.hold(translator.start())  # written with the first token if it came with the head
-            relay = _Relay(self, translator, sink, record, keepalive=True)
+            relay = _Relay(self, translator, sink, record, keepalive=True, may_retry=not final)
             return relay.on_body
 
         try:
@@ -405,10 +594,11 @@ class App:
                 self.client,
                 "POST",
                 url,
-                headers=self._headers[up.protocol],
+                headers=up.call_headers(key),
                 body=prepared.body,
                 meanwhile=lambda: estimate_input_tokens(prepared),
                 on_head=on_head,
+                timeout=up.timeout,
             ) as resp:
                 if relay is not None:
                     await relay.run(resp)
@@ -418,12 +608,10 @@ class App:
                     fallback = None if retried else fallback_profile(prepared, body)
                     if fallback is not None and resp.status == 400:
                         log.warning("upstream rejected a field; retrying once without it")
-                        prepared = self._prepare(
-                            client, prepared.request, prepared.ctx.upstream_model, up, fallback
-                        )
-                        await self._stream(req, client, up, prepared, sink, record, retried=True)
+                        prepared = self._reprepare(client, prepared, up, fallback)
+                        await self._stream(req, client, up, prepared, sink, record, key, final, retried=True)
                         return
-                    raise self._upstream_error(up, resp.status, body, resp.header("retry-after"))
+                    raise self._upstream_error(up, resp.status, body, _retry_after(resp.headers))
                 # the upstream ignored stream:true and answered with JSON
                 translator = StreamTranslator(client, up.dialect, prepared.ctx)
                 response = up.dialect.parse_response(await resp.read(), prepared.ctx)
@@ -441,20 +629,21 @@ class App:
         self,
         req: ClientRequest,
         body: bytes,
-        stream: bool,
-        model: str,
+        data: dict[str, Any],
         target: str,
         up: Upstream,
         client: Dialect,
         sink: ResponseSink,
         record: AccessRecord,
+        final: bool,
     ) -> None:
-        """Same protocol on both sides: the body goes up as sent (its model rewritten only when the map
-        changed it), and the answer is relayed as the upstream sent it."""
+        """Same protocol on both sides: the body goes up as sent (re-serialised only when routing changed
+        it), and the answer is relayed as the upstream sent it."""
+        stream = data.get("stream") is True
         path = anthropic_messages.UPSTREAM_PATH if up.protocol == "anthropic" else openai_chat.UPSTREAM_PATH
-        url = _with_query(up.url(path), req.query)
-        ctx = ir.Context(client_model=model, upstream_model=target)
-        headers = up.request_headers(req.headers)
+        url = _with_query(up.url(path, target), req.query)
+        ctx = ir.Context(client_model=data["model"], upstream_model=target)
+        headers = up.request_headers(req.headers, _client_key(req) if up.forward_client_key else None)
         relay: _Relay | None = None
 
         def on_head(head: ResponseHead) -> OnBody | None:
@@ -464,7 +653,7 @@ class App:
                 return None
             record.status = head.status
             sink.begin(head.status, upstream.relayable(head.headers))
-            relay = _Relay(self, Passthrough(client, ctx), sink, record, keepalive=False)
+            relay = _Relay(self, Passthrough(client, ctx), sink, record, keepalive=False, may_retry=not final)
             return relay.on_body
 
         try:
@@ -476,11 +665,16 @@ class App:
                 body=body,
                 accept="text/event-stream" if stream else "application/json",
                 on_head=on_head,
+                timeout=up.timeout,
             ) as resp:
                 if relay is not None:
                     await relay.run(resp)
                     return
                 answer = await resp.read(self.config.max_body_bytes)
+                if not final and resp.status in RETRYABLE:  # the last try relays it untouched
+                    info = up.dialect.parse_error(resp.status, answer)
+                    info.retry_after = _retry_after(resp.headers)
+                    raise _Retry(info)
                 record.status = resp.status
                 try:
                     record.usage = up.dialect.event_usage(orjson.loads(answer)) if resp.status < 400 else None
@@ -495,18 +689,19 @@ class App:
 
     async def _count_tokens(self, req: ClientRequest, sink: ResponseSink, record: AccessRecord) -> None:
         request = anthropic_messages.parse_request(req.body, count_tokens=True)
-        target = resolve_model(request.model, self.config.routes)
+        data = orjson.loads(req.body)
+        decision = self.router.decide(request.model, RequestFacts(data, "anthropic"))
+        up, target = decision.upstream, decision.model
         record.client_model, record.upstream_model = request.model, target
-        up = self._upstream_for(target)
         if up.protocol == "anthropic":  # decision 9: forwarded to an Anthropic upstream
-            data = orjson.loads(req.body)
             data["model"] = target
             status, headers, body = await upstream.request(
                 self.client,
                 "POST",
                 up.url("/v1/messages/count_tokens"),
-                headers=up.request_headers(req.headers),
+                headers=up.request_headers(req.headers, _client_key(req) if up.forward_client_key else None),
                 body=orjson.dumps(data),
+                timeout=up.timeout,
             )
             record.status = status
             retry = headers.get("retry-after")
@@ -518,26 +713,38 @@ class App:
         record.status = 200
         await sink.respond(200, JSON_HEADERS, orjson.dumps({"input_tokens": count}))
 
-    async def _openai_models(self, up: Upstream) -> list[str]:
-        status, body = await upstream.fetch(self.client, up.url("/models"), headers=up.request_headers())
-        data = orjson.loads(body) if status == 200 else {}
-        return [m["id"] for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    # ------------------------------------------------------------------------ model lists, caps
 
-    async def _anthropic_models(self, up: Upstream) -> list[str]:
+    async def _openai_models(self, up: Upstream) -> list[dict[str, Any]]:
+        """The upstream's ``/models`` entries, on the lean client (no httpx import on a first request)."""
+        status, _, body = await upstream.request(
+            self.client, "GET", up.url("/models"), headers=up.request_headers(), timeout=up.timeout
+        )
+        data = orjson.loads(body) if status == 200 else {}
+        entries = data.get("data") if isinstance(data, dict) else None
+        return [m for m in entries or () if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+    async def _anthropic_models(self, up: Upstream) -> list[dict[str, Any]]:
         """Anthropic's paginated list (has_more, last_id -> after_id), at most ten pages (O2A-M01)."""
-        names: list[str] = []
+        entries: list[dict[str, Any]] = []
         after = ""
         for _ in range(10):
             url = up.base + "/v1/models?limit=1000" + (f"&after_id={after}" if after else "")
             status, body = await upstream.fetch(self.client, url, headers=up.request_headers())
             data = orjson.loads(body) if status == 200 else {}
-            names += [
-                m["id"] for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)
+            entries += [
+                m for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)
             ]
             if not data.get("has_more") or not data.get("last_id"):
                 break
             after = str(data["last_id"])
-        return names
+        return entries
+
+    async def _list(self, up: Upstream) -> list[dict[str, Any]]:
+        async with asyncio.timeout(3):  # Claude Code's picker must answer fast (A2O-M02)
+            return await (
+                self._anthropic_models(up) if up.protocol == "anthropic" else self._openai_models(up)
+            )
 
     async def _upstream_models(self) -> list[str]:
         now = time.monotonic()
@@ -546,20 +753,50 @@ class App:
         names: list[str] = []
         for up in self.upstreams.values():
             try:
-                async with asyncio.timeout(3):  # Claude Code's picker must answer fast (A2O-M02)
-                    names += await (
-                        self._anthropic_models(up) if up.protocol == "anthropic" else self._openai_models(up)
-                    )
+                entries = await self._list(up)
             except (ProxyError, TimeoutError, orjson.JSONDecodeError, AttributeError) as exc:
-                log.warning("could not list the %s upstream's models: %s", up.protocol, exc)
+                log.warning("could not list the models of upstream %s: %s", up.name, exc)
+                continue
+            names += [m["id"] for m in entries]
+            if up.protocol == "openai":
+                self._caps[up.name] = (now, _reported_caps(entries))
         self._models_cache = (now, names)
         return names
 
+    async def _output_cap(self, up: Upstream, model: str, asked: int | None) -> int | None:
+        """The cap on the upstream's output tokens the client's max_tokens is clamped to (decision 5):
+        the upstream's setting, the global one, the known table, or what the upstream's ``/models``
+        reports. That list is fetched once per upstream, and only for a request that asks for more
+        than any current model can give (Claude Code's 32000 to 128000): a small ask needs no cap."""
+        explicit = up.max_output_tokens or self.config.max_output_tokens
+        if explicit or up.protocol != "openai":
+            return explicit
+        known = output_cap(model)
+        if known is not None or (asked or 0) <= SAFE_MAX_TOKENS:
+            return known
+        cached = self._caps.get(up.name)
+        if cached is not None and time.monotonic() - cached[0] < self.config.models_cache_seconds:
+            return cached[1].get(model)
+        task = self._caps_pending.get(up.name)
+        if task is None:
+            task = self._caps_pending[up.name] = asyncio.create_task(self._fetch_caps(up))
+        if cached is not None:  # stale: refreshed in the background, the old figures meanwhile
+            return cached[1].get(model)
+        return (await asyncio.shield(task)).get(model)
+
+    async def _fetch_caps(self, up: Upstream) -> dict[str, int]:
+        caps: dict[str, int] = {}
+        try:
+            caps = _reported_caps(await self._list(up))
+        except (ProxyError, TimeoutError, orjson.JSONDecodeError) as exc:
+            log.info("upstream %s reports no output caps: %s", up.name, exc)
+        finally:
+            self._caps_pending.pop(up.name, None)
+        self._caps[up.name] = (time.monotonic(), caps)
+        return caps
+
     async def _models(self, req: ClientRequest, sink: ResponseSink, record: AccessRecord) -> None:
-        routes = self.config.routes
-        configured = [m for m in (routes.big, routes.middle, routes.small, routes.default) if m]
-        configured += list(routes.model_map) + list(routes.model_map.values())
-        names = list(dict.fromkeys(configured + await self._upstream_models()))
+        names = list(dict.fromkeys(self.router.configured_models() + await self._upstream_models()))
         query = parse_qs(req.query)
         try:
             limit = int(query.get("limit", ["1000"])[0])
@@ -596,7 +833,17 @@ class _Relay:
     translated from a read, or when the relay has to wait for the upstream, whichever comes first.
     """
 
-    __slots__ = ("_app", "_feed", "_key", "_observe", "_one_by_one", "record", "sink", "translator")
+    __slots__ = (
+        "_app",
+        "_feed",
+        "_key",
+        "_observe",
+        "_one_by_one",
+        "may_retry",
+        "record",
+        "sink",
+        "translator",
+    )
 
     def __init__(
         self,
@@ -606,8 +853,10 @@ class _Relay:
         record: AccessRecord,
         *,
         keepalive: bool,
+        may_retry: bool = False,
     ) -> None:
         self._app = app
+        self.may_retry = may_retry  # a failure before any byte went out is another try's to cure
         self.translator = translator
         self.sink = sink
         self.record = record
@@ -655,6 +904,8 @@ class _Relay:
                 await resp.relay(self.on_body, self.sink.drain, self.sink.flush)
                 tail = self.translator.close()
             except ProxyError as exc:
+                if self.may_retry and exc.info.status in RETRYABLE and self.sink.discard():
+                    raise _Retry(exc.info) from None
                 log.warning("upstream failed mid-stream: %s", exc.info.message)
                 tail = self.translator.fail(exc.info)
         finally:

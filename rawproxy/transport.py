@@ -82,6 +82,7 @@ class _Connection(asyncio.Protocol):
         self.received_any = False
         self.paused = False
         self.last_data = 0.0
+        self.read_timeout = 0.0  # of the exchange in flight (set by ConnectionPool.request)
         self._waiter: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------------- protocol callbacks
@@ -213,7 +214,11 @@ class _ReadWatch:
         self._active: set[_Connection] = set()
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, conn: _Connection) -> None:
+    def add(self, conn: _Connection, timeout: float | None = None) -> None:
+        """Watch ``conn`` with its own read timeout (an upstream's setting) or the pool's."""
+        conn.read_timeout = timeout or self.timeout
+        if conn.read_timeout / 4 < self._tick:
+            self._tick = conn.read_timeout / 4  # a shorter timeout than the pool's: tick finer
         self._active.add(conn)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -227,7 +232,7 @@ class _ReadWatch:
                 await asyncio.sleep(self._tick)
                 now = time.monotonic()
                 for conn in list(self._active):
-                    if not conn.paused and now - conn.last_data >= self.timeout:
+                    if not conn.paused and now - conn.last_data >= conn.read_timeout:
                         self._active.discard(conn)
                         conn._fail(_Silent())
         finally:
@@ -424,6 +429,7 @@ class ConnectionPool:
         body: bytes | None,
         meanwhile: Callable[[], object] | None = None,
         on_head: OnHead | None = None,
+        read_timeout: float | None = None,
     ) -> LeanResponse:
         """Send a request (``header_lines`` from ``http1.encode_headers``; the host line is added here)
         and return once the response head has arrived.
@@ -433,6 +439,7 @@ class ConnectionPool:
         ``on_head(head)`` is called from the connection's callback the moment the head has
         arrived, before this coroutine resumes; when it returns an ``on_body``, the body is pushed into
         it from then on, so the first bytes of the answer are handled without waiting for the task.
+        ``read_timeout`` replaces the pool's for this exchange (an upstream's own setting).
         """
         origin, target, host_line = self._origin(url)
         try:
@@ -445,12 +452,16 @@ class ConnectionPool:
         conn = self._take_idle(origin)
         if conn is not None:
             try:
-                return await self._exchange(conn, raw, head_only, meanwhile, on_head, reused=True)
+                return await self._exchange(
+                    conn, raw, head_only, meanwhile, on_head, reused=True, read_timeout=read_timeout
+                )
             except _StaleConnection:
                 meanwhile = None  # it ran already; once more, on a new connection
         conn = await self._connect(origin)
         try:
-            return await self._exchange(conn, raw, head_only, meanwhile, on_head, reused=False)
+            return await self._exchange(
+                conn, raw, head_only, meanwhile, on_head, reused=False, read_timeout=read_timeout
+            )
         except _StaleConnection:
             raise UpstreamProtocolError("upstream closed the connection without answering") from None
 
@@ -463,10 +474,11 @@ class ConnectionPool:
         on_head: OnHead | None,
         *,
         reused: bool,
+        read_timeout: float | None,
     ) -> LeanResponse:
         reader = ResponseReader(head_request=head_only)
         conn.begin(reader, on_head)
-        self.watch.add(conn)
+        self.watch.add(conn, read_timeout)
         try:
             assert conn.transport is not None
             conn.transport.write(raw)

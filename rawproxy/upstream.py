@@ -203,6 +203,7 @@ async def open_stream(
     accept: str = "text/event-stream",
     meanwhile: Callable[[], object] | None = None,
     on_head: OnHead | None = None,
+    timeout: float | None = None,
 ) -> AsyncIterator[UpstreamResponse]:
     """Send a request on the hot path and yield the response before its body is read; ``meanwhile``
     runs between sending and the answer, ``on_head`` the moment the head arrives (see
@@ -219,7 +220,7 @@ async def open_stream(
         lines = _header_lines(key, accept) if small else _header_lines.__wrapped__(key, accept)
     except HTTPProtocolError as exc:
         raise ProxyError(ErrorInfo(status=400, type=ErrorType.INVALID_REQUEST, message=str(exc))) from None
-    response = await client.pool.request(method.encode(), url, lines, body, meanwhile, on_head)
+    response = await client.pool.request(method.encode(), url, lines, body, meanwhile, on_head, timeout)
     try:
         yield UpstreamResponse(response)
     finally:
@@ -227,11 +228,17 @@ async def open_stream(
 
 
 async def request(
-    client: Client, method: str, url: str, *, headers: list[tuple[str, str]], body: bytes | None = None
+    client: Client,
+    method: str,
+    url: str,
+    *,
+    headers: list[tuple[str, str]],
+    body: bytes | None = None,
+    timeout: float | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """A whole exchange on the hot path: (status, headers, body)."""
     async with open_stream(
-        client, method, url, headers=headers, body=body, accept="application/json"
+        client, method, url, headers=headers, body=body, accept="application/json", timeout=timeout
     ) as resp:
         data = await resp.read()
         return resp.status, resp.headers, data

@@ -148,7 +148,7 @@ def _apply_defaults(body: dict[str, Any], **config: Any) -> dict[str, Any]:
     app = App(Config(anthropic_key="k", **config), None)  # type: ignore[arg-type]
     request = openai_chat.parse_request(orjson.dumps(body))
     app._apply_defaults(request)
-    prepared = app._prepare(openai_chat, request, UPSTREAM_MODEL, app.upstreams["anthropic"])
+    prepared = app._prepare(openai_chat, request, UPSTREAM_MODEL, app.upstreams["anthropic"], cap=None)
     result: dict[str, Any] = orjson.loads(prepared.body)
     return result
 
