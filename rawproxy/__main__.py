@@ -1,4 +1,4 @@
-"""``python -m rawproxy``: argv/env -> Config -> serve until SIGINT/SIGTERM.
+"""``python -m rawproxy``: argv/env -> Config -> serve until SIGINT/SIGTERM; SIGHUP reloads the configuration.
 
 Also ``python -m rawproxy fake-upstream`` (a scripted fake LLM server) and ``python -m rawproxy demo``.
 """
@@ -35,7 +35,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-async def _run(config: Config) -> None:
+async def _run(config: Config, argv: Sequence[str]) -> None:
     from .server import install_signal_handlers, serve
 
     stop = asyncio.Event()
@@ -45,7 +45,7 @@ async def _run(config: Config) -> None:
         shown = f"[{host}]" if ":" in host else host
         print(f"rawproxy {__version__} listening on http://{shown}:{port}", flush=True)
 
-    await serve(config, ready=ready, stop=stop)
+    await serve(config, ready=ready, stop=stop, rebuild=lambda: Config.from_env(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(config.log_level)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(_run(config))
+            runner.run(_run(config, args))
     except KeyboardInterrupt:
         return 130
     except OSError as exc:  # e.g. the port is taken

@@ -509,19 +509,33 @@ class Server:
 
 
 async def serve(
-    config: Config, *, ready: Callable[[str, int], None] | None = None, stop: asyncio.Event | None = None
+    config: Config,
+    *,
+    ready: Callable[[str, int], None] | None = None,
+    stop: asyncio.Event | None = None,
+    rebuild: Callable[[], Config] | None = None,
 ) -> None:
-    """Serve until ``stop`` is set (or the task is cancelled); SIGINT/SIGTERM set it when run as main."""
+    """Serve until ``stop`` is set (or the task is cancelled); SIGINT/SIGTERM set it when run as main.
+    With ``rebuild`` (how the configuration was made: the same flags over the file), the configuration
+    is reloaded on SIGHUP and when its ``--config`` file changes (reload.py)."""
     client = upstream.make_client(connect_timeout=config.connect_timeout, read_timeout=config.timeout)
     app = App(config, client)
     server = Server(config, app)
     host, port = await server.start()
+    reloader = None
+    if rebuild is not None:
+        from .reload import Reloader
+
+        reloader = Reloader(app, rebuild)
+        reloader.start()
     if ready is not None:
         ready(host, port)
     stop = stop or asyncio.Event()
     try:
         await stop.wait()
     finally:
+        if reloader is not None:
+            reloader.stop()
         await server.close(config.grace_seconds)
         app.keepalive.close()
         await client.aclose()

@@ -1,0 +1,200 @@
+"""Issue 5, hot reload (rawproxy/reload.py): SIGHUP and a changed ``--config`` file switch new requests
+to the new configuration while streams in flight finish on the old one; a bad file changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rawproxy.config import Config
+from rawproxy.fake_upstream import FakeUpstream, Script
+from rawproxy.server import serve
+
+STREAMS = 50
+WORDS = "one two three four five six seven eight"
+
+
+def config_text(upstream: FakeUpstream, model: str, *, extra: str = "") -> str:
+    return f"""
+reload_interval = 0.05
+
+[[upstreams]]
+name = "main"
+protocol = "openai"
+base_url = "{upstream.url}"
+api_key = "sk-main"
+
+[[routes]]
+match = "claude-*"
+upstream = "main"
+model = "{model}"
+{extra}
+"""
+
+
+class Running:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url = ""
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def build(self) -> Config:
+        return Config.from_env(["--config", str(self.path), "--port", "0"], environ={}, dotenv=None)
+
+    async def start(self) -> None:
+        ready: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+        self.task = asyncio.create_task(
+            serve(
+                self.build(),
+                ready=lambda h, p: ready.set_result((h, p)),
+                stop=self.stop,
+                rebuild=self.build,
+            )
+        )
+        host, port = await asyncio.wait_for(ready, 5)
+        self.url = f"http://{host}:{port}"
+
+
+@pytest.fixture
+async def second() -> AsyncIterator[FakeUpstream]:
+    async with FakeUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+async def running(tmp_path: Path, fake: FakeUpstream) -> AsyncIterator[Running]:
+    path = tmp_path / "rawproxy.toml"
+    path.write_text(config_text(fake, "old-model"))
+    proxy = Running(path)
+    await proxy.start()
+    yield proxy
+    proxy.stop.set()
+    assert proxy.task is not None
+    await asyncio.wait_for(proxy.task, 10)
+
+
+def client(proxy: Running) -> Any:
+    anthropic = pytest.importorskip("anthropic")
+    return anthropic.AsyncAnthropic(base_url=proxy.url, api_key="sk-client", max_retries=0, timeout=20)
+
+
+async def stream_text(api: Any, prompt: str = "hi") -> tuple[str, str]:
+    """(the text, the model the message reports) of one streamed request."""
+    async with api.messages.stream(
+        model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": prompt}]
+    ) as stream:
+        text = "".join([piece async for piece in stream.text_stream])
+        message = await stream.get_final_message()
+    return text, message.model
+
+
+def rewrite(path: Path, text: str) -> None:
+    """A new file whose stamp (size, mtime) differs even within one clock tick."""
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    os.utime(path, ns=(before + 10**9, before + 10**9))
+
+
+async def wait_for(predicate: Any, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def last_models(upstream: FakeUpstream, count: int) -> list[str]:
+    posts = [r for r in upstream.requests if r.path.endswith("/chat/completions")]
+    return [r.body["model"] for r in posts[-count:]]
+
+
+def reloaded(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("configuration reloaded" in r.getMessage() for r in caplog.records)
+
+
+def refused(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "configuration not reloaded" in r.getMessage()]
+
+
+async def test_issue5_reload_under_50_streams_drops_none(
+    running: Running, fake: FakeUpstream, second: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """50 streams in flight on the old configuration; the file changes to send the model elsewhere.
+    Every stream completes, whole, on the old upstream; requests after the reload go to the new one."""
+    caplog.set_level(logging.INFO, logger="rawproxy")
+    fake.default = Script(text=WORDS, token_interval=0.08)  # over half a second a stream
+    api = client(running)
+    try:
+        streams = [asyncio.create_task(stream_text(api)) for _ in range(STREAMS)]
+        await wait_for(lambda: fake.streams_started >= STREAMS)
+        rewrite(running.path, config_text(second, "new-model"))
+        await wait_for(lambda: reloaded(caplog) == 1)
+        assert fake.streams_completed < STREAMS, "the reload came too late to prove anything"
+        after = await stream_text(api, "after")  # while the old streams still run
+        results = await asyncio.gather(*streams)
+    finally:
+        await api.close()
+    assert [text for text, _ in results] == [WORDS] * STREAMS
+    assert fake.streams_completed == STREAMS and fake.streams_cancelled == 0
+    assert last_models(fake, STREAMS + 1) == ["old-model"] * STREAMS  # and nothing after the reload
+    assert after[0] == "Hello from the fake upstream."  # the second fake's default answer
+    assert last_models(second, 1) == ["new-model"]
+
+
+async def test_issue5_sighup_reloads(
+    running: Running, fake: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="rawproxy")
+    api = client(running)
+    try:
+        await stream_text(api)
+        # Same size and a restored mtime: only the signal can tell the proxy to look again.
+        stamp = running.path.stat()
+        running.path.write_text(config_text(fake, "new-model"))  # as long as "old-model"
+        os.utime(running.path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+        await asyncio.sleep(0.2)
+        assert reloaded(caplog) == 0
+        os.kill(os.getpid(), signal.SIGHUP)
+        await wait_for(lambda: reloaded(caplog) == 1)
+        await stream_text(api)
+    finally:
+        await api.close()
+    assert last_models(fake, 2) == ["old-model", "new-model"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [
+        ("[[upstreams]\nname = ", "not valid TOML"),
+        ('[[upstreams]]\nname = "x"\nprotocol = "grpc"\nbase_url = "http://127.0.0.1:1"', "protocol must be"),
+        ('[[routes]]\nmatch = "*"\nupstream = "nowhere"', "no upstream is named 'nowhere'"),
+        ("bogus_setting = 1", "unknown setting 'bogus_setting'"),
+    ],
+)
+async def test_issue5_bad_reload_keeps_the_old_configuration_serving(
+    running: Running, fake: FakeUpstream, caplog: pytest.LogCaptureFixture, bad: str, says: str
+) -> None:
+    caplog.set_level(logging.INFO, logger="rawproxy")
+    api = client(running)
+    try:
+        rewrite(running.path, bad)
+        await wait_for(lambda: len(refused(caplog)) == 1)
+        text, _ = await stream_text(api)
+        # and a good file after the bad one is taken
+        rewrite(running.path, config_text(fake, "fixed-model"))
+        await wait_for(lambda: reloaded(caplog) == 1)
+        await stream_text(api)
+    finally:
+        await api.close()
+    (message,) = refused(caplog)
+    assert says in message and str(running.path) in message
+    assert text == "Hello from the fake upstream."
+    assert last_models(fake, 2) == ["old-model", "fixed-model"]
