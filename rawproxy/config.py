@@ -191,6 +191,19 @@ class Config:
             "model_map": dict(self.routes.model_map),
             "max_output_tokens": self.max_output_tokens,
             "timeout": self.timeout,
+            "config_file": self.config_file,
+            "upstreams": [
+                {
+                    "name": u.name,
+                    "protocol": u.protocol,
+                    "base_url": _shown(u.base_url),
+                    "key_set": bool(u.api_keys),
+                }
+                for u in self.upstream_list()
+            ],
+            "routes": [route.match for route in self.route_table],
+            "rules": [name for name in config_file.RULE_NAMES if getattr(self.rules, name) is not None],
+            "force_model": self.force_model.model if self.force_model else None,
         }
 
     @classmethod
@@ -286,6 +299,13 @@ class Config:
         if "auto_cache" in top and values["auto_cache"] is None:
             values["auto_cache"] = bool(top["auto_cache"])
         return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+def _shown(url: str) -> str:
+    """A URL without what may hold a secret (``user:password@``, a ``?key=`` query)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
 def _local(name: str) -> bool:

@@ -101,3 +101,45 @@ async def test_python_anthropic_sdk_recipe(proxy_factory, fake) -> None:
     result = await run(sys.executable, "-c", code + "\nprint(message.content[0].text)")
     assert result.returncode == 0, result.stderr
     assert "Hello from the fake upstream." in result.stdout
+
+
+def test_issue5_readme_config_example_loads_and_routes_as_documented(tmp_path: Path) -> None:
+    """The README's complete configuration file loads as written and routes as the README says."""
+    from rawproxy.config import Config
+    from rawproxy.routing import RequestFacts, Router
+
+    path = tmp_path / "rawproxy.toml"
+    path.write_text(recipe("toml", "# rawproxy.toml:"))
+    env = {"OPENAI_KEY_1": "k1", "OPENAI_KEY_2": "k2", "AZURE_OPENAI_KEY": "ka", "MY_ANTHROPIC_KEY": "kc"}
+    config = Config.from_env(["--config", str(path)], environ=env, dotenv=None)
+    router = Router(config)
+    assert list(router.upstreams) == ["openai", "local", "azure", "claude", "team-gateway"]
+
+    def decide(model: str, **body: object) -> tuple[str, str, str]:
+        data = {"model": model, "messages": [{"role": "user", "content": "hi"}], **body}
+        decision = router.decide(model, RequestFacts(data, "anthropic"))
+        return decision.upstream.name, decision.model, decision.why
+
+    assert decide("claude-haiku-4-5") == ("local", "qwen3-coder", "rule:background")
+    sonnet = router.decide("claude-sonnet-4-6", RequestFacts({"messages": []}, "anthropic"))
+    assert (sonnet.upstream.name, sonnet.model) == ("claude", "claude-sonnet-4-6")
+    assert [(up.name, model) for up, model in sonnet.fallbacks] == [
+        ("openai", "gpt-4.1"),
+        ("azure", "gpt-4o"),
+    ]
+    assert decide("claude-opus-4-8") == ("openai", "o3", "route:claude-opus-*")
+    assert router.decide("claude-opus-4-8").overrides == (("max_tokens", 32000),)
+    assert decide("claude-opus-4-8", thinking={"type": "enabled", "budget_tokens": 2048}) == (
+        "openai",
+        "o3",
+        "rule:think",
+    )
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}}
+    assert decide("claude-sonnet-4-6", messages=[{"role": "user", "content": [image]}])[:2] == (
+        "openai",
+        "gpt-4o",
+    )
+    assert decide("gpt-4o-mini") == ("openai", "gpt-4o-mini", "default")  # by the upstream's models list
+    assert router.upstreams["azure"].url("/chat/completions", "gpt-4o") == (
+        "https://my-resource.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+    )
