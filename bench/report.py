@@ -190,6 +190,36 @@ def targets_table(r: dict[str, Any]) -> list[str]:
     return out
 
 
+def routing_table(r: dict[str, Any]) -> list[str]:
+    """Issue 5: TTFT through the proxy with a 20-route file vs flags alone, next to the same comparison
+    of two arms on the flags-only proxy (the noise). Not measurable: the routes' interval starts no
+    higher than the noise's ends."""
+    routing = r.get("routing")
+    if not routing:
+        return []
+    out = [
+        f"### Routing (issue 5): {routing['routes']} routes in a file vs flags alone, 1 stream, "
+        f"{routing['rounds']} rounds",
+        "",
+        "| path | flags p50 | 20 routes p50 | routes − flags, median (95 % interval) "
+        "| flags again − flags (noise) | measurable? |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in PROXY_PATHS:
+        row = routing["paths"].get(p)
+        if row is None:
+            continue
+        d, n = row["routes_minus_flags_ms"], row["again_minus_flags_ms"]
+        within = d["low"] <= max(0.0, n["high"])
+        out.append(
+            f"| {LABELS[p]} | {_f(row['flags_p50_ms'], 3)} | {_f(row['routes_p50_ms'], 3)} "
+            f"| {_f(d['median'], 3)} ({_f(d['low'], 3)} .. {_f(d['high'], 3)}) "
+            f"| {_f(n['median'], 3)} ({_f(n['low'], 3)} .. {_f(n['high'], 3)}) "
+            f"| {'no (within noise): pass' if within else '**yes: FAIL**'} |"
+        )
+    return [*out, ""]
+
+
 def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
@@ -204,6 +234,7 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         *targets_table(r),
         "",
+        *routing_table(r),
         "### Time to first token: overhead p50 / p90 / p99 (ms)",
         "",
         "| path | 1 stream, upstream 0 ms | 1 stream, 50 ms | 32 streams, 0 ms | 32 streams, 50 ms |",

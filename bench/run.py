@@ -20,17 +20,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import ctypes
 import json
 import math
 import os
 import platform
+import random
 import re
+import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -77,9 +82,12 @@ class Counts:
     phase_limit: float  # seconds, per latency phase
     total_limit: float  # seconds, the whole run
 
+    routes_rounds: int = 0  # rounds of flags-only vs a 20-route configuration file, 1 stream
 
-FULL = Counts(2000, 300, 100, 40, 400, 600, 1.0, 5.0, 10, 150.0, 1200.0)
-QUICK = Counts(400, 30, 10, 6, 80, 150, 0.3, 1.2, 3, 14.0, 115.0)
+
+FULL = Counts(2000, 300, 100, 40, 400, 600, 1.0, 5.0, 10, 150.0, 1200.0, 1500)
+QUICK = Counts(400, 30, 10, 6, 80, 150, 0.3, 1.2, 3, 14.0, 115.0, 300)
+ROUTES = 20
 
 
 # ------------------------------------------------------------------------------------ processes
@@ -192,6 +200,50 @@ def proxy_argv(port: int, upstream_port: int) -> list[str]:
     ]
 
 
+def routes_file(upstream_port: int, directory: Path) -> Path:
+    """A configuration of the same two upstreams with 20 glob routes, the bench's models matching only
+    the last ones: the routing work of a large file, with the same upstream calls as the flags."""
+    lines = [
+        "[[upstreams]]",
+        'name = "openai"',
+        'protocol = "openai"',
+        f'base_url = "http://{HOST}:{upstream_port}/v1"',
+        'api_key = "bench"',
+        "[[upstreams]]",
+        'name = "anthropic"',
+        'protocol = "anthropic"',
+        f'base_url = "http://{HOST}:{upstream_port}"',
+        'api_key = "bench"',
+    ]
+    for i in range(ROUTES - 2):
+        upstream = "openai" if i % 2 else "anthropic"
+        lines += [
+            "[[routes]]",
+            f'match = "no-such-model-{i}-*"',
+            f'upstream = "{upstream}"',
+            f'model = "m{i}"',
+        ]
+    lines += ["[[routes]]", 'match = "gpt-*"', 'upstream = "openai"']
+    lines += ["[[routes]]", 'match = "claude-*-4-6"', 'upstream = "anthropic"']
+    path = directory / "bench-routes.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def routes_argv(port: int, config: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "rawproxy",
+        "--port",
+        str(port),
+        "--config",
+        str(config),
+        "--log-level",
+        "warning",
+    ]
+
+
 def relay_argv(port: int, upstream_port: int, max_seconds: float) -> list[str]:
     return [
         sys.executable,
@@ -213,6 +265,8 @@ class Ports:
     upstream: int
     proxy: int
     relay: int
+    routes: int = 0  # the proxy with the 20-route configuration file
+    flags: int = 0  # its twin started with flags, for the same comparison: both serve that phase only
 
 
 def _target(name: str, ports: Ports) -> int:
@@ -220,11 +274,16 @@ def _target(name: str, ports: Ports) -> int:
         return ports.upstream
     if name.startswith("relay"):
         return ports.relay
+    if name.endswith("@routes"):
+        return ports.routes
+    if name.endswith(("@flags", "@again")):
+        return ports.flags
     return ports.proxy
 
 
 def _spec(name: str) -> tuple[str, str]:
-    """(client dialect, model) of an arm."""
+    """(client dialect, model) of an arm; ``path@routes``, ``@flags`` and ``@again`` are ``path``'s."""
+    name = name.partition("@")[0]
     if name in DIRECT:
         return DIRECT[name]
     dialect, model, _ = PATHS[name]
@@ -299,7 +358,7 @@ def summarise_rounds(
 async def smoke(ports: Ports) -> None:
     """One request of each kind on every arm, checked, before anything is measured."""
     problems = []
-    for name in all_arms():
+    for name in [*all_arms(), *(f"{p}{twin}" for p in PROXY_PATHS for twin in ("@routes", "@flags"))]:
         for kind, stream in (("short", False), ("short", True), *((k, True) for k in STREAM_KINDS)):
             arm = make_arm(name, ports, kind=kind, stream=stream)
             try:
@@ -332,6 +391,46 @@ async def ttft_phase(
         "client_cpu_us_per_request": round(res.client_cpu_s / max(1, res.requests) * 1e6, 1),
         "client_user_cpu_us_per_request": round(res.client_user_s / max(1, res.requests) * 1e6, 1),
         "paths": summarise_rounds(res, lambda s: s.ttft),
+    }
+
+
+async def routes_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any]:
+    """TTFT at 1 stream through two twin proxies that serve only this phase, one started with flags and
+    one with the 20-route file, interleaved; ``@again``, a second arm on the flags twin, shows the noise.
+    Per path: the median of the per-round differences, with a 95 % bootstrap interval."""
+    names = [f"{p}{suffix}" for p in PROXY_PATHS for suffix in ("@flags", "@again", "@routes")]
+    arms = [make_arm(n, ports) for n in names]
+    try:
+        res = await run_rounds(arms, concurrency=1, rounds=rounds, time_limit=limit)
+    finally:
+        for a in arms:
+            a.close()
+    out: dict[str, Any] = {"routes": ROUTES, "rounds": res.rounds, "errors": dict(res.errors), "paths": {}}
+    for path in PROXY_PATHS:
+        flags = ms([s.ttft for s in res.samples[f"{path}@flags"]])
+        row: dict[str, Any] = {"flags_p50_ms": round(percentile(flags, 0.5), 4)}
+        for label, other in (("routes", f"{path}@routes"), ("again", f"{path}@again")):
+            values = ms([s.ttft for s in res.samples[other]])
+            row[f"{label}_p50_ms"] = round(percentile(values, 0.5), 4)
+            row[f"{label}_minus_flags_ms"] = paired_median(values, flags)
+        out["paths"][path] = row
+    return out
+
+
+def paired_median(arm: Sequence[float], base: Sequence[float], resamples: int = 1000) -> dict[str, float]:
+    """Median of the per-round differences (the arms ran in the same rounds) and its 95 % bootstrap
+    interval, in ms."""
+    diffs = sorted(a - b for a, b in zip(arm, base, strict=False))
+    rng = random.Random(7)
+    medians = (
+        sorted(statistics.median(rng.choices(diffs, k=len(diffs))) for _ in range(resamples))
+        if diffs
+        else [math.nan]
+    )
+    return {
+        "median": round(statistics.median(diffs), 4) if diffs else math.nan,
+        "low": round(medians[int(0.025 * len(medians))], 4),
+        "high": round(medians[min(len(medians) - 1, int(0.975 * len(medians)))], 4),
     }
 
 
@@ -574,6 +673,8 @@ async def measure(
     streams = await stream_phase(ports, counts.stream_rounds, counts.phase_limit)
     log(f"request size: small vs Claude-Code-sized, {counts.big_rounds} rounds")
     big = await big_phase(ports, counts.big_rounds, counts.phase_limit)
+    log(f"routing: flags alone vs {ROUTES} routes in a file, {counts.routes_rounds} rounds")
+    routes = await routes_phase(ports, counts.routes_rounds, counts.phase_limit)
     log(f"throughput: 64 clients, {counts.throughput_seconds} s an arm")
     throughput = await throughput_phase(ports, pids, counts)
     memory_peak = {who: memory_mb(pids[who]) for who in ("proxy", "relay")}
@@ -581,6 +682,7 @@ async def measure(
         "ttft": ttft,
         "streams": streams,
         "request_size": big,
+        "routing": routes,
         "throughput": throughput,
         "memory_mb": {
             who: {"idle": memory_idle[who]["VmRSS"], "peak": memory_peak[who]["VmHWM"]} for who in memory_idle
@@ -596,7 +698,7 @@ def run(counts: Counts, quick: bool) -> dict[str, Any]:
         print(f"[{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     try:
-        ports = Ports(free_port(), free_port(), free_port())
+        ports = Ports(free_port(), free_port(), free_port(), free_port(), free_port())
         life = str(counts.total_limit + 60)
         upstream = children.start(
             [
@@ -611,6 +713,10 @@ def run(counts: Counts, quick: bool) -> dict[str, Any]:
         )
         relay = children.start(relay_argv(ports.relay, ports.upstream, counts.total_limit + 60), "listening")
         proxy = children.start(proxy_argv(ports.proxy, ports.upstream), "listening")
+        scratch = Path(tempfile.mkdtemp(prefix="rawproxy-bench-"))
+        atexit.register(shutil.rmtree, scratch, True)
+        children.start(routes_argv(ports.routes, routes_file(ports.upstream, scratch)), "listening")
+        children.start(proxy_argv(ports.flags, ports.upstream), "listening")
         time.sleep(0.3)
         pids = {"upstream": upstream.pid, "proxy": proxy.pid, "relay": relay.pid}
         memory_start = {who: memory_mb(pids[who])["VmRSS"] for who in ("proxy", "relay")}
