@@ -105,6 +105,19 @@ class Config:
             self._check_upstream_url(f"upstream {spec.name!r}: base_url", spec.base_url)
         if self.force_model is not None and self.force_model.upstream is None and not self.force_model.model:
             raise ConfigError("force_model must name a model")
+        names = {spec.name for spec in self.upstream_list()}
+        if not names:
+            raise ConfigError("no upstream is configured")
+        targets = [("force_model", self.force_model)]
+        targets += [(f"rules.{name}", getattr(self.rules, name)) for name in config_file.RULE_NAMES]
+        for route in self.route_table:
+            targets += [(f"route {route.match!r}", config_file.Target(route.upstream, None))]
+            targets += [(f"route {route.match!r}: fallbacks", t) for t in route.fallbacks]
+        for where, target in targets:
+            if target is not None and target.upstream is not None and target.upstream not in names:
+                raise ConfigError(
+                    f"{where}: no upstream is named {target.upstream!r} (known: {', '.join(sorted(names))})"
+                )
 
     def upstream_list(self) -> tuple[UpstreamSpec, ...]:
         """Every upstream: the file's, then those the flags describe (named ``openai`` and ``anthropic``).

@@ -138,7 +138,7 @@ def load(path: str | Path, environ: Mapping[str, str]) -> FileSettings:
             data = tomllib.load(f)
     except OSError as exc:
         raise ConfigError(f"--config {path}: cannot read it: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # TOML is UTF-8; tomllib decodes first
         raise ConfigError(f"--config {path}: not valid TOML: {exc}") from None
     try:
         return parse(data, environ)
@@ -203,9 +203,9 @@ def _upstream(index: int, entry: Mapping[str, Any], environ: Mapping[str, str]) 
             raise ConfigError(f"{where}: api_key_env names {var!r}, which is not set in the environment")
         keys += [k.strip() for k in value.split(",") if k.strip()]  # several keys in one variable
     profile = entry.get("profile")
-    if profile is not None and profile not in PROFILES:
+    if profile is not None and _typed(f"{where}: profile", profile, (str,)) not in PROFILES:
         raise ConfigError(f"{where}: profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    client_profile = entry.get("client_profile", "none")
+    client_profile = _typed(f"{where}: client_profile", entry.get("client_profile", "none"), (str,))
     if client_profile not in CLIENT_PROFILES:
         raise ConfigError(f"{where}: client_profile must be one of {', '.join(CLIENT_PROFILES)}")
     headers = entry.get("headers", {})

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
 
 import orjson
 
@@ -178,7 +179,7 @@ class Upstream:
         if base.endswith("/openai/v1"):
             return base + path
         if "/openai/deployments/" not in base and path == "/chat/completions":
-            base = f"{base.removesuffix('/openai')}/openai/deployments/{model}"
+            base = f"{base.removesuffix('/openai')}/openai/deployments/{quote(model, safe='')}"
         elif path == "/models":
             base = base.split("/openai/", 1)[0].removesuffix("/openai") + "/openai"
         return f"{base}{path}?api-version={self.api_version}"
@@ -384,11 +385,11 @@ class _Counter:
                 self.add(item, depth + 1)
         elif isinstance(value, dict):
             kind = value.get("type")
-            if kind in _IMAGE_TYPES:
+            if isinstance(kind, str) and kind in _IMAGE_TYPES:  # a client's list or object: no TypeError
                 self.image = True
                 self.total += tokens.IMAGE_TOKENS
                 return
-            for key in ("text", "content", "thinking", "input", "arguments"):
+            for key in ("text", "content", "thinking", "input", "arguments", "tool_calls", "function"):
                 if key in value:
                     item = value[key]
                     self.add(item if not isinstance(item, dict) else orjson.dumps(item).decode(), depth + 1)
