@@ -231,17 +231,8 @@ def routes_file(upstream_port: int, directory: Path) -> Path:
 
 
 def routes_argv(port: int, config: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "rawproxy",
-        "--port",
-        str(port),
-        "--config",
-        str(config),
-        "--log-level",
-        "warning",
-    ]
+    # python -m rawproxy --port N, then the file in place of the upstream flags
+    return [*proxy_argv(port, 0)[:5], "--config", str(config), "--log-level", "warning"]
 
 
 def relay_argv(port: int, upstream_port: int, max_seconds: float) -> list[str]:
