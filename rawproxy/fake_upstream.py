@@ -8,7 +8,8 @@ Run it with ``python -m rawproxy fake-upstream --port 18081`` and point any Open
 Theory of operation. The path picks the dialect:
 
 * OpenAI Chat Completions: ``POST .../chat/completions`` (streamed as ``data:`` chunks ending in
-  ``[DONE]``), and ``GET .../models`` without Anthropic headers (one ``fake-model``).
+  ``[DONE]``), and ``GET .../models`` without Anthropic headers (``FakeUpstream.openai_models``: one
+  ``fake-model`` unless a test lists other entries, with output-cap fields for instance).
 * Anthropic Messages: ``POST .../v1/messages`` (``?beta=true`` too), streamed as the real API does it
   (``message_start``, ``content_block_start``, ``ping`` after the first block start, ``thinking_delta``s
   then one ``signature_delta``, ``input_json_delta``s starting with ``""``, ``content_block_stop``,
@@ -34,6 +35,10 @@ become ``tool_use`` blocks (``interleave`` does not apply: Anthropic never inter
 dialects count "content events" alike for ``error_after``, ``cut_after``, ``stall`` and
 ``chunks_written``: OpenAI content chunks, Anthropic ``content_block_delta`` events.
 
+Before any answer, in both dialects, ``head_delay`` holds the response head back (an upstream slower
+than the proxy's timeout), ``reset`` drops the connection with a TCP reset instead of answering, and
+``wire`` writes exactly the given bytes, head and framing included, then closes (a broken server).
+
 It records what it saw (``requests``: method, path, query, lower-case headers, parsed JSON body) and how
 streams ended (``streams_cancelled`` counts streams whose client closed the connection before the end),
 which the integration tests assert on. It is written on h11 directly, not on rawproxy's server, so a bug
@@ -45,6 +50,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
+import struct
 import sys
 import time
 from collections import deque
@@ -91,6 +98,9 @@ class Script:
     cached_tokens: int = 0  # Anthropic: cache_read_input_tokens (input_tokens is the rest)
     signature: str = "sig-fake-0001"  # Anthropic: the thinking block's signature
     ping: bool = True  # Anthropic: an ``event: ping`` after the first content_block_start
+    head_delay: float = 0.0  # seconds of silence before anything of the answer (the head included)
+    reset: bool = False  # after head_delay, drop the connection with a TCP reset: no answer at all
+    wire: bytes | None = None  # after head_delay, write exactly these bytes (head and framing too), close
 
 
 def _bash(command: str, description: str) -> ToolCall:
@@ -207,6 +217,11 @@ class FakeUpstream:
         self.host = host
         self.port = port
         self.models = list(models)  # what Anthropic's GET /v1/models lists
+        # What OpenAI's GET .../models lists: whole entries, so that a test can report output caps the
+        # way providers do (``max_completion_tokens``, ``top_provider.max_completion_tokens``...).
+        self.openai_models: list[dict[str, Any]] = [
+            {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}
+        ]
         self.requests: list[RecordedRequest] = []
         self.streams_started = 0
         self.streams_completed = 0
@@ -214,6 +229,9 @@ class FakeUpstream:
         self.stream_closed = asyncio.Event()  # set whenever a stream ends early because the client left
         self.chunks_written = 0
         self._queue: deque[Script] = deque()
+        self._readers: dict[asyncio.StreamWriter, asyncio.StreamReader] = {}
+        self._handlers: set[asyncio.Task[Any]] = set()  # one per open connection
+        self._closing = False
         self._server: asyncio.Server | None = None
         self._seq = 0
 
@@ -235,10 +253,18 @@ class FakeUpstream:
         return self
 
     async def close(self) -> None:
+        """Stop listening, and end the connections still open (a scripted delay still running, say),
+        so that no handler is left for the event loop's shutdown to cancel."""
+        self._closing = True
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1)
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers, timeout=1)
 
     async def __aenter__(self) -> FakeUpstream:
         return await self.start()
@@ -260,6 +286,10 @@ class FakeUpstream:
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=1 << 20)
+        self._readers[writer] = reader  # so that a scripted delay ends when the client goes away
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
         try:
             while True:
                 head, body = await self._read_request(conn, reader)
@@ -271,7 +301,14 @@ class FakeUpstream:
                 conn.start_next_cycle()
         except (ConnectionError, h11.ProtocolError):
             return
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
+            return  # ended by close(): a normal end for this handler
         finally:
+            if task is not None:
+                self._handlers.discard(task)
+            self._readers.pop(writer, None)
             writer.close()
 
     async def _read_request(
@@ -313,20 +350,14 @@ class FakeUpstream:
         if anthropic_client and "/v1/models" in path and method == "GET":
             return await self._anthropic_models(conn, writer, path, query)
         if path.endswith("/models"):
-            return await self._json(
-                conn,
-                writer,
-                200,
-                {
-                    "object": "list",
-                    "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}],
-                },
-            )
+            return await self._json(conn, writer, 200, {"object": "list", "data": self.openai_models})
         if not path.endswith("/chat/completions") or not isinstance(body, dict):
             return await self._json(
                 conn, writer, 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}}
             )
         script = self.choose(body)
+        if not await self._before_head(writer, script):
+            return False
         if script.raw is not None:
             return await self._raw(conn, writer, script)
         if script.status >= 400:
@@ -353,6 +384,34 @@ class FakeUpstream:
         writer.write(conn.send(h11.Data(data=body)) or b"")
         writer.write(conn.send(h11.EndOfMessage()) or b"")
         await writer.drain()
+        return True
+
+    async def _wait(self, writer: asyncio.StreamWriter, seconds: float) -> None:
+        """Sleep, but raise ConnectionResetError as soon as the client closes the connection (one that
+        timed out): nothing lingers after the test that scripted the delay."""
+        reader = self._readers.get(writer)
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if reader is not None and reader.at_eof():
+                raise ConnectionResetError("the client closed the connection")
+            await asyncio.sleep(min(left, 0.01))
+
+    async def _before_head(self, writer: asyncio.StreamWriter, script: Script) -> bool:
+        """``head_delay``, then ``reset`` or ``wire``; False when the connection is done with."""
+        if script.head_delay:
+            await self._wait(writer, script.head_delay)
+        if script.reset:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:  # linger 0: close() sends a RST, not a FIN
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            return False
+        if script.wire is not None:
+            writer.write(script.wire)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            writer.close()
+            return False
         return True
 
     async def _json(self, conn: h11.Connection, writer: asyncio.StreamWriter, status: int, data: Any) -> bool:
@@ -480,7 +539,7 @@ class FakeUpstream:
         )
         try:
             if script.ttft:
-                await asyncio.sleep(script.ttft)
+                await self._wait(writer, script.ttft)
             deltas = self._deltas(script)
             for n, delta in enumerate(deltas):
                 if script.cut_after is not None and n >= script.cut_after:
@@ -568,6 +627,8 @@ class FakeUpstream:
         if not isinstance(body, dict):
             return await self._anthropic_error(conn, writer, 400, "the request body is not a JSON object")
         script = self.choose(body)
+        if not await self._before_head(writer, script):
+            return False
         if script.raw is not None:
             return await self._raw(conn, writer, script)
         if script.status >= 400:
@@ -686,7 +747,7 @@ class FakeUpstream:
         writer.write(conn.send(h11.Response(status_code=200, headers=headers)) or b"")
         try:
             if script.ttft:
-                await asyncio.sleep(script.ttft)
+                await self._wait(writer, script.ttft)
             n = 0  # content events written
             for name, data in self._anthropic_events(body, script):
                 content = name == "content_block_delta"

@@ -164,11 +164,13 @@ RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 529})
 
 
 class _Retry(Exception):
-    """A try failed before anything reached the client, in a way another try may cure."""
+    """A try failed before anything reached the client, in a way another try may cure. ``answer`` is a
+    passthrough's error response (status, headers, body), relayed as it came if no other try follows."""
 
-    def __init__(self, info: ir.ErrorInfo) -> None:
+    def __init__(self, info: ir.ErrorInfo, answer: tuple[int, Headers, bytes] | None = None) -> None:
         super().__init__(info.message)
         self.info = info
+        self.answer = answer
 
 
 def _retry_after(headers: dict[str, str]) -> str | None:
@@ -476,6 +478,11 @@ class App:
                     tries[number + 1][0].name,
                 )
         assert failure is not None
+        if failure.answer is not None:  # a passthrough whose tries ended early (a Retry-After too long)
+            status, headers, body = failure.answer
+            record.status = status
+            await sink.respond(status, headers, body)  # the last upstream error, untouched
+            return
         raise ProxyError(failure.info)
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float | None:
@@ -674,7 +681,7 @@ class App:
                 if not final and resp.status in RETRYABLE:  # the last try relays it untouched
                     info = up.dialect.parse_error(resp.status, answer)
                     info.retry_after = _retry_after(resp.headers)
-                    raise _Retry(info)
+                    raise _Retry(info, (resp.status, resp.relayable_headers(), answer))
                 record.status = resp.status
                 try:
                     record.usage = up.dialect.event_usage(orjson.loads(answer)) if resp.status < 400 else None
@@ -830,7 +837,10 @@ class _Relay:
     switch stands between the upstream's first token and ours. The exchange's task only waits in
     ``run`` (for the end, an error, or the client's ``drain()`` when it falls behind) and ends the
     response. What the sink holds (the head, the opening event) goes out with the first bytes
-    translated from a read, or when the relay has to wait for the upstream, whichever comes first.
+    translated from a read, or when the relay has to wait for the upstream, whichever comes first;
+    while another try may follow (``may_retry``), only with the first bytes (or a keep-alive ping), so
+    that an upstream failing after its head but before its first event is retried: nothing of its
+    answer reached the client.
     """
 
     __slots__ = (
@@ -870,12 +880,20 @@ class _Relay:
         if out:
             record = self.record
             if record.ttft_ms is None:
+                self._retry_if_failed()
                 record.ttft_ms = (time.perf_counter() - record.received) * 1000
                 self.sink.send_nowait(out)
             elif last:
                 self.sink.hold(out)  # the response is complete: these bytes go out with its end
             else:
                 self.sink.send_nowait(out)
+
+    def _retry_if_failed(self) -> None:
+        """A translated stream whose first output is its failure (an in-band error event, or a body that
+        ended before any event): while nothing reached the client, that is another try's to cure."""
+        error = getattr(self.translator, "error", None)
+        if error is not None and self.may_retry and error.status in RETRYABLE and self.sink.discard():
+            raise _Retry(error)
 
     def on_body(self, chunk: bytes, last: bool) -> bool:
         rest = chunk
@@ -901,8 +919,11 @@ class _Relay:
         upstream failed mid-stream, with the client dialect's error event (decision 2)."""
         try:
             try:
-                await resp.relay(self.on_body, self.sink.drain, self.sink.flush)
+                idle = _hold if self.may_retry else self.sink.flush
+                await resp.relay(self.on_body, self.sink.drain, idle)
                 tail = self.translator.close()
+                if self.record.ttft_ms is None:
+                    self._retry_if_failed()
             except ProxyError as exc:
                 if self.may_retry and exc.info.status in RETRYABLE and self.sink.discard():
                     raise _Retry(exc.info) from None
@@ -917,6 +938,10 @@ class _Relay:
         if self._key is not None:
             self._app.keepalive.remove(self._key)
             self._key = None
+
+
+def _hold() -> None:
+    """The relay's idle callback while another try may follow: what the sink holds stays held."""
 
 
 def _with_query(url: str, query: str) -> str:

@@ -107,13 +107,14 @@ class Translator(Protocol):
 class StreamTranslator:
     """Upstream SSE bytes -> client SSE bytes, event by event."""
 
-    __slots__ = ("_decoder", "_encoder", "_failed", "_sse")
+    __slots__ = ("_decoder", "_encoder", "_failed", "_sse", "error")
 
     def __init__(self, client: ClientDialect, upstream: UpstreamDialect, ctx: ir.Context) -> None:
         self._sse = SSEDecoder()
         self._decoder = upstream.StreamDecoder(ctx)
         self._encoder = client.StreamEncoder(ctx)
         self._failed = False
+        self.error: ir.ErrorInfo | None = None  # the failure the stream reported, if it did
 
     @property
     def usage(self) -> ir.Usage | None:
@@ -130,6 +131,8 @@ class StreamTranslator:
         try:
             for event in self._sse.feed(chunk):
                 for ev in self._decoder.feed(event):
+                    if type(ev) is ir.StreamError:
+                        self.error = ev.info  # an in-band error event of the upstream
                     out.append(encode(ev))
         except ProxyError as exc:
             out.append(self.fail(exc.info))
@@ -145,6 +148,8 @@ class StreamTranslator:
                 for ev in self._decoder.feed(event):
                     out.append(self._encoder.encode(ev))
             for ev in self._decoder.eof():
+                if type(ev) is ir.StreamError:
+                    self.error = ev.info  # the body ended before the message did (A2O-S13)
                 out.append(self._encoder.encode(ev))
         except ProxyError as exc:
             out.append(self.fail(exc.info))
@@ -156,6 +161,7 @@ class StreamTranslator:
         if self._failed:
             return b""
         self._failed = True
+        self.error = info
         return self._encoder.encode(ir.StreamError(info))
 
     def ping(self) -> bytes:

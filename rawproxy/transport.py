@@ -219,6 +219,9 @@ class _ReadWatch:
         conn.read_timeout = timeout or self.timeout
         if conn.read_timeout / 4 < self._tick:
             self._tick = conn.read_timeout / 4  # a shorter timeout than the pool's: tick finer
+            if self._task is not None:  # from now, not after the coarser sleep already begun (<= 1 s)
+                self._task.cancel()
+                self._task = None
         self._active.add(conn)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -236,7 +239,8 @@ class _ReadWatch:
                         self._active.discard(conn)
                         conn._fail(_Silent())
         finally:
-            self._task = None
+            if self._task is asyncio.current_task():  # not a ticker that replaced this one
+                self._task = None
 
     def close(self) -> None:
         if self._task is not None:
