@@ -23,6 +23,7 @@ import asyncio
 import atexit
 import contextlib
 import ctypes
+import dataclasses
 import json
 import math
 import os
@@ -230,6 +231,24 @@ def routes_file(upstream_port: int, directory: Path) -> Path:
     return path
 
 
+def decide_cost_us(config_path: Path, calls: int = 20000) -> dict[str, float]:
+    """The routing decision alone, in this process: µs per ``Router.decide`` for each bench model, with
+    the 20-route file and with flags alone (the work the TTFT comparison cannot resolve below its noise)."""
+    from rawproxy.config import Config
+    from rawproxy.routing import RequestFacts, Router
+
+    out: dict[str, float] = {}
+    for label, argv in (("routes", ["--config", str(config_path)]), ("flags", proxy_argv(0, 1)[3:])):
+        router = Router(Config.from_env(argv, environ={}, dotenv=None))
+        for model in ("gpt-bench", "claude-sonnet-4-6"):
+            data = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+            began = time.perf_counter()
+            for _ in range(calls):
+                router.decide(model, RequestFacts(data, "anthropic"))
+            out[f"{label} {model}"] = round((time.perf_counter() - began) / calls * 1e6, 3)
+    return out
+
+
 def routes_argv(port: int, config: Path) -> list[str]:
     # python -m rawproxy --port N, then the file in place of the upstream flags
     return [*proxy_argv(port, 0)[:5], "--config", str(config), "--log-level", "warning"]
@@ -257,7 +276,9 @@ class Ports:
     proxy: int
     relay: int
     routes: int = 0  # the proxy with the 20-route configuration file
-    flags: int = 0  # its twin started with flags, for the same comparison: both serve that phase only
+    flags: int = 0  # twins started with flags, for the same comparison: the three serve that phase only
+    flags2: int = 0
+    routes_file: Path = Path()
 
 
 def _target(name: str, ports: Ports) -> int:
@@ -267,13 +288,15 @@ def _target(name: str, ports: Ports) -> int:
         return ports.relay
     if name.endswith("@routes"):
         return ports.routes
-    if name.endswith(("@flags", "@again")):
+    if name.endswith("@flags"):
         return ports.flags
+    if name.endswith("@flags2"):
+        return ports.flags2
     return ports.proxy
 
 
 def _spec(name: str) -> tuple[str, str]:
-    """(client dialect, model) of an arm; ``path@routes``, ``@flags`` and ``@again`` are ``path``'s."""
+    """(client dialect, model) of an arm; ``path@routes``, ``@flags`` and ``@flags2`` are ``path``'s."""
     name = name.partition("@")[0]
     if name in DIRECT:
         return DIRECT[name]
@@ -349,7 +372,10 @@ def summarise_rounds(
 async def smoke(ports: Ports) -> None:
     """One request of each kind on every arm, checked, before anything is measured."""
     problems = []
-    for name in [*all_arms(), *(f"{p}{twin}" for p in PROXY_PATHS for twin in ("@routes", "@flags"))]:
+    for name in [
+        *all_arms(),
+        *(f"{p}{twin}" for p in PROXY_PATHS for twin in ("@routes", "@flags", "@flags2")),
+    ]:
         for kind, stream in (("short", False), ("short", True), *((k, True) for k in STREAM_KINDS)):
             arm = make_arm(name, ports, kind=kind, stream=stream)
             try:
@@ -386,10 +412,12 @@ async def ttft_phase(
 
 
 async def routes_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any]:
-    """TTFT at 1 stream through two twin proxies that serve only this phase, one started with flags and
-    one with the 20-route file, interleaved; ``@again``, a second arm on the flags twin, shows the noise.
-    Per path: the median of the per-round differences, with a 95 % bootstrap interval."""
-    names = [f"{p}{suffix}" for p in PROXY_PATHS for suffix in ("@flags", "@again", "@routes")]
+    """TTFT at 1 stream through three proxies that serve only this phase, interleaved: two started with
+    flags alone and one with the 20-route file. Two processes of the same code and settings differ by a
+    few tens of microseconds (memory layout, hash seeds), so the flags twins' difference is the noise the
+    routes' difference is judged against. Per path and pair: the median of the per-round differences,
+    with a 95 % bootstrap interval."""
+    names = [f"{p}{suffix}" for p in PROXY_PATHS for suffix in ("@flags", "@flags2", "@routes")]
     arms = [make_arm(n, ports) for n in names]
     try:
         res = await run_rounds(arms, concurrency=1, rounds=rounds, time_limit=limit)
@@ -398,13 +426,17 @@ async def routes_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any
             a.close()
     out: dict[str, Any] = {"routes": ROUTES, "rounds": res.rounds, "errors": dict(res.errors), "paths": {}}
     for path in PROXY_PATHS:
-        flags = ms([s.ttft for s in res.samples[f"{path}@flags"]])
-        row: dict[str, Any] = {"flags_p50_ms": round(percentile(flags, 0.5), 4)}
-        for label, other in (("routes", f"{path}@routes"), ("again", f"{path}@again")):
-            values = ms([s.ttft for s in res.samples[other]])
-            row[f"{label}_p50_ms"] = round(percentile(values, 0.5), 4)
-            row[f"{label}_minus_flags_ms"] = paired_median(values, flags)
-        out["paths"][path] = row
+        flags, flags2, routes = (
+            ms([s.ttft for s in res.samples[path + t]]) for t in ("@flags", "@flags2", "@routes")
+        )
+        out["paths"][path] = {
+            "flags_p50_ms": round(percentile(flags, 0.5), 4),
+            "flags2_p50_ms": round(percentile(flags2, 0.5), 4),
+            "routes_p50_ms": round(percentile(routes, 0.5), 4),
+            "routes_minus_flags_ms": paired_median(routes, flags),
+            "routes_minus_flags2_ms": paired_median(routes, flags2),
+            "flags2_minus_flags_ms": paired_median(flags2, flags),
+        }
     return out
 
 
@@ -666,6 +698,7 @@ async def measure(
     big = await big_phase(ports, counts.big_rounds, counts.phase_limit)
     log(f"routing: flags alone vs {ROUTES} routes in a file, {counts.routes_rounds} rounds")
     routes = await routes_phase(ports, counts.routes_rounds, counts.phase_limit)
+    routes["decide_us"] = decide_cost_us(ports.routes_file)
     log(f"throughput: 64 clients, {counts.throughput_seconds} s an arm")
     throughput = await throughput_phase(ports, pids, counts)
     memory_peak = {who: memory_mb(pids[who]) for who in ("proxy", "relay")}
@@ -689,7 +722,10 @@ def run(counts: Counts, quick: bool) -> dict[str, Any]:
         print(f"[{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     try:
-        ports = Ports(free_port(), free_port(), free_port(), free_port(), free_port())
+        scratch = Path(tempfile.mkdtemp(prefix="rawproxy-bench-"))
+        atexit.register(shutil.rmtree, scratch, True)
+        ports = Ports(*(free_port() for _ in range(6)))
+        ports = dataclasses.replace(ports, routes_file=routes_file(ports.upstream, scratch))
         life = str(counts.total_limit + 60)
         upstream = children.start(
             [
@@ -704,10 +740,9 @@ def run(counts: Counts, quick: bool) -> dict[str, Any]:
         )
         relay = children.start(relay_argv(ports.relay, ports.upstream, counts.total_limit + 60), "listening")
         proxy = children.start(proxy_argv(ports.proxy, ports.upstream), "listening")
-        scratch = Path(tempfile.mkdtemp(prefix="rawproxy-bench-"))
-        atexit.register(shutil.rmtree, scratch, True)
-        children.start(routes_argv(ports.routes, routes_file(ports.upstream, scratch)), "listening")
+        children.start(routes_argv(ports.routes, ports.routes_file), "listening")
         children.start(proxy_argv(ports.flags, ports.upstream), "listening")
+        children.start(proxy_argv(ports.flags2, ports.upstream), "listening")
         time.sleep(0.3)
         pids = {"upstream": upstream.pid, "proxy": proxy.pid, "relay": relay.pid}
         memory_start = {who: memory_mb(pids[who])["VmRSS"] for who in ("proxy", "relay")}
