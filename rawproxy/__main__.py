@@ -24,6 +24,20 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+def _raise_file_limit() -> None:
+    """Each client connection and each upstream connection is a file descriptor; the usual soft limit of
+    1024 would cap a busy proxy near 500 streams. Raise it to the hard limit (at most 65536)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = min(hard if hard != resource.RLIM_INFINITY else 65536, 65536)
+        if soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ImportError, ValueError, OSError):  # not POSIX, or not allowed: keep the limit
+        pass
+
+
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop when the ``fast`` extra is installed, else asyncio's own."""
     try:
@@ -64,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rawproxy: error: {exc}", file=sys.stderr)
         return 2
     _setup_logging(config.log_level)
+    _raise_file_limit()
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_run(config, args))

@@ -56,6 +56,9 @@ class Config:
     max_body_bytes: int = 32 * 1024 * 1024  # Anthropic's own request limit
     max_head_bytes: int = 64 * 1024
     idle_timeout: float = 75.0  # keep-alive: how long an idle client connection stays open
+    head_timeout: float = 30.0  # from a request head's first byte to its end (slowloris: 408)
+    max_connections: int = 1024  # client connections at once; beyond: 503 with Retry-After
+    max_stream_seconds: float = 3600.0  # the longest a response may run, however busy its upstream
     models_cache_seconds: float = 300.0
     grace_seconds: float = 30.0
     # From the --config file (config_file.py): named upstreams, routes, content rules.
@@ -92,6 +95,8 @@ class Config:
             "connect_timeout",
             "ping_interval",
             "idle_timeout",
+            "head_timeout",
+            "max_stream_seconds",
             "grace_seconds",
             "retry_backoff",
             "retry_backoff_max",
@@ -101,6 +106,8 @@ class Config:
                 raise ConfigError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.max_body_bytes < 1 or self.max_head_bytes < 1:
             raise ConfigError("request size limits must be positive")
+        if self.max_connections < 1:
+            raise ConfigError(f"max-connections must be at least 1, got {self.max_connections}")
         for spec in self.upstreams:
             self._check_upstream_url(f"upstream {spec.name!r}: base_url", spec.base_url)
         if self.force_model is not None and self.force_model.upstream is None and not self.force_model.model:
@@ -297,21 +304,42 @@ class Config:
             "rules": file.rules,
             "force_model": force_model,
         }
+        for name, kind in LIMIT_FLAGS:  # flag, environment or file
+            values[name] = number(name, kind)
         for name, kind in (
-            ("connect_timeout", float),
             ("ping_interval", float),
-            ("idle_timeout", float),
-            ("max_body_bytes", int),
-            ("grace_seconds", float),
             ("retry_backoff", float),
             ("retry_backoff_max", float),
             ("reload_interval", float),
         ):
-            if name in top:
+            if name in top:  # the file's only
                 values[name] = kind(top[name])
         if "auto_cache" in top and values["auto_cache"] is None:
             values["auto_cache"] = bool(top["auto_cache"])
         return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+# The limits (issue 6), each a flag of its own (name, type; the help text below).
+LIMIT_FLAGS: tuple[tuple[str, type], ...] = (
+    ("connect_timeout", float),
+    ("idle_timeout", float),
+    ("head_timeout", float),
+    ("max_stream_seconds", float),
+    ("max_connections", int),
+    ("max_head_bytes", int),
+    ("max_body_bytes", int),
+    ("grace_seconds", float),
+)
+_LIMIT_HELP = {
+    "connect_timeout": "seconds to connect to an upstream (default 10)",
+    "idle_timeout": "seconds an idle keep-alive client connection stays open (default 75)",
+    "head_timeout": "seconds a client has to send a whole request head, else 408 (default 30)",
+    "max_stream_seconds": "the longest a response may run, in seconds (default 3600)",
+    "max_connections": "client connections at once; beyond, 503 with Retry-After (default 1024)",
+    "max_head_bytes": "largest request head, else 431 (default 65536)",
+    "max_body_bytes": "largest request body, else 413 (default 33554432, Anthropic's own limit)",
+    "grace_seconds": "on SIGTERM, how long streams in flight may finish (default 30)",
+}
 
 
 def _shown(url: str) -> str:
@@ -435,4 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--no-auto-cache", action="store_true", default=None, help="no automatic prompt-caching breakpoints"
     )
+    limits = p.add_argument_group("limits")
+    for name, _ in LIMIT_FLAGS:
+        limits.add_argument("--" + name.replace("_", "-"), metavar="N", help=_LIMIT_HELP[name])
     return p

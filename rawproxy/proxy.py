@@ -920,7 +920,16 @@ class _Relay:
         try:
             try:
                 idle = _hold if self.may_retry else self.sink.flush
-                await resp.relay(self.on_body, self.sink.drain, idle)
+                try:
+                    async with asyncio.timeout(self._app.config.max_stream_seconds):
+                        await resp.relay(self.on_body, self.sink.drain, idle)
+                except TimeoutError:  # a runaway stream: ended like an upstream timeout (decision 6)
+                    limit = self._app.config.max_stream_seconds
+                    raise ProxyError(
+                        ir.ErrorInfo(
+                            status=504, type=ir.ErrorType.TIMEOUT, message=f"stream exceeded {limit:g} s"
+                        )
+                    ) from None
                 tail = self.translator.close()
                 if self.record.ttft_ms is None:
                     self._retry_if_failed()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import signal
 import sys
@@ -29,6 +30,7 @@ import h11
 
 from . import __version__, upstream
 from .config import Config
+from .dialects import anthropic_messages, openai_chat
 from .http1 import connection_tokens
 from .ir import ErrorInfo, ErrorType
 from .proxy import JSON_HEADERS, App, ClientRequest, Headers, _client_shape
@@ -312,6 +314,9 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
 
 
+_SLOW = object()  # a request head that did not arrive within head_timeout
+
+
 class Server:
     def __init__(self, config: Config, app: App) -> None:
         self.config = config
@@ -364,6 +369,55 @@ class Server:
                 return None
             conn.receive_data(data)
 
+    async def _next_head(
+        self, conn: h11.Connection, client: ClientConnection
+    ) -> h11.Event | type[h11.PAUSED] | object | None:
+        """The next request head: the client may stay silent for the keep-alive ``idle_timeout`` (None
+        then), but once a head has begun it must be complete within ``head_timeout`` (``_SLOW``
+        otherwise: a slowloris client holds a connection with a head that never ends)."""
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event  # pipelined: the whole head is here already
+        data = await client.read(self.config.idle_timeout)
+        if data is None:
+            return None
+        conn.receive_data(data)
+        deadline = time.monotonic() + self.config.head_timeout
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            left = deadline - time.monotonic()
+            data = await client.read(left) if left > 0 else None
+            if data is None:
+                return _SLOW
+            conn.receive_data(data)
+
+    @property
+    def _crowded(self) -> bool:
+        return len(self._connections) > self.config.max_connections
+
+    async def _refuse(
+        self,
+        client: ClientConnection,
+        status: int,
+        message: str,
+        extra: Headers | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        """An error answered before any request is handled, in the client's shape when its head says it
+        (Anthropic's for ``x-api-key``/``anthropic-version``), then the connection closed."""
+        info = ErrorInfo(
+            status=status,
+            type=ErrorType.OVERLOADED if status == 503 else ErrorType.TIMEOUT,
+            message=message,
+        )
+        anthropic = any(k in (b"x-api-key", b"anthropic-version") for k, _ in headers or ())
+        shape = anthropic_messages if anthropic else openai_chat
+        _, body = shape.build_error(info)
+        sink = ResponseWriter(client, head_only=False, close=True)
+        await sink.respond(status, JSON_HEADERS + (extra or []), body)
+
     def _new_cycle(self, leftover: tuple[bytes, bool] = (b"", False)) -> h11.Connection:
         """A fresh h11 parser for the next request, holding what the client sent beyond the last one.
 
@@ -387,12 +441,19 @@ class Server:
             try:
                 self._idle.add(task)
                 try:
-                    event = await self._next_event(conn, client, self.config.idle_timeout)
+                    event = await self._next_head(conn, client)
                 finally:
                     self._idle.discard(task)
+                if event is _SLOW:
+                    await self._refuse(client, 408, "request head not received in time")
+                    return
                 if not isinstance(event, h11.Request):
                     return  # EOF, idle timeout, or ConnectionClosed
                 headers = list(event.headers)  # once: iterating h11's Headers costs a call an item
+                if self._crowded:
+                    retry = [(b"retry-after", b"1")]
+                    await self._refuse(client, 503, "too many connections; retry shortly", retry, headers)
+                    return
                 request: ClientRequest | ErrorInfo | None = self._refuse_head(event, headers)
                 leftover = (b"", False)
                 if request is None:
@@ -522,6 +583,11 @@ async def serve(
     app = App(config, client)
     server = Server(config, app)
     host, port = await server.start()
+    if not config.api_keys and not _loopback(config.host):
+        log.warning(
+            "listening on %s without --api-key: anyone who can reach this address can use the upstream keys",
+            config.host,
+        )
     reloader = None
     if rebuild is not None:
         from .reload import Reloader
@@ -539,6 +605,15 @@ async def serve(
         await server.close(config.grace_seconds)
         app.keepalive.close()
         await client.aclose()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may well be reachable from elsewhere
 
 
 def _declared_length(headers: Headers) -> int | None:
