@@ -52,6 +52,7 @@ class Config:
     timeout: float = 600.0  # upstream read timeout: the longest silence between two chunks
     connect_timeout: float = 10.0
     log_level: str = "info"
+    log_bodies: bool = False  # client request bodies in the access log, redacted (redact.py)
     ping_interval: float = 10.0  # keep-alive event when the upstream is silent (A2O-S16)
     max_body_bytes: int = 32 * 1024 * 1024  # Anthropic's own request limit
     max_head_bytes: int = 64 * 1024
@@ -298,6 +299,7 @@ class Config:
             "auto_cache": False if args.no_auto_cache or _truthy(env.get("RAWPROXY_NO_AUTO_CACHE")) else None,
             "timeout": number("timeout", float),
             "log_level": pick("log_level"),
+            "log_bodies": True if args.log_bodies or _truthy(env.get("RAWPROXY_LOG_BODIES")) else None,
             "config_file": str(path) if path else None,
             "upstreams": file.upstreams,
             "route_table": file.routes,
@@ -314,8 +316,9 @@ class Config:
         ):
             if name in top:  # the file's only
                 values[name] = kind(top[name])
-        if "auto_cache" in top and values["auto_cache"] is None:
-            values["auto_cache"] = bool(top["auto_cache"])
+        for name in ("auto_cache", "log_bodies"):  # switches: a flag or variable turns them, else the file
+            if name in top and values[name] is None:
+                values[name] = bool(top[name])
         return cls(**{k: v for k, v in values.items() if v is not None})
 
 
@@ -440,6 +443,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-output-tokens", metavar="N", help="cap on the upstream's output tokens")
     p.add_argument("--timeout", metavar="S", help="upstream read timeout in seconds (default 600)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+    p.add_argument(
+        "--log-bodies",
+        action="store_true",
+        default=None,
+        help="log each client request body, redacted (keys, base64, long strings); off by default",
+    )
     a = p.add_argument_group("OpenAI clients and Anthropic upstreams")
     a.add_argument(
         "--anthropic-upstream",

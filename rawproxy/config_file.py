@@ -91,6 +91,7 @@ _TOP: dict[str, tuple[type, ...]] = {
     "port": (int,),
     "api_keys": (list,),
     "log_level": (str,),
+    "log_bodies": (bool,),
     "timeout": (int, float),
     "connect_timeout": (int, float),
     "default_max_tokens": (int,),

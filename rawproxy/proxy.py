@@ -272,6 +272,10 @@ class App:
         record = AccessRecord(
             rid=f"{self._counter:06d}", method=req.method, path=req.path, received=req.received
         )
+        if self.config.log_bodies and req.body:
+            from .redact import redacted_body
+
+            access_log.info("%s body %s", record.rid, redacted_body(req.body))
         try:
             await self._route(req, sink, record)
         except ProxyError as exc:

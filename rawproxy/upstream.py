@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ProxyError, UpstreamProtocolError
-from .http1 import HTTPProtocolError, encode_headers
+from .http1 import HTTPProtocolError, connection_tokens, encode_headers
 from .ir import ErrorInfo, ErrorType
 from .transport import ConnectionPool, LeanResponse, OnBody, OnHead
 
@@ -132,7 +132,8 @@ def map_exception(exc: httpx.HTTPError) -> ProxyError:
 def relayable(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The upstream's response headers a client may see in passthrough: none that describe the
     upstream connection or body encoding (we re-frame the body), and no cookies."""
-    return [(k, v) for k, v in headers if k not in _NOT_RELAYED]
+    named = connection_tokens(headers)  # hop-by-hop headers the upstream listed in its Connection header
+    return [(k, v) for k, v in headers if k not in _NOT_RELAYED and k not in named]
 
 
 class UpstreamResponse:

@@ -140,9 +140,11 @@ def test_version_and_help() -> None:
 
 
 def test_keys_never_reach_the_log(tmp_path: Path) -> None:
-    """A full run at debug level, with client and upstream keys in use: neither appears on stderr."""
+    """A full run at debug level with --log-bodies, client and upstream keys in use and a key pasted into
+    a message: none of them appears on stderr (issue 6, security)."""
     upstream_key, client_key = "sk-upstream-SECRET-1234", "client-SECRET-5678"
     anthropic_key = "sk-ant-SECRET-9012"
+    pasted_key = "sk-proj-PASTEDSECRET3456"
     fake = subprocess.Popen(
         [sys.executable, "-m", "rawproxy", "fake-upstream", "--port", "0"],
         env=_env(),
@@ -156,7 +158,7 @@ def test_keys_never_reach_the_log(tmp_path: Path) -> None:
     proc, port = _start(
         [
             *("--openai-upstream", fake_url.group(0), "--anthropic-upstream", fake_base),
-            *("--api-key", client_key, "--log-level", "debug"),
+            *("--api-key", client_key, "--log-level", "debug", "--log-bodies"),
         ],
         tmp_path,
         OPENAI_API_KEY=upstream_key,
@@ -167,7 +169,7 @@ def test_keys_never_reach_the_log(tmp_path: Path) -> None:
         body = {
             "model": "claude-sonnet-4-6",
             "max_tokens": 20,
-            "messages": [{"role": "user", "content": "hi"}],
+            "messages": [{"role": "user", "content": f"hi, my other key is {pasted_key}"}],
         }
         for stream in (False, True):
             for model in ("gpt-4o", "claude-sonnet-4-6"):  # to the OpenAI upstream, to the Anthropic one
@@ -192,6 +194,7 @@ def test_keys_never_reach_the_log(tmp_path: Path) -> None:
         fake.terminate()
         fake.communicate(timeout=5)
     assert "rawproxy.access" in log and "POST /v1/messages" in log
-    for secret in (upstream_key, client_key, anthropic_key, "wrong-SECRET-0000", "SECRET"):
+    assert "my other key is <redacted>" in log  # the bodies were logged, and redacted
+    for secret in (upstream_key, client_key, anthropic_key, pasted_key, "wrong-SECRET-0000", "SECRET"):
         assert secret not in log
     assert "authorization" not in log.lower()
