@@ -17,7 +17,7 @@ import pytest
 
 from rawproxy.fake_upstream import FakeUpstream, Script
 
-from .rawhttp import ANTHROPIC, T, HTTPConnection, SSEStream, build_request, messages_body, text_of
+from .rawhttp import ANTHROPIC, HTTPConnection, SSEStream, T, build_request, messages_body, text_of
 
 pytestmark = pytest.mark.integration
 
