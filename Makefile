@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SRC := rawproxy tests bench
 
-.PHONY: install check format test unit integration conformance e2e demo bench bench-quick bench-deps build clean
+.PHONY: install check format test unit integration conformance e2e demo load bench bench-quick bench-deps build clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ BENCH_DEPS = $(PY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproje
 
 bench-deps: $(PY)  ## matplotlib (the `bench` dependency group), installed into the venv if missing
 	@$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install --quiet $$($(BENCH_DEPS))
+
+load:  ## the load test at full length: 500 streaming clients for 30 s through one process (issue 6)
+	RAWPROXY_LOAD_SECONDS=30 $(PY) -m pytest -q -s -p no:randomly tests/integration/test_load.py
 
 bench: bench-deps  ## the full bench suite (a few minutes): table, JSON and chart in bench/results/
 	$(PY) bench/run.py
