@@ -45,6 +45,8 @@ _NOT_RELAYED = frozenset(
         b"content-encoding",
         b"upgrade",
         b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
         b"te",
         b"trailer",
         b"date",
