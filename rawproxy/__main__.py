@@ -68,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .fake_upstream import main as fake_main
 
         return int(fake_main(args[1:]))
+    if args and args[0] == "doctor":
+        from .doctor import main as doctor_main
+
+        return int(doctor_main(args[1:]))
     if args and args[0] == "demo":
         from .demo import main as demo_main
 

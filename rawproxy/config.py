@@ -345,6 +345,15 @@ _LIMIT_HELP = {
 }
 
 
+def claude_code_environment(environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], Path]:
+    """What ``rawproxy doctor`` looks at on Claude Code's side: its ``ANTHROPIC_*`` variables and the
+    home directory holding ``~/.claude/settings.json``. (This module is the one reader of the
+    environment; the proxy itself never takes ``ANTHROPIC_BASE_URL``.)"""
+    env = os.environ if environ is None else environ
+    home = Path(env.get("HOME") or Path.home())
+    return {k: v for k, v in env.items() if k.startswith("ANTHROPIC_")}, home
+
+
 def _shown(url: str) -> str:
     """A URL without what may hold a secret (``user:password@``, a ``?key=`` query)."""
     parts = urlsplit(url)

@@ -1,0 +1,234 @@
+"""``rawproxy doctor``: check a setup before trusting it. Exit 0 when all is well, 1 on any problem, 2
+when the configuration itself is invalid.
+
+It takes the same flags (and environment, ``.env`` and ``--config`` file) as the proxy, and reports:
+1. the configuration: valid, and what it says (upstreams, routes, rules);
+2. each upstream, reached: its model list (``--live``: also a one-token request to the model the
+   routes send it, which proves the key works for generation and not only for listing);
+3. each route's and rule's target, and whether the upstream lists that model;
+4. the Claude Code side: where ``ANTHROPIC_BASE_URL`` (environment, or ``env`` in
+   ``~/.claude/settings.json``) points, and whether the proxy would accept the token Claude Code sends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from . import upstream as upstream_client
+from .config import Config, ConfigError, claude_code_environment
+from .errors import ProxyError
+from .routing import Router, Upstream
+
+__all__ = ["Report", "check", "main"]
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    problems: int = 0
+
+    def ok(self, text: str) -> None:
+        self.lines.append(f"  ok    {text}")
+
+    def info(self, text: str) -> None:
+        self.lines.append(f"  info  {text}")
+
+    def problem(self, text: str) -> None:
+        self.problems += 1
+        self.lines.append(f"  FAIL  {text}")
+
+    def section(self, title: str) -> None:
+        self.lines.append(title)
+
+    def text(self) -> str:
+        verdict = "no problems found" if not self.problems else f"{self.problems} problem(s) found"
+        return "\n".join([*self.lines, "", f"rawproxy doctor: {verdict}"])
+
+
+async def _models(client: upstream_client.Client, up: Upstream) -> list[str]:
+    url = up.url("/models") if up.protocol == "openai" else f"{up.base}/v1/models?limit=1000"
+    status, body = await upstream_client.fetch(client, url, headers=up.request_headers())
+    if status != 200:
+        raise ProxyError(up.dialect.parse_error(status, body))
+    data = orjson.loads(body)
+    return [m["id"] for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+
+async def _one_token(client: upstream_client.Client, up: Upstream, model: str) -> str:
+    """A one-token generation: the cheapest proof that the key may generate with that model."""
+    if up.protocol == "openai":
+        body: dict[str, Any] = {
+            "model": model,
+            "max_tokens": 1,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        path = "/chat/completions"
+    else:
+        body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+        path = "/v1/messages"
+    status, _, answer = await upstream_client.request(
+        client, "POST", up.url(path, model), headers=up.call_headers(), body=orjson.dumps(body), timeout=30
+    )
+    if status != 200:
+        raise ProxyError(up.dialect.parse_error(status, answer))
+    return f"{model} answered"
+
+
+def _targets(config: Config) -> list[tuple[str, str, str | None]]:
+    """(what, upstream name, model or None) of every route, fallback, rule and force_model."""
+    out: list[tuple[str, str, str | None]] = []
+    for route in config.route_table:
+        out.append((f"route {route.match!r}", route.upstream, route.model))
+        out += [
+            (f"route {route.match!r} fallback", t.upstream or route.upstream, t.model)
+            for t in route.fallbacks
+        ]
+    rules = config.rules
+    for name in ("long_context", "image", "web_search", "background", "think"):
+        target = getattr(rules, name)
+        if target is not None and target.upstream is not None:
+            out.append((f"rule {name}", target.upstream, target.model))
+    force = config.force_model
+    if force is not None and force.upstream is not None:
+        out.append(("force_model", force.upstream, force.model))
+    return out
+
+
+def _claude_code_side(config: Config, env: Mapping[str, str], home: Path, report: Report) -> None:
+    report.section("Claude Code")
+    settings_path = home / ".claude" / "settings.json"
+    settings_env: dict[str, str] = {}
+    if settings_path.is_file():
+        try:
+            data = json.loads(settings_path.read_text(encoding="utf-8"))
+            settings_env = {k: str(v) for k, v in (data.get("env") or {}).items()}
+        except (OSError, ValueError, AttributeError) as exc:
+            report.problem(f"{settings_path} cannot be read as JSON: {exc}")
+    # Claude Code's own precedence: its settings' env block wins over the shell's.
+    merged = {**env, **settings_env}
+    where = "settings.json" if "ANTHROPIC_BASE_URL" in settings_env else "environment"
+    base = merged.get("ANTHROPIC_BASE_URL")
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+    ours = f"http://{host}:{config.port}"
+    if not base:
+        report.problem(
+            f"ANTHROPIC_BASE_URL is not set: Claude Code talks to api.anthropic.com, not to {ours}"
+        )
+    else:
+        parts = urlsplit(base)
+        local = parts.hostname in ("127.0.0.1", "localhost", "::1", config.host)
+        if not (local and (parts.port or (443 if parts.scheme == "https" else 80)) == config.port):
+            report.problem(f"ANTHROPIC_BASE_URL ({where}) is {base}, not this proxy at {ours}")
+        elif parts.path.rstrip("/") not in ("", "/v1"):
+            report.problem(f"ANTHROPIC_BASE_URL ({where}) {base} has a path the proxy does not serve")
+        else:
+            report.ok(f"ANTHROPIC_BASE_URL ({where}) points at this proxy: {base}")
+    token = merged.get("ANTHROPIC_AUTH_TOKEN") or merged.get("ANTHROPIC_API_KEY")
+    if config.api_keys:
+        if token is None:
+            report.problem("the proxy requires a key, and Claude Code has none (ANTHROPIC_AUTH_TOKEN)")
+        elif not any(hmac.compare_digest(token.encode(), k.encode()) for k in config.api_keys):
+            report.problem("the proxy will refuse the key Claude Code sends (not one of --api-key)")
+        else:
+            report.ok("the proxy accepts the key Claude Code sends")
+    elif token is None:
+        report.info("Claude Code sends no key; the proxy asks for none (any value works)")
+
+
+async def _check_upstreams(config: Config, router: Router, live: bool, report: Report) -> None:
+    client = upstream_client.make_client(
+        connect_timeout=config.connect_timeout, read_timeout=min(config.timeout, 30)
+    )
+    listed: dict[str, list[str] | None] = {}
+    try:
+        report.section("Upstreams")
+        for up in router.upstreams.values():
+            what = f"{up.name} ({up.protocol}, {up.profile.name}) {up.base}"
+            if not up.has_key and not up.forward_client_key:
+                report.info(f"{up.name}: no key configured")
+            try:
+                async with asyncio.timeout(10):
+                    names = await _models(client, up)
+                listed[up.name] = names
+                report.ok(f"{what}: reachable, {len(names)} models listed")
+            except (ProxyError, TimeoutError, ValueError) as exc:
+                listed[up.name] = None
+                message = exc.info.message if isinstance(exc, ProxyError) else type(exc).__name__
+                report.problem(f"{what}: {message}")
+        report.section("Routes")
+        targets = _targets(config)
+        if not targets:
+            report.info("no routes or rules: models go to the upstream their name suggests (claude* or not)")
+        for what, name, model in targets:
+            shown = f"{name}:{model}" if model else f"{name} (the client's model)"
+            known = listed.get(name)
+            if model and known and model not in known:
+                report.problem(f"{what} -> {shown}: {name} does not list {model!r}")
+            else:
+                report.ok(f"{what} -> {shown}")
+        if live:
+            report.section("Live (one token each)")
+            for up in router.upstreams.values():
+                model = next((m for _, n, m in targets if n == up.name and m), None)
+                available = listed.get(up.name)
+                model = model or (available[0] if available else None)
+                if model is None:
+                    report.info(f"{up.name}: no model to try")
+                    continue
+                try:
+                    report.ok(f"{up.name}: {await _one_token(client, up, model)}")
+                except ProxyError as exc:
+                    report.problem(f"{up.name}: {model}: {exc.info.message}")
+    finally:
+        await client.aclose()
+
+
+def check(
+    argv: Sequence[str],
+    *,
+    live: bool = False,
+    environ: Mapping[str, str] | None = None,
+    home: Path | None = None,
+) -> tuple[int, str]:
+    """Run every check; (exit code, report)."""
+    report = Report()
+    report.section("Configuration")
+    try:
+        config = Config.from_env(argv, environ=environ)
+        router = Router(config)
+    except (ConfigError, ValueError) as exc:
+        report.problem(str(exc))
+        return 2, report.text()
+    report.ok(
+        f"valid: {len(router.upstreams)} upstream(s), {len(config.route_table)} route(s)"
+        + (f", from {config.config_file}" if config.config_file else ", from flags and the environment")
+    )
+    asyncio.run(_check_upstreams(config, router, live, report))
+    env, default_home = claude_code_environment(environ)
+    _claude_code_side(config, env, home or default_home, report)
+    return (1 if report.problems else 0), report.text()
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rawproxy doctor",
+        description="check the configuration, each upstream, the routes and Claude Code's settings; "
+        "takes the proxy's own flags",
+        add_help=False,
+    )
+    parser.add_argument("--live", action="store_true", help="also send a one-token request to each upstream")
+    parser.add_argument("--help-doctor", action="help", help="show this help")
+    own, rest = parser.parse_known_args(argv)
+    code, text = check(rest, live=own.live)
+    print(text)
+    return code
