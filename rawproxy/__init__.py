@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "__version__", "serve"]
+__all__ = ["Config", "Proxy", "__version__", "serve"]
 
 if TYPE_CHECKING:
     from .config import Config
+    from .embed import Proxy
 
 
 def __getattr__(name: str) -> Any:
@@ -21,11 +22,15 @@ def __getattr__(name: str) -> Any:
         from .config import Config
 
         return Config
+    if name == "Proxy":
+        from .embed import Proxy
+
+        return Proxy
     raise AttributeError(name)
 
 
 async def serve(config: Config) -> None:
-    """Run the proxy with ``config`` until cancelled."""
+    """Run the proxy with ``config`` until cancelled (on ``config.host``/``config.port``)."""
     from .server import serve as _serve
 
     await _serve(config)

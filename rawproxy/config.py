@@ -228,6 +228,12 @@ class Config:
         }
 
     @classmethod
+    def from_flags(cls, *argv: str) -> Config:
+        """The configuration the command line ``argv`` describes, with nothing from the environment or a
+        ``.env`` file: for programs that embed the proxy (``Config.from_flags("--openai-upstream", url)``)."""
+        return cls.from_env(argv, environ={}, dotenv=None)
+
+    @classmethod
     def from_env(
         cls,
         argv: Sequence[str] | None = None,

@@ -143,3 +143,33 @@ def test_issue5_readme_config_example_loads_and_routes_as_documented(tmp_path: P
     assert router.upstreams["azure"].url("/chat/completions", "gpt-4o") == (
         "https://my-resource.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
     )
+
+
+def test_issue7_readme_single_file_program_runs_as_written(tmp_path: Path) -> None:
+    """The README's PEP 723 program, run as a file by a fresh interpreter, against the fake upstream."""
+    program = tmp_path / "embed.py"
+    program.write_text(recipe("python", "# /// script"))
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "rawproxy", "fake-upstream", "--port", "0", "--text", "embedded hello"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert fake.stdout is not None
+        url = re.search(r"http://\S+/v1", fake.stdout.readline())
+        assert url is not None
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("RAWPROXY_", "OPENAI_", "ANTHROPIC_"))
+        }
+        result = subprocess.run(
+            [sys.executable, str(program)],
+            env={**env, "UPSTREAM": url.group(0), "MODEL": "fake-model"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        fake.terminate()
+        fake.communicate(timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "embedded hello"

@@ -9,7 +9,7 @@ import sys
 
 import rawproxy
 
-PUBLIC = {"Config", "serve", "__version__"}
+PUBLIC = {"Config", "Proxy", "serve", "__version__"}
 
 
 def test_all_is_the_documented_public_api() -> None:
