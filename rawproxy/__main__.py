@@ -8,18 +8,46 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from . import __version__
 from .config import Config, ConfigError
 
 
-def _setup_logging(level: str) -> None:
+class _JSONFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message; an access line's fields instead of its
+    text (``extra={"access": ...}``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import orjson
+
+        line: dict[str, object] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        fields = getattr(record, "access", None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        else:
+            line["message"] = record.getMessage()
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line).decode()
+
+
+def _setup_logging(level: str, style: str = "text") -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if style == "json":
+        formatter = _JSONFormatter()
+        formatter.converter = time.gmtime
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(formatter)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs every request URL at INFO
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
@@ -81,7 +109,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"rawproxy: error: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(config.log_level)
+    if config.workers > 1 and not config.reuse_port:
+        from .workers import run as run_workers
+
+        return run_workers(args, config.workers, config.host, config.port, config.grace_seconds)
+    _setup_logging(config.log_level, config.log_format)
+    if config.inspect:  # panels as they are, on stderr, whatever the log level and format
+        panels = logging.getLogger("rawproxy.inspect")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        panels.addHandler(handler)
+        panels.setLevel(logging.INFO)
+        panels.propagate = False
     _raise_file_limit()
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

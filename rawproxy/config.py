@@ -52,6 +52,12 @@ class Config:
     timeout: float = 600.0  # upstream read timeout: the longest silence between two chunks
     connect_timeout: float = 10.0
     log_level: str = "info"
+    workers: int = 1  # processes on one port (workers.py)
+    reuse_port: bool = False  # SO_REUSEPORT: set for the workers by their supervisor
+    log_format: str = "text"  # or "json": one JSON object a line
+    inspect: bool = False  # each exchange as a panel on stderr (panels.py)
+    inspect_limit: int = 2000  # characters of a request or response shown in a panel
+    colour: bool = True  # off with NO_COLOR (https://no-color.org); panels colour only a terminal anyway
     log_bodies: bool = False  # client request bodies in the access log, redacted (redact.py)
     ping_interval: float = 10.0  # keep-alive event when the upstream is silent (A2O-S16)
     max_body_bytes: int = 32 * 1024 * 1024  # Anthropic's own request limit
@@ -107,6 +113,10 @@ class Config:
                 raise ConfigError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.max_body_bytes < 1 or self.max_head_bytes < 1:
             raise ConfigError("request size limits must be positive")
+        if not 1 <= self.workers <= 256:
+            raise ConfigError(f"--workers must be between 1 and 256, got {self.workers}")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log-format must be text or json, got {self.log_format!r}")
         if self.max_connections < 1:
             raise ConfigError(f"max-connections must be at least 1, got {self.max_connections}")
         for spec in self.upstreams:
@@ -305,6 +315,12 @@ class Config:
             "auto_cache": False if args.no_auto_cache or _truthy(env.get("RAWPROXY_NO_AUTO_CACHE")) else None,
             "timeout": number("timeout", float),
             "log_level": pick("log_level"),
+            "log_format": pick("log_format"),
+            "inspect": True if args.inspect else None,
+            "inspect_limit": number("inspect_limit", int),
+            "colour": False if "NO_COLOR" in env else None,
+            "workers": number("workers", int),
+            "reuse_port": True if _truthy(env.get("RAWPROXY_REUSE_PORT")) else None,
             "log_bodies": True if args.log_bodies or _truthy(env.get("RAWPROXY_LOG_BODIES")) else None,
             "config_file": str(path) if path else None,
             "upstreams": file.upstreams,
@@ -458,6 +474,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-output-tokens", metavar="N", help="cap on the upstream's output tokens")
     p.add_argument("--timeout", metavar="S", help="upstream read timeout in seconds (default 600)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+    p.add_argument(
+        "--inspect", action="store_true", default=None, help="show each exchange as a panel on stderr"
+    )
+    p.add_argument(
+        "--inspect-limit", metavar="N", help="characters of a payload an --inspect panel shows (2000)"
+    )
+    p.add_argument("--workers", metavar="N", help="processes serving one port (default 1)")
+    p.add_argument("--log-format", choices=["text", "json"], help="text (default) or one JSON object a line")
     p.add_argument(
         "--log-bodies",
         action="store_true",

@@ -92,6 +92,8 @@ _TOP: dict[str, tuple[type, ...]] = {
     "api_keys": (list,),
     "log_level": (str,),
     "log_bodies": (bool,),
+    "log_format": (str,),
+    "workers": (int,),
     "timeout": (int, float),
     "connect_timeout": (int, float),
     "default_max_tokens": (int,),

@@ -83,7 +83,7 @@ class Script:
     interleave: bool = False  # alternate the fragments of parallel calls
     ttft: float = 0.0  # seconds before the first chunk
     token_interval: float = 0.0  # seconds between chunks
-    stall: float = 0.0  # seconds of silence after the first content chunk
+    stall: float = 0.0  # seconds of silence after the first content chunk (with raw: its first piece)
     usage: bool | None = None  # None: as the request's stream_options.include_usage says
     finish_reason: str | None = None
     status: int = 200  # >= 400: an error before the first byte, with error_body
@@ -93,7 +93,8 @@ class Script:
     cut_after: int | None = None  # after N content chunks, drop the connection
     raw: bytes | None = None  # send exactly these bytes as the body (recorded transcripts)
     content_type: str | None = None
-    chunk_size: int | None = None  # with raw: write it in pieces of this size
+    chunk_size: int | None = None  # with raw: write it in pieces of this size (ttft, stall and
+    # token_interval pace the pieces as they pace content chunks)
     prompt_tokens: int = 12
     cached_tokens: int = 0  # Anthropic: cache_read_input_tokens (input_tokens is the rest)
     signature: str = "sig-fake-0001"  # Anthropic: the thinking block's signature
@@ -430,8 +431,12 @@ class FakeUpstream:
             )
             or b""
         )
+        if script.ttft:
+            await self._wait(writer, script.ttft)
         size = script.chunk_size or len(script.raw) or 1
-        for i in range(0, len(script.raw), size):
+        for n, i in enumerate(range(0, len(script.raw), size)):
+            if n:
+                await self._pace(writer, script, n - 1)
             writer.write(conn.send(h11.Data(data=script.raw[i : i + size])) or b"")
             await writer.drain()
         writer.write(conn.send(h11.EndOfMessage()) or b"")
@@ -561,10 +566,7 @@ class FakeUpstream:
                 )
                 self.chunks_written += 1
                 await writer.drain()
-                if n == 0 and script.stall:
-                    await asyncio.sleep(script.stall)
-                elif script.token_interval:
-                    await asyncio.sleep(script.token_interval)
+                await self._pace(writer, script, n)
             else:
                 finish = script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
                 data = frame([{"index": 0, "delta": {}, "finish_reason": finish}])
@@ -761,7 +763,7 @@ class FakeUpstream:
                 await writer.drain()
                 if content:
                     self.chunks_written += 1
-                    await self._pace(script, n)
+                    await self._pace(writer, script, n)
                     n += 1
             writer.write(conn.send(h11.EndOfMessage()) or b"")
             await writer.drain()
@@ -772,11 +774,12 @@ class FakeUpstream:
             self.stream_closed.set()
             raise
 
-    @staticmethod
-    async def _pace(script: Script, n: int) -> None:
-        """The pause after content event ``n``: the stall after the first, else the token interval."""
+    async def _pace(self, writer: asyncio.StreamWriter, script: Script, n: int) -> None:
+        """The pause after content event ``n`` (or piece ``n`` of a ``raw`` body): the stall after the
+        first, which ends early when the client goes away (one that timed out), else the token
+        interval (a plain sleep: short, and paid per token, so not polled)."""
         if n == 0 and script.stall:
-            await asyncio.sleep(script.stall)
+            await self._wait(writer, script.stall)
         elif script.token_interval:
             await asyncio.sleep(script.token_interval)
 

@@ -21,6 +21,7 @@ import email.utils
 import hmac
 import logging
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -33,6 +34,8 @@ from .config import Config
 from .dialects import PROTOCOLS, Dialect, anthropic_messages, openai_chat
 from .errors import ClientError, ProxyError
 from .http1 import ResponseHead
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+from .metrics import Metrics
 from .profiles import (
     Profile,
     output_cap,
@@ -140,6 +143,7 @@ class AccessRecord:
     path: str
     received: float
     client_model: str = "-"
+    upstream: str = "-"  # the configured upstream's name
     upstream_model: str = "-"
     status: int = 0
     ttft_ms: float | None = None
@@ -253,6 +257,7 @@ class App:
         self.keepalive = Keepalive(config.ping_interval)
         self._caps: dict[str, tuple[float, dict[str, int]]] = {}  # upstream name -> reported output caps
         self._caps_pending: dict[str, asyncio.Task[dict[str, int]]] = {}
+        self.metrics = Metrics()
         self.use(config)
 
     def use(self, config: Config) -> None:
@@ -276,6 +281,12 @@ class App:
             from .redact import redacted_body
 
             access_log.info("%s body %s", record.rid, redacted_body(req.body))
+        self.metrics.in_flight += 1
+        recording = None
+        if self.config.inspect:
+            from .panels import RecordingSink
+
+            sink = recording = RecordingSink(sink, self.config.inspect_limit)
         try:
             await self._route(req, sink, record)
         except ProxyError as exc:
@@ -285,12 +296,35 @@ class App:
             raise
         except ConnectionError:
             record.status = 499  # the client went away while we were writing to it
-        except Exception:
-            log.exception("bug while handling %s %s", req.method, req.path)
+        except Exception as exc:
             info = ir.ErrorInfo(status=500, type=ir.ErrorType.API, message="internal proxy error")
+            if isinstance(exc, RecursionError | orjson.JSONEncodeError):
+                # A body may nest up to orjson's parsing limit (1024 levels), but orjson serialises at
+                # most 254 and Python recurses about 1000 frames deep: such a body fails where it is
+                # re-serialised or walked. Told apart from a bug here, on the failure path only.
+                try:
+                    orjson.dumps(orjson.loads(req.body))
+                except orjson.JSONEncodeError:
+                    message = "request body nests deeper than 254 levels"
+                    info = ir.ErrorInfo(status=400, type=ir.ErrorType.INVALID_REQUEST, message=message)
+                except orjson.JSONDecodeError:
+                    pass
+            if info.status == 500:
+                log.exception("bug while handling %s %s", req.method, req.path)
             await self._error(req, sink, info, record)
         finally:
+            self.metrics.in_flight -= 1
             self._log(record)
+            if recording is not None:
+                self._panel(record, req, recording)
+
+    def _panel(self, record: AccessRecord, req: ClientRequest, recording: Any) -> None:
+        """--inspect: the exchange as a panel on stderr (panels.py)."""
+        from .panels import render
+
+        colour = self.config.colour and sys.stderr.isatty()
+        panel = render(record, req.body, recording, colour=colour, limit=self.config.inspect_limit)
+        logging.getLogger("rawproxy.inspect").info(panel)
 
     async def _error(
         self, req: ClientRequest, sink: ResponseSink, info: ir.ErrorInfo, record: AccessRecord
@@ -302,9 +336,25 @@ class App:
         await sink.respond(status, JSON_HEADERS + _retry_after_header(info), body)
 
     def _log(self, record: AccessRecord) -> None:
+        duration_ms = (time.perf_counter() - record.received) * 1000
+        self.metrics.observe(record, duration_ms)
         if not access_log.isEnabledFor(logging.INFO):
             return
         usage = record.usage
+        fields = {
+            "rid": record.rid,
+            "method": record.method,
+            "path": record.path,
+            "client_model": record.client_model,
+            "upstream": record.upstream,
+            "upstream_model": record.upstream_model,
+            "status": record.status,
+            "ttft_ms": round(record.ttft_ms, 2) if record.ttft_ms is not None else None,
+            "duration_ms": round(duration_ms, 2),
+            "input_tokens": usage.input_tokens if usage else None,
+            "output_tokens": usage.output_tokens if usage else None,
+            "cached_tokens": usage.cache_read_input_tokens if usage else None,
+        }
         access_log.info(
             "%s %s %s model=%s->%s status=%d ttft=%s dur=%.1fms in=%s out=%s cached=%s",
             record.rid,
@@ -314,10 +364,11 @@ class App:
             record.upstream_model,
             record.status,
             f"{record.ttft_ms:.1f}ms" if record.ttft_ms is not None else "-",
-            (time.perf_counter() - record.received) * 1000,
+            duration_ms,
             usage.input_tokens if usage else "-",
             usage.output_tokens if usage else "-",
             usage.cache_read_input_tokens if usage else "-",
+            extra={"access": fields},  # --log-format json writes these fields instead of the text
         )
 
     # ---------------------------------------------------------------------------------- routing
@@ -333,6 +384,12 @@ class App:
             body = self._status_body() if path == "/" else b'{"status":"ok"}'
             record.status = 200
             await sink.respond(200, JSON_HEADERS, body)
+            return
+        if path == "/metrics":
+            if method not in ("GET", "HEAD"):
+                raise ClientError(f"{method} is not allowed on {path}", status=405)
+            record.status = 200
+            await sink.respond(200, [(b"content-type", METRICS_TYPE)], self.metrics.render())
             return
         if path.startswith("/v1/"):
             self._authenticate(req)
@@ -390,14 +447,41 @@ class App:
         if not isinstance(data, dict):
             raise ClientError("request body must be a JSON object")
         sent_model = data.get("model")
+        if sent_model is not None and not isinstance(sent_model, str):  # not the default for a false 0
+            raise ClientError(f"model: expected a string, got {type(sent_model).__name__}")
         model = sent_model or self.config.routes.default  # O2A-R27: the default when none
         if not isinstance(model, str) or not model:
             raise ClientError("model: field required (a string)")
         data["model"] = model
+        messages = data.get("messages")
+        if not isinstance(messages, list) or not messages:  # both APIs' rule, a passthrough's too
+            raise ClientError("messages: field required (a non-empty list of messages)")
         router = self.router
         protocol = PROTOCOLS[client.NAME]
         facts = RequestFacts(data, "anthropic" if protocol == "anthropic" else "openai")
         decision = router.decide(model, facts)
+
+        def blank(message: Any) -> bool:
+            """A turn translation drops whole (A2O-R03, O2A-R06): no tool call, no text but spaces."""
+            if not isinstance(message, dict) or message.get("role") in ("system", "developer"):
+                return isinstance(message, dict)  # what is not an object is the parser's to name
+            if message.get("role") not in ("user", "assistant") or message.get("tool_calls"):
+                return False
+            if "content" not in message and protocol == "anthropic":
+                return False  # required: the parser says so
+            content = message.get("content")
+            if content is None or isinstance(content, str):
+                return not (content or "").strip()
+            return isinstance(content, list) and all(
+                isinstance(p, dict)
+                and p.get("type") in ("text", "input_text")
+                and not str(p.get("text")).strip()
+                for p in content
+            )
+
+        if decision.upstream.protocol != protocol and all(map(blank, messages)):
+            # Nothing left once translated: the upstream would get no message, which it refuses.
+            raise ClientError("messages: every message is empty; there is nothing to answer")
         rewritten = model != sent_model
         if decision.overrides:
             _override(data, client, decision.overrides)
@@ -430,7 +514,7 @@ class App:
         for number, (up, target) in enumerate(tries):
             for attempt in range(up.retries + 1):
                 final = number == len(tries) - 1 and attempt == up.retries
-                record.upstream_model = target
+                record.upstream, record.upstream_model = up.name, target
                 try:
                     if PROTOCOLS[client.NAME] == up.protocol:
                         body = (
@@ -459,7 +543,10 @@ class App:
                     return
                 except _Retry as exc:
                     failure = exc
+                    self.metrics.upstream_error(up.name, exc.info)
                 except ProxyError as exc:
+                    if not isinstance(exc, ClientError):
+                        self.metrics.upstream_error(up.name, exc.info)
                     if final or exc.info.status not in RETRYABLE or (sink.started and not sink.discard()):
                         raise
                     failure = _Retry(exc.info)
@@ -591,7 +678,8 @@ class App:
             """The common case, taken in the upstream connection's callback the moment the head
             arrives: a 200 event stream. Anything else is left to this task, below."""
             nonlocal relay
-            if head.status >= 400 or b"json" in (head.get(b"content-type") or b""):
+            kind = head.get(b"content-type") or b""
+            if head.status >= 400 or b"json" in kind or b"html" in kind:  # html: a page, not a stream
                 return None
             translator = StreamTranslator(client, up.dialect, prepared.ctx)
             record.status = 200
@@ -660,7 +748,8 @@ class App:
         def on_head(head: ResponseHead) -> OnBody | None:
             """A streamed 200 is relayed from the upstream connection's callback on (see _stream)."""
             nonlocal relay
-            if not stream or head.status >= 400 or b"event-stream" not in (head.get(b"content-type") or b""):
+            kind = head.get(b"content-type") or b""
+            if not stream or head.status >= 400 or b"json" in kind or b"html" in kind:  # as in _stream
                 return None
             record.status = head.status
             sink.begin(head.status, upstream.relayable(head.headers))
@@ -688,9 +777,30 @@ class App:
                     raise _Retry(info, (resp.status, resp.relayable_headers(), answer))
                 record.status = resp.status
                 try:
-                    record.usage = up.dialect.event_usage(orjson.loads(answer)) if resp.status < 400 else None
+                    parsed = orjson.loads(answer)
                 except orjson.JSONDecodeError:
-                    pass
+                    # Not the client's protocol (a gateway's HTML page, an encoded body): an error keeps
+                    # its status, in the client's JSON error; a 200 that is no answer is a 502.
+                    if resp.status < 400:
+                        raise ProxyError(
+                            ir.ErrorInfo(
+                                status=502,
+                                type=ir.ErrorType.API,
+                                message="upstream returned a response that is not JSON",
+                            )
+                        ) from None
+                    raise self._upstream_error(up, resp.status, answer, _retry_after(resp.headers)) from None
+                if stream and resp.status < 400:  # stream:true ignored: the answer as the stream asked for
+                    ctx.thinking = True  # a passthrough keeps what the upstream said
+                    response = up.dialect.parse_response(answer, ctx)
+                    record.usage = response.usage
+                    sink.begin(200, SSE_HEADERS)
+                    await sink.end(
+                        StreamTranslator(client, up.dialect, ctx).start()
+                        + _response_as_stream(client, response, ctx)
+                    )
+                    return
+                record.usage = up.dialect.event_usage(parsed) if resp.status < 400 else None
                 await sink.respond(resp.status, resp.relayable_headers(), answer)
         finally:
             if relay is not None:

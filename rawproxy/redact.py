@@ -18,7 +18,7 @@ import orjson
 __all__ = ["redacted_body"]
 
 KEEP = 200
-_SECRET = re.compile(
+SECRET = re.compile(
     r"(?:sk-(?:ant-)?[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"
     r"|Bearer\s+\S{8,})"
 )
@@ -39,7 +39,7 @@ def _clean(value: Any, depth: int) -> Any:
     if isinstance(value, str):
         if _BASE64.match(value):
             return f"<base64, {len(value)} chars>"
-        value = _SECRET.sub("<redacted>", value)
+        value = SECRET.sub("<redacted>", value)
         return value if len(value) <= KEEP else f"{value[:KEEP]}... <{len(value) - KEEP} more chars>"
     if isinstance(value, list):
         return [_clean(v, depth - 1) for v in value]

@@ -240,7 +240,9 @@ class ClientConnection(asyncio.Protocol):
         self._wake()
         if self.exchanging:
             self._leave()
-        return None  # close our side too
+        # Keep our side open: a client that half-closes mid-request (or before its answer) can still
+        # read why it is refused; ``Server._serve`` closes the connection when it is done with it.
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = self._eof = True
@@ -313,8 +315,24 @@ class ClientConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    async def linger(self, seconds: float) -> None:
+        """After an answer that leaves client bytes unread (a body refused before it was read, a head
+        that could not be parsed): end our side, then drop what the client still sends until it
+        closes, for at most ``seconds``. Closing a socket with unread input resets the connection, and
+        the reset can destroy the answer before the client has read it (RFC 9112 9.6)."""
+        transport = self.transport
+        if transport is None or self.lost or transport.is_closing():
+            return
+        with contextlib.suppress(OSError):
+            transport.write_eof()  # after what is still buffered
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if not await self.read(left):
+                return  # EOF, or the time is up
+
 
 _SLOW = object()  # a request head that did not arrive within head_timeout
+LINGER_SECONDS = 2.0  # the longest the input is drained after an answer that ends the connection
 
 
 class Server:
@@ -333,6 +351,7 @@ class Server:
             self.config.host,
             self.config.port,
             reuse_address=True,
+            reuse_port=self.config.reuse_port or None,  # --workers: the kernel spreads connections
             backlog=1024,
         )
         host, port = self._server.sockets[0].getsockname()[:2]
@@ -415,8 +434,15 @@ class Server:
         anthropic = any(k in (b"x-api-key", b"anthropic-version") for k, _ in headers or ())
         shape = anthropic_messages if anthropic else openai_chat
         _, body = shape.build_error(info)
-        sink = ResponseWriter(client, head_only=False, close=True)
-        await sink.respond(status, JSON_HEADERS + (extra or []), body)
+        await self._answer_and_close(client, status, JSON_HEADERS + (extra or []), body)
+
+    async def _answer_and_close(
+        self, client: ClientConnection, status: int, headers: Headers, body: bytes, *, http10: bool = False
+    ) -> None:
+        """An error that ends the connection: the answer, then the input drained (``linger``)."""
+        sink = ResponseWriter(client, head_only=False, http10=http10, close=True)
+        await sink.respond(status, headers, body)
+        await client.linger(min(LINGER_SECONDS, self.config.idle_timeout))
 
     def _new_cycle(self, leftover: tuple[bytes, bool] = (b"", False)) -> h11.Connection:
         """A fresh h11 parser for the next request, holding what the client sent beyond the last one.
@@ -438,6 +464,7 @@ class Server:
         task = asyncio.current_task()
         assert task is not None
         while not self._closing:
+            event: h11.Event | type[h11.PAUSED] | object | None = None
             try:
                 self._idle.add(task)
                 try:
@@ -461,16 +488,15 @@ class Server:
                         client.write(CONTINUE)
                     request, leftover = await self._read_body(conn, client, event, headers)
             except h11.RemoteProtocolError as exc:
-                await self._reject(client, exc)
+                await self._reject(client, exc, event if isinstance(event, h11.Request) else None)
                 return
             if request is None:
                 return
             http10 = event.http_version == b"1.0"
-            if isinstance(request, ErrorInfo):  # too large: answer, then close (the body is left unread)
+            if isinstance(request, ErrorInfo):  # refused by its framing: answer, then close
                 shape = _client_shape(_client_request(event, headers, b""))
                 status, body = shape.build_error(request)
-                sink = ResponseWriter(client, head_only=False, http10=http10, close=True)
-                await sink.respond(status, JSON_HEADERS, body)
+                await self._answer_and_close(client, status, JSON_HEADERS, body, http10=http10)
                 return
             close = not _keeps_alive(event.http_version, headers)
             sink = ResponseWriter(client, head_only=request.method == "HEAD", http10=http10, close=close)
@@ -489,10 +515,27 @@ class Server:
         size = len(head.method) + len(head.target) + sum(len(k) + len(v) + 4 for k, v in headers)
         if size > self.config.max_head_bytes:
             return ErrorInfo(status=431, type=ErrorType.INVALID_REQUEST, message="request head too large")
+        if not head.http_version.startswith(b"1."):  # h11 takes any d.d: an HTTP/2 preface, say
+            return ErrorInfo(
+                status=505,
+                type=ErrorType.INVALID_REQUEST,
+                message=f"HTTP/{head.http_version.decode()} is not supported; use HTTP/1.1",
+            )
         limit = self.config.max_body_bytes
+        chunked = length = False
         for name, value in headers:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                return _too_large(limit)
+            if name == b"content-length":
+                length = True
+                if value.isdigit() and int(value) > limit:
+                    return _too_large(limit)
+            elif name == b"transfer-encoding":
+                chunked = True
+        if chunked and length:  # h11 lets chunked win; RFC 9112 6.3 calls it a smuggling sign: refuse
+            return ErrorInfo(
+                status=400,
+                type=ErrorType.INVALID_REQUEST,
+                message="a request may not have both Content-Length and Transfer-Encoding",
+            )
         return None
 
     async def _read_body(
@@ -508,11 +551,15 @@ class Server:
             data, closed = conn.trailing_data
             parts, size = [data], len(data)
             while size < length:
-                if closed:
-                    return None, (b"", True)  # the client went away mid-body
-                more = await client.read(self.config.idle_timeout)
-                if not more:
-                    return None, (b"", True)
+                more = b"" if closed else await client.read(self.config.idle_timeout)
+                if more is None:
+                    return _body_timeout(), (b"", False)
+                if not more:  # the client ended its side mid-body (it may still read the answer)
+                    return ErrorInfo(
+                        status=400,
+                        type=ErrorType.INVALID_REQUEST,
+                        message=f"request body ended after {size} of its {length} bytes",
+                    ), (b"", True)
                 parts.append(more)
                 size += len(more)
             data = parts[0] if len(parts) == 1 else b"".join(parts)
@@ -526,8 +573,10 @@ class Server:
                     return _too_large(self.config.max_body_bytes), (b"", False)
             elif isinstance(event, h11.EndOfMessage):
                 break
+            elif event is None:
+                return _body_timeout(), (b"", False)
             else:
-                return None, (b"", True)  # the client went away mid-body
+                return None, (b"", True)  # h11 raises at a premature EOF; nothing else is expected
         return _client_request(head, headers, bytes(body)), conn.trailing_data
 
     async def _exchange(self, client: ClientConnection, request: ClientRequest, sink: ResponseWriter) -> bool:
@@ -547,12 +596,18 @@ class Server:
             client.exchanging = False
         return not client.left
 
-    async def _reject(self, client: ClientConnection, exc: h11.RemoteProtocolError) -> None:
-        """A request h11 cannot parse: a bare 400 (or 431 for an oversized head), then close."""
-        status = 431 if "too long" in str(exc) or "too large" in str(exc) else exc.error_status_hint
-        body = b'{"error":{"message":"malformed HTTP request","type":"invalid_request_error"}}'
-        sink = ResponseWriter(client, head_only=False, close=True)
-        await sink.respond(status, JSON_HEADERS, body)
+    async def _reject(
+        self, client: ClientConnection, exc: h11.RemoteProtocolError, head: h11.Request | None
+    ) -> None:
+        """A request h11 cannot parse: a 400 (431 for an oversized head, 501 for a transfer coding other
+        than chunked), then close. In the client's shape once its head is known (a bad chunked body),
+        OpenAI's before (garbage says nothing of who sent it)."""
+        status = exc.error_status_hint  # h11's own: 431 for a head past max_incomplete_event_size
+        message = "request head too large" if status == 431 else f"malformed HTTP request: {exc}"
+        info = ErrorInfo(status=status, type=ErrorType.INVALID_REQUEST, message=message[:200])
+        shape = openai_chat if head is None else _client_shape(_client_request(head, list(head.headers), b""))
+        _, body = shape.build_error(info)
+        await self._answer_and_close(client, status, JSON_HEADERS, body)
 
     async def close(self, grace: float) -> None:
         """Stop accepting, let exchanges in flight finish for ``grace`` seconds, then cancel them."""
@@ -626,6 +681,10 @@ def _declared_length(headers: Headers) -> int | None:
         if name == b"content-length":
             length = int(value)
     return length
+
+
+def _body_timeout() -> ErrorInfo:
+    return ErrorInfo(status=408, type=ErrorType.TIMEOUT, message="request body not received in time")
 
 
 def _too_large(limit: int) -> ErrorInfo:

@@ -69,8 +69,9 @@ class _Connection(asyncio.Protocol):
     """One upstream connection. Between exchanges it sits idle in the pool; during one, ``reader``
     parses what arrives, and the body goes either to ``on_body`` (push) or to ``body`` (pull)."""
 
-    def __init__(self, origin: Origin) -> None:
+    def __init__(self, origin: Origin, registry: set[_Connection] | None = None) -> None:
         self.origin = origin
+        self._registry = registry  # the pool's open connections: in it from connection_made to lost
         self.transport: asyncio.Transport | None = None
         self.reader: ResponseReader | None = None
         self.on_body: OnBody | None = None
@@ -89,6 +90,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        if self._registry is not None:
+            self._registry.add(self)
 
     def data_received(self, data: bytes) -> None:
         self.last_data = time.monotonic()
@@ -121,6 +124,8 @@ class _Connection(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._registry is not None:
+            self._registry.discard(self)
         self._ended()
 
     def _ended(self) -> None:
@@ -366,7 +371,18 @@ class ConnectionPool:
         self._max_idle = max_idle_per_origin
         self._expiry = idle_expiry
         self._idle: dict[Origin, list[tuple[float, _Connection]]] = {}
+        self._open: set[_Connection] = set()  # every connection whose socket is open, idle or busy
         self._origins: dict[str, tuple[Origin, bytes, bytes]] = {}
+
+    @property
+    def open_connections(self) -> int:
+        """Upstream connections whose socket is still open: idle in the pool or in an exchange. Once
+        nothing is in flight it equals ``idle_connections``; more is a leaked connection."""
+        return len(self._open)
+
+    @property
+    def idle_connections(self) -> int:
+        return sum(len(idle) for idle in self._idle.values())
 
     async def _connect(self, origin: Origin) -> _Connection:
         tls: ssl.SSLContext | None = None
@@ -376,7 +392,7 @@ class ConnectionPool:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(origin),
+                    lambda: _Connection(origin, self._open),
                     origin.host,
                     origin.port,
                     ssl=tls,
@@ -496,6 +512,7 @@ class ConnectionPool:
                         raise _StaleConnection
                     raise UpstreamProtocolError("upstream closed the connection without answering")
                 await conn.wait()
+            _raise_for(conn)  # what failed with the head (on_head raised, the first body bytes broke)
             return LeanResponse(self, conn, reader, reader.head)
         except BaseException:
             self.watch.discard(conn)

@@ -5,7 +5,9 @@ Rules:
   HTTP/1.1 client of our own: a stock ``httpx.AsyncClient`` costs more CPU per request than the proxy's
   whole budget (see transport.py). httpx keeps the calls that are not on the hot path (model lists).
 - ``Accept-Encoding: identity``: no decompression and no re-chunking between the upstream's socket and
-  the translator (X-02). The client's own ``accept-encoding`` is never forwarded.
+  the translator (X-02). The client's own ``accept-encoding`` is never forwarded. An answer encoded
+  anyway can be neither translated nor relayed (``content-encoding`` is not relayed): a 502 the
+  moment its head arrives; an error status keeps its status and headers, its unreadable body is dropped.
 - Every failure becomes a ``ProxyError`` here, with the status of decision 6: connect failures are 502
   ``api_error``, read timeouts 504 ``timeout_error``, resets and protocol breaks 502.
 - The read timeout is the longest *silence* between two chunks, not a total: a long stream may
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ProxyError, UpstreamProtocolError
-from .http1 import HTTPProtocolError, connection_tokens, encode_headers
+from .http1 import HTTPProtocolError, ResponseHead, connection_tokens, encode_headers
 from .ir import ErrorInfo, ErrorType
 from .transport import ConnectionPool, LeanResponse, OnBody, OnHead
 
@@ -169,8 +171,32 @@ class UpstreamResponse:
         await self._response.relay(on_body, drain, idle)
 
     async def read(self, limit: int = 4 * 1024 * 1024) -> bytes:
-        """The whole body (an error body or a non-streamed answer), at most ``limit`` bytes."""
-        return await self._response.read(limit)
+        """The whole body (an error body or a non-streamed answer), at most ``limit`` bytes; empty for
+        an error body encoded although we asked for identity (a successful one fails at its head)."""
+        body = await self._response.read(limit)
+        return b"" if _coding(self._response.head) else body
+
+
+def _coding(head: ResponseHead) -> str | None:
+    """The content coding of a response, None for none (or ``identity``)."""
+    value = head.get(b"content-encoding")
+    coding = value.decode("latin-1").strip().lower() if value else ""
+    return None if coding in ("", "identity") else coding
+
+
+def _identity_only(on_head: OnHead | None) -> OnHead:
+    """``on_head``, after a check that a successful answer is not encoded (X-02): raised from the
+    connection's callback, the error fails the exchange before anything of it reaches the client."""
+
+    def checked(head: ResponseHead) -> OnBody | None:
+        coding = _coding(head)
+        if coding is not None and head.status < 400:
+            raise UpstreamProtocolError(
+                f"upstream sent a {coding}-encoded body although we asked for identity (Accept-Encoding)"
+            )
+        return on_head(head) if on_head is not None else None
+
+    return checked
 
 
 def _with_defaults(headers: list[tuple[str, str]], accept: str) -> list[tuple[str, str]]:
@@ -223,7 +249,9 @@ async def open_stream(
         lines = _header_lines(key, accept) if small else _header_lines.__wrapped__(key, accept)
     except HTTPProtocolError as exc:
         raise ProxyError(ErrorInfo(status=400, type=ErrorType.INVALID_REQUEST, message=str(exc))) from None
-    response = await client.pool.request(method.encode(), url, lines, body, meanwhile, on_head, timeout)
+    response = await client.pool.request(
+        method.encode(), url, lines, body, meanwhile, _identity_only(on_head), timeout
+    )
     try:
         yield UpstreamResponse(response)
     finally:

@@ -38,6 +38,12 @@ def _load(body: bytes) -> dict[str, Any]:
     return data
 
 
+def _shown(value: Any) -> str:
+    """A client value quoted in an error message, cut short: an answer never echoes megabytes back."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _str(obj: dict[str, Any], key: str, where: str, *, required: bool = True) -> str | None:
     value = obj.get(key)
     if value is None:
@@ -88,7 +94,7 @@ def _parse_image(block: dict[str, Any], where: str) -> ir.ImageBlock:
         )
     if kind == "url":
         return ir.ImageBlock(url=_str(source, "url", f"{where}.source."))
-    raise ClientError(f"{where}.source.type: unsupported image source {kind!r}")
+    raise ClientError(f"{where}.source.type: unsupported image source {_shown(kind)}")
 
 
 def _parse_document(block: dict[str, Any], where: str) -> ir.DocumentBlock:
@@ -111,7 +117,7 @@ def _parse_document(block: dict[str, Any], where: str) -> ir.DocumentBlock:
         parts = source.get("content")
         texts = parts if isinstance(parts, str) else _texts_of(parts)
         return ir.DocumentBlock(media_type="text/plain", text=texts, title=title)
-    raise ClientError(f"{where}.source.type: unsupported document source {kind!r}")
+    raise ClientError(f"{where}.source.type: unsupported document source {_shown(kind)}")
 
 
 def _texts_of(parts: Any) -> str:
@@ -205,9 +211,10 @@ def _parse_messages(value: Any) -> list[ir.Message]:
         where = f"messages[{i}]"
         if not isinstance(raw, dict):
             raise ClientError(f"{where}: expected an object")
-        role = _ROLES.get(raw.get("role"))
+        given = raw.get("role")
+        role = _ROLES.get(given) if isinstance(given, str) else None
         if role is None:
-            raise ClientError(f"{where}.role: expected 'user' or 'assistant', got {raw.get('role')!r}")
+            raise ClientError(f"{where}.role: expected 'user' or 'assistant', got {_shown(given)}")
         if "content" not in raw:
             raise ClientError(f"{where}.content: field required")
         messages.append(ir.Message(role=role, content=_parse_content(raw["content"], where)))
@@ -264,7 +271,11 @@ _TOOL_CHOICES: dict[Any, Any] = {"auto": "auto", "any": "any", "tool": "tool", "
 def _parse_tool_choice(value: Any) -> ir.ToolChoice | None:
     if value is None:
         return None
-    if not isinstance(value, dict) or value.get("type") not in _TOOL_CHOICES:
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("type"), str)
+        or value["type"] not in _TOOL_CHOICES
+    ):
         raise ClientError("tool_choice: expected {'type': 'auto'|'any'|'tool'|'none'}")
     kind = _TOOL_CHOICES[value["type"]]
     name = _str(value, "name", "tool_choice.") if kind == "tool" else None

@@ -71,6 +71,15 @@ _UNSUPPORTED = {
 }
 
 
+_MAX_NESTING: Final = 254  # the deepest orjson serialises
+
+
+def _shown(value: Any, *, quoted: bool = True) -> str:
+    """A client value in an error message, cut short: an answer never echoes megabytes back."""
+    text = repr(value) if quoted else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _image_block(url: Any, where: str) -> ir.ImageBlock:
     if not isinstance(url, str) or not url:
         raise ClientError(f"{where}.image_url.url: expected a URL")
@@ -80,7 +89,9 @@ def _image_block(url: Any, where: str) -> ir.ImageBlock:
             raise ClientError(f"{where}.image_url.url: a data URL must be base64 (data:<type>;base64,...)")
         media_type = match.group(1).lower()
         if media_type not in IMAGE_MEDIA_TYPES:
-            raise ClientError(f"{where}: image type {media_type} is not supported (png, jpeg, gif or webp)")
+            raise ClientError(
+                f"{where}: image type {_shown(media_type, quoted=False)} is not supported (png, jpeg, gif or webp)"
+            )
         return ir.ImageBlock(media_type=media_type, data=match.group(2))
     return ir.ImageBlock(url=url)  # O2A-R08: Anthropic fetches http(s) images itself
 
@@ -105,7 +116,9 @@ def _file_block(part: dict[str, Any], where: str) -> ir.DocumentBlock:
         except (binascii.Error, UnicodeDecodeError):
             raise ClientError(f"{where}.file: file_data is not base64-encoded UTF-8 text") from None
         return ir.DocumentBlock(media_type="text/plain", text=text, title=title)
-    raise ClientError(f"{where}.file: {media_type} files are not supported (PDF or text only)")
+    raise ClientError(
+        f"{where}.file: {_shown(media_type, quoted=False)} files are not supported (PDF or text only)"
+    )
 
 
 def _parse_parts(content: Any, where: str) -> list[ir.Block]:
@@ -137,7 +150,7 @@ def _parse_parts(content: Any, where: str) -> list[ir.Block]:
         elif kind == "input_audio":
             raise ClientError(f"{pwhere}: audio input is not supported by an Anthropic upstream")
         else:
-            raise ClientError(f"{pwhere}.type: unsupported content part {kind!r}")
+            raise ClientError(f"{pwhere}.type: unsupported content part {_shown(kind)}")
     return blocks
 
 
@@ -150,11 +163,17 @@ def _parse_tool_calls(calls: Any, where: str) -> list[ir.Block]:
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise ClientError(f"{where}.tool_calls[{i}].function.name: field required")
         call_id = str(call.get("id") or f"call_{i}")
-        blocks.append(
-            ir.ToolUseBlock(
-                id=call_id, name=function["name"], input=parse_arguments(function.get("arguments"), call_id)
-            )
-        )
+        arguments = function.get("arguments")
+        tool_input = parse_arguments(arguments, call_id)
+        if isinstance(arguments, str) and arguments.count("[") + arguments.count("{") > _MAX_NESTING:
+            # JSON inside a string may nest deeper than orjson writes back (254 levels); the body's
+            # own nesting is caught where it fails (App.handle), this is only seen once parsed.
+            try:
+                orjson.dumps(tool_input)
+            except orjson.JSONEncodeError:
+                where_args = f"{where}.tool_calls[{i}].function.arguments"
+                raise ClientError(f"{where_args}: nests deeper than {_MAX_NESTING} levels") from None
+        blocks.append(ir.ToolUseBlock(id=call_id, name=function["name"], input=tool_input))
     return blocks
 
 
@@ -204,7 +223,7 @@ def _parse_chat_messages(value: Any) -> list[ir.Message]:
             else:
                 out.append(ir.Message(role="user", content=[result]))
         else:
-            raise ClientError(f"{where}.role: unknown role {role!r}")
+            raise ClientError(f"{where}.role: unknown role {_shown(role)}")
     return out
 
 
@@ -217,7 +236,7 @@ def _parse_chat_tools(value: Any) -> list[ir.Tool]:
     for i, tool in enumerate(value):
         if not isinstance(tool, dict) or tool.get("type", "function") != "function":
             kind = tool.get("type") if isinstance(tool, dict) else None
-            raise ClientError(f"tools[{i}].type: only function tools are supported, got {kind!r}")
+            raise ClientError(f"tools[{i}].type: only function tools are supported, got {_shown(kind)}")
         function = tool.get("function")
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise ClientError(f"tools[{i}].function.name: field required")
@@ -263,7 +282,7 @@ def _reasoning(effort: Any) -> ir.ThinkingConfig | None:
     """O2A-R20: ``reasoning_effort`` -> an extended-thinking budget; ``none`` turns it off."""
     if effort is None or effort == "none":
         return None
-    if effort not in EFFORT_BUDGETS:
+    if not isinstance(effort, str) or effort not in EFFORT_BUDGETS:
         raise ClientError(f"reasoning_effort: expected one of none, {', '.join(EFFORT_BUDGETS)}")
     return ir.ThinkingConfig(type="enabled", budget_tokens=EFFORT_BUDGETS[effort], effort=str(effort))
 
@@ -290,9 +309,10 @@ def parse_request(body: bytes, *, count_tokens: bool = False) -> ir.Request:
 
 def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> ir.Request:
     """:func:`parse_request` for a body that is already parsed JSON."""
-    model = data.get("model") or ""
-    if not isinstance(model, str):
+    model = data.get("model")
+    if model is not None and not isinstance(model, str):
         raise ClientError("model: expected a string")
+    model = model or ""
     for key, why in _UNSUPPORTED.items():
         if data.get(key):
             raise ClientError(f"{key}: {why}")
@@ -302,18 +322,26 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
     messages = _parse_chat_messages(data.get("messages"))
     tools = _parse_chat_tools(data.get("tools"))
     tool_choice = _parse_chat_tool_choice(data.get("tool_choice"), data.get("parallel_tool_calls"))
+    for key in ("max_completion_tokens", "max_tokens"):  # each checked: a 0 is no "none given"
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ClientError("max_completion_tokens: expected a positive integer")
     max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")  # O2A-R19
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
-    ):
-        raise ClientError("max_completion_tokens: expected a positive integer")
     stop = data.get("stop")
-    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
-    if not all(isinstance(s, str) for s in stops):
+    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else None
+    if (stop is not None and stops is None) or not all(isinstance(s, str) for s in stops or ()):
         raise ClientError("stop: expected a string or a list of strings")
+    stream = data.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise ClientError(f"stream: expected a boolean, got {type(stream).__name__}")
     user = data.get("user")
     json_tool = None
     response_format = data.get("response_format")
+    if response_format is not None and (
+        not isinstance(response_format, dict)
+        or response_format.get("type") not in ("text", "json_object", "json_schema")
+    ):
+        raise ClientError("response_format: expected {'type': 'text'|'json_object'|'json_schema', ...}")
     if isinstance(response_format, dict):  # O2A-R23
         kind = response_format.get("type")
         if kind == "json_schema":
@@ -354,8 +382,8 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
         max_tokens=max_tokens,
         temperature=_number(data, "temperature"),
         top_p=_number(data, "top_p"),
-        stop=stops,
-        stream=bool(data.get("stream")),
+        stop=stops or [],
+        stream=bool(stream),
         thinking=_reasoning(data.get("reasoning_effort")),
         user_id=user
         if isinstance(user, str) and user and not _EMAIL_OR_PHONE.search(user)

@@ -1,0 +1,157 @@
+"""``--workers N``: N proxy processes on one port (``SO_REUSEPORT``: the kernel spreads connections over
+them), supervised by this one.
+
+The supervisor runs no event loop and serves nothing. It starts each worker as ``python -m rawproxy`` with
+the same arguments (so each reads the same flags, environment and ``--config`` file) and
+``RAWPROXY_REUSE_PORT=1``, prints one ready line once every worker listens, starts a worker again when one
+dies (at most once a second, so a worker that cannot start does not spin), passes SIGHUP on (each worker
+reloads its configuration), and on SIGTERM or SIGINT passes the signal on and waits for the workers'
+graceful stop; a second signal kills them. The proxy keeps no state between requests, so nothing has to
+be shared.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from . import __version__
+
+__all__ = ["run"]
+
+READY = re.compile(r"listening on http://\S+:(\d+)")
+RESTART_DELAY = 1.0
+
+
+def _without_workers(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return out
+
+
+def _with_port(argv: list[str], port: int) -> list[str]:
+    return [*_without_port(argv), "--port", str(port)]
+
+
+def _without_port(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--port":
+            skip = True
+        elif not arg.startswith("--port="):
+            out.append(arg)
+    return out
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class _Supervisor:
+    def __init__(self, argv: list[str], count: int, host: str, port: int, grace: float) -> None:
+        self.argv = argv
+        self.count = count
+        self.host = host
+        self.port = port or _free_port(host)  # one port for all: a 0 would give each worker its own
+        self.grace = grace
+        self.workers: list[subprocess.Popen[str]] = []
+        self.stopping = False
+        self.signals = 0
+        self.told: dict[int, int] = {}  # pid -> how many stop signals it was sent
+
+    def spawn(self) -> subprocess.Popen[str]:
+        env = {**os.environ, "RAWPROXY_REUSE_PORT": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rawproxy", *_with_port(self.argv, self.port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the worker's ready line; its logs go to our stderr
+        if READY.search(line) is None:
+            proc.wait()
+            raise RuntimeError(f"a worker did not start (exit {proc.returncode})")
+        return proc
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            for proc in self.workers:
+                proc.send_signal(signal.SIGHUP)
+            return
+        self.signals += 1
+        self.stopping = True
+        self._tell_all()
+
+    def _tell_all(self) -> None:
+        """Each running worker gets as many stop signals as we got (a second one stops it at once)."""
+        for proc in self.workers:
+            while proc.poll() is None and self.told.get(proc.pid, 0) < self.signals:
+                self.told[proc.pid] = self.told.get(proc.pid, 0) + 1
+                proc.send_signal(signal.SIGKILL if self.told[proc.pid] > 1 else signal.SIGTERM)
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self.on_signal)
+        try:
+            self.workers = [self.spawn() for _ in range(self.count)]
+        except RuntimeError as exc:
+            print(f"rawproxy: error: {exc}", file=sys.stderr)
+            self.on_signal(signal.SIGTERM, None)
+            return 1
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        print(
+            f"rawproxy {__version__} listening on http://{shown}:{self.port} ({self.count} workers)",
+            flush=True,
+        )
+        last_restart = 0.0
+        while not self.stopping:
+            time.sleep(0.2)
+            for i, proc in enumerate(self.workers):
+                if proc.poll() is not None and not self.stopping:
+                    wait = RESTART_DELAY - (time.monotonic() - last_restart)
+                    if wait > 0:
+                        time.sleep(wait)
+                    last_restart = time.monotonic()
+                    print(
+                        f"rawproxy: worker {proc.pid} exited ({proc.returncode}); starting another",
+                        file=sys.stderr,
+                    )
+                    try:
+                        self.workers[i] = self.spawn()
+                    except RuntimeError as exc:
+                        print(f"rawproxy: error: {exc}", file=sys.stderr)
+        self._tell_all()  # also a worker started while the signal came (it was not in the list yet)
+        deadline = time.monotonic() + self.grace + 5
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return 130 if self.signals > 1 else 0
+
+
+def run(argv: Sequence[str], count: int, host: str, port: int, grace: float) -> int:
+    return _Supervisor(_without_workers(argv), count, host, port, grace).run()
