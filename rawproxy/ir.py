@@ -56,6 +56,7 @@ class ErrorInfo:
     type: ErrorType
     message: str
     retry_after: str | None = None
+    allow: str | None = None  # a 405's Allow header (RFC 9110 15.5.6)
 
 
 # --------------------------------------------------------------------------------------------- blocks

@@ -158,7 +158,15 @@ def _client_shape(req: ClientRequest) -> Any:
 
 
 def _retry_after_header(info: ir.ErrorInfo) -> Headers:
-    return [(b"retry-after", info.retry_after.encode())] if info.retry_after else []
+    """The error response's own headers: Retry-After, and a 405's Allow."""
+    out = [(b"retry-after", info.retry_after.encode())] if info.retry_after else []
+    return out + [(b"allow", info.allow.encode())] if info.allow else out
+
+
+def _not_allowed(method: str, path: str, allowed: str) -> ClientError:
+    error = ClientError(f"{method} is not allowed on {path}; use {allowed}", status=405)
+    error.info.allow = allowed
+    return error
 
 
 # Failures before the first byte that another try may cure: timeouts, rate limits, server errors
@@ -380,14 +388,14 @@ class App:
         method = req.method
         if path in ("/", "/health") or (path == "/v1" and method == "HEAD"):
             if method not in ("GET", "HEAD"):
-                raise ClientError(f"{method} is not allowed on {path}", status=405)
+                raise _not_allowed(method, path, "GET, HEAD")
             body = self._status_body() if path == "/" else b'{"status":"ok"}'
             record.status = 200
             await sink.respond(200, JSON_HEADERS, body)
             return
         if path == "/metrics":
             if method not in ("GET", "HEAD"):
-                raise ClientError(f"{method} is not allowed on {path}", status=405)
+                raise _not_allowed(method, path, "GET, HEAD")
             record.status = 200
             await sink.respond(200, [(b"content-type", METRICS_TYPE)], self.metrics.render())
             return
@@ -401,7 +409,7 @@ class App:
             await self._count_tokens(req, sink, record)
         elif path == "/v1/models":
             if method not in ("GET", "HEAD"):
-                raise ClientError(f"{method} is not allowed on {path}", status=405)
+                raise _not_allowed(method, path, "GET, HEAD")
             await self._models(req, sink, record)
         else:
             raise ClientError(f"no such endpoint: {method} {path}", status=404, type=ir.ErrorType.NOT_FOUND)
@@ -409,7 +417,7 @@ class App:
     @staticmethod
     def _require(method: str, expected: str, path: str) -> None:
         if method != expected:
-            raise ClientError(f"{method} is not allowed on {path}; use {expected}", status=405)
+            raise _not_allowed(method, path, expected)
 
     def _authenticate(self, req: ClientRequest) -> None:
         if not self._keys:

@@ -253,3 +253,22 @@ async def test_status_page_shows_version_and_config_never_keys(proxy_factory: An
     for target in ("/v1/models", "/health"):  # no other page leaks them either
         other = await call(proxy, "GET", target, [("x-api-key", "client-key-secret-1"), *ANTHROPIC])
         assert b"sk-upstream-secret" not in other.body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/v1/messages", "POST"),
+        ("GET", "/v1/chat/completions", "POST"),
+        ("PUT", "/v1/models", "GET, HEAD"),
+        ("POST", "/health", "GET, HEAD"),
+        ("POST", "/metrics", "GET, HEAD"),
+    ],
+)
+async def test_a_405_says_what_is_allowed(proxy_factory: Any, method: str, path: str, allow: str) -> None:
+    """RFC 9110 15.5.6: a 405 carries Allow."""
+    proxy = await proxy_factory()
+    async with await HTTPConnection.open(proxy.host, proxy.port, timeout=T) as conn:
+        response = await conn.request(method, path, [("content-type", "application/json")], b"{}", timeout=T)
+    assert response.status == 405
+    assert response.header("allow") == allow
