@@ -30,34 +30,22 @@ READY = re.compile(r"listening on http://\S+:(\d+)")
 RESTART_DELAY = 1.0
 
 
-def _without_workers(argv: Sequence[str]) -> list[str]:
+def _without(argv: Sequence[str], flag: str) -> list[str]:
+    """``argv`` less ``flag`` and its value, in either spelling (``--flag V``, ``--flag=V``)."""
     out: list[str] = []
     skip = False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--workers":
+        elif arg == flag:
             skip = True
-        elif not arg.startswith("--workers="):
+        elif not arg.startswith(flag + "="):
             out.append(arg)
     return out
 
 
 def _with_port(argv: list[str], port: int) -> list[str]:
-    return [*_without_port(argv), "--port", str(port)]
-
-
-def _without_port(argv: list[str]) -> list[str]:
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--port":
-            skip = True
-        elif not arg.startswith("--port="):
-            out.append(arg)
-    return out
+    return [*_without(argv, "--port"), "--port", str(port)]
 
 
 def _free_port(host: str) -> int:
@@ -154,4 +142,4 @@ class _Supervisor:
 
 
 def run(argv: Sequence[str], count: int, host: str, port: int, grace: float) -> int:
-    return _Supervisor(_without_workers(argv), count, host, port, grace).run()
+    return _Supervisor(_without(argv, "--workers"), count, host, port, grace).run()
