@@ -160,7 +160,7 @@ def _client_shape(req: ClientRequest) -> Any:
 def _retry_after_header(info: ir.ErrorInfo) -> Headers:
     """The error response's own headers: Retry-After, and a 405's Allow."""
     out = [(b"retry-after", info.retry_after.encode())] if info.retry_after else []
-    return out + [(b"allow", info.allow.encode())] if info.allow else out
+    return [*out, (b"allow", info.allow.encode())] if info.allow else out
 
 
 def _not_allowed(method: str, path: str, allowed: str) -> ClientError:

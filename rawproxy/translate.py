@@ -144,8 +144,10 @@ class StreamTranslator:
             return b""
         out = []
         try:
-            for event in self._sse.close():
+            for event in self._sse.close():  # a last event without its blank line
                 for ev in self._decoder.feed(event):
+                    if type(ev) is ir.StreamError:
+                        self.error = ev.info  # as in feed(): the framing must not decide a retry
                     out.append(self._encoder.encode(ev))
             for ev in self._decoder.eof():
                 if type(ev) is ir.StreamError:
@@ -161,8 +163,10 @@ class StreamTranslator:
         if self._failed:
             return b""
         self._failed = True
-        self.error = info
-        return self._encoder.encode(ir.StreamError(info))
+        out = self._encoder.encode(ir.StreamError(info))
+        if out:  # else the client's stream had already ended (message_stop): nothing failed for it
+            self.error = info
+        return out
 
     def ping(self) -> bytes:
         return self._encoder.ping()

@@ -481,6 +481,7 @@ class StreamEncoder:
         self._started = False
         self._stopped = False
         self._tools: dict[int, list[Any]] = {}  # block index -> [tool call index, arguments sent?]
+        self._calls = 0  # tool calls numbered so far: a block index an upstream reuses is a new call
         self._json_blocks: dict[int, bool] = {}  # answer-tool block index -> content sent?
         self._usage = ir.Usage()
         self._finish: str | None = None
@@ -550,7 +551,8 @@ class StreamEncoder:
             if self._ctx.json_tool is not None and ev.block.name == self._ctx.json_tool:
                 self._json_blocks[ev.index] = False
                 return out
-            self._tools[ev.index] = [len(self._tools), False]
+            self._tools[ev.index] = [self._calls, False]
+            self._calls += 1
             call = {
                 "index": self._tools[ev.index][0],
                 "id": ev.block.id,

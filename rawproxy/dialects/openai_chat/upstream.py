@@ -569,6 +569,10 @@ def content_parts(content: Any) -> list[tuple[str, str]]:
 # ------------------------------------------------------------------------------ stream (wire -> IR)
 
 
+# What a chunk with a field of the wrong type raises in the code below (``"delta": 1`` -> AttributeError...).
+_SHAPE_ERRORS = (AttributeError, LookupError, TypeError, ValueError)
+
+
 class _Call:
     __slots__ = ("args", "block", "closed", "emitted", "id", "name", "order")
 
@@ -698,11 +702,13 @@ class StreamDecoder:
         if call is None:
             call = self._calls[index] = _Call(len(self._calls))
             self._unstarted += 1
-        if tc.get("id") and call.id is None:
-            call.id = tc["id"]
+        tc_id = tc.get("id")
+        if tc_id and isinstance(tc_id, str) and call.id is None:  # kept: used again at the end
+            call.id = tc_id
         function = tc.get("function") or {}
-        if function.get("name") and call.name is None:
-            call.name = function["name"]
+        name = function.get("name")
+        if name and isinstance(name, str) and call.name is None:
+            call.name = name
         args = function.get("arguments")
         if args is not None and not isinstance(args, str):
             args = orjson.dumps(args).decode()
@@ -752,6 +758,10 @@ class StreamDecoder:
         self._finish = stop
 
     def _final(self, out: list[ir.StreamEvent]) -> None:
+        # Content that came after the finish reason (before usage or [DONE]) opened a block again: it
+        # ends before message_delta, as every block must.
+        self._flush_calls(out)
+        self._close_open(out)
         usage = self.usage or ir.Usage(
             input_tokens=self.ctx.input_tokens, output_tokens=(self._out_chars + 3) // 4
         )
@@ -767,7 +777,8 @@ class StreamDecoder:
         return out
 
     def feed(self, event: SSEEvent) -> list[ir.StreamEvent]:
-        """One SSE event -> IR events. Raises UpstreamProtocolError on a chunk that is not JSON."""
+        """One SSE event -> IR events. Raises UpstreamProtocolError on a chunk that is not JSON, or whose
+        fields have the wrong types (``"delta": "x"``, ``"prompt_tokens": "many"``...)."""
         out: list[ir.StreamEvent] = []
         if self._done:
             return out
@@ -780,53 +791,59 @@ class StreamDecoder:
             raise UpstreamProtocolError("upstream sent a stream chunk that is not JSON") from None
         if not isinstance(chunk, dict):
             raise UpstreamProtocolError("upstream sent a stream chunk that is not a JSON object")
-        if not self._started:
-            self._started = True
-            out.append(ir.MessageStart(str(chunk.get("id") or ""), str(chunk.get("model") or ""), ir.Usage()))
-        if chunk.get("error") or event.event == "error":
-            return self._fail(_stream_error(chunk), out)
-        usage = chunk.get("usage")
-        if usage is None and isinstance(chunk.get("x_groq"), dict):
-            usage = chunk["x_groq"].get("usage")
-        if usage:
-            self.usage = parse_usage(usage)
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
-            if self.ctx.thinking:
-                reasoning = _reasoning_text(delta)
-                if reasoning:
-                    self._text("thinking", reasoning, out)
-            content = delta.get("content")
-            if isinstance(content, str):
-                if content:
-                    self._text("text", content, out)
-            elif content:
-                for kind, piece in content_parts(content):
-                    if kind == "text" or self.ctx.thinking:
-                        self._text(kind, piece, out)
-            refusal = delta.get("refusal")
-            if isinstance(refusal, str) and refusal:
-                self._text("text", refusal, out)
-                self._refused = True
-            calls = delta.get("tool_calls")
-            if calls:
-                if self._open_kind in ("text", "thinking"):
-                    self._close_open(out)
-                for position, tc in enumerate(calls):
-                    if isinstance(tc, dict):
-                        self._tool_delta(position, tc, out)
-            legacy = delta.get("function_call")
-            if isinstance(legacy, dict):
-                self._tool_delta(0, {"index": 0, "function": legacy}, out)
-            reason = choice.get("finish_reason")
-            if reason == "error":
+        try:
+            if not self._started:
+                self._started = True
+                out.append(
+                    ir.MessageStart(str(chunk.get("id") or ""), str(chunk.get("model") or ""), ir.Usage())
+                )
+            if chunk.get("error") or event.event == "error":
                 return self._fail(_stream_error(chunk), out)
-            if reason:
-                self._finish_reason(choice, "content_filter" if self._refused else reason, out)
-        if self._finish is not None and self.usage is not None:
-            self._final(out)  # usage known: no need to wait for [DONE] (A2O-S12)
+            usage = chunk.get("usage")
+            if usage is None and isinstance(chunk.get("x_groq"), dict):
+                usage = chunk["x_groq"].get("usage")
+            if usage:
+                self.usage = parse_usage(usage)
+            for choice in chunk.get("choices") or ():
+                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                    continue
+                delta = choice.get("delta") or {}
+                if self.ctx.thinking:
+                    reasoning = _reasoning_text(delta)
+                    if reasoning:
+                        self._text("thinking", reasoning, out)
+                content = delta.get("content")
+                if isinstance(content, str):
+                    if content:
+                        self._text("text", content, out)
+                elif content:
+                    for kind, piece in content_parts(content):
+                        if kind == "text" or self.ctx.thinking:
+                            self._text(kind, piece, out)
+                refusal = delta.get("refusal")
+                if isinstance(refusal, str) and refusal:
+                    self._text("text", refusal, out)
+                    self._refused = True
+                calls = delta.get("tool_calls")
+                if calls:
+                    if self._open_kind in ("text", "thinking"):
+                        self._close_open(out)
+                    for position, tc in enumerate(calls):
+                        if isinstance(tc, dict):
+                            self._tool_delta(position, tc, out)
+                legacy = delta.get("function_call")
+                if isinstance(legacy, dict):
+                    self._tool_delta(0, {"index": 0, "function": legacy}, out)
+                reason = choice.get("finish_reason")
+                if reason == "error":
+                    return self._fail(_stream_error(chunk), out)
+                if reason:
+                    self._finish_reason(choice, "content_filter" if self._refused else reason, out)
+            if self._finish is not None and self.usage is not None:
+                self._final(out)  # usage known: no need to wait for [DONE] (A2O-S12)
+        except _SHAPE_ERRORS as exc:  # a field of the wrong type: as broken as a chunk that is not JSON
+            log.warning("upstream stream chunk of an unexpected shape (%s: %s)", type(exc).__name__, exc)
+            raise UpstreamProtocolError("upstream sent a stream chunk of an unexpected shape") from None
         return out
 
     def close(self) -> list[ir.StreamEvent]:
