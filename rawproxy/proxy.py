@@ -686,8 +686,7 @@ class App:
             """The common case, taken in the upstream connection's callback the moment the head
             arrives: a 200 event stream. Anything else is left to this task, below."""
             nonlocal relay
-            kind = head.get(b"content-type") or b""
-            if head.status >= 400 or b"json" in kind or b"html" in kind:  # html: a page, not a stream
+            if not _streams(head):
                 return None
             translator = StreamTranslator(client, up.dialect, prepared.ctx)
             record.status = 200
@@ -720,12 +719,11 @@ class App:
                         return
                     raise self._upstream_error(up, resp.status, body, _retry_after(resp.headers))
                 # the upstream ignored stream:true and answered with JSON
-                translator = StreamTranslator(client, up.dialect, prepared.ctx)
                 response = up.dialect.parse_response(await resp.read(), prepared.ctx)
                 record.usage = response.usage
                 record.status = 200
                 sink.begin(200, SSE_HEADERS)
-                await sink.end(translator.start() + _response_as_stream(client, response, prepared.ctx))
+                await sink.end(_response_as_stream(client, response, prepared.ctx))
         finally:
             if relay is not None:
                 relay.release()
@@ -756,8 +754,7 @@ class App:
         def on_head(head: ResponseHead) -> OnBody | None:
             """A streamed 200 is relayed from the upstream connection's callback on (see _stream)."""
             nonlocal relay
-            kind = head.get(b"content-type") or b""
-            if not stream or head.status >= 400 or b"json" in kind or b"html" in kind:  # as in _stream
+            if not stream or not _streams(head):
                 return None
             record.status = head.status
             sink.begin(head.status, upstream.relayable(head.headers))
@@ -803,10 +800,7 @@ class App:
                     response = up.dialect.parse_response(answer, ctx)
                     record.usage = response.usage
                     sink.begin(200, SSE_HEADERS)
-                    await sink.end(
-                        StreamTranslator(client, up.dialect, ctx).start()
-                        + _response_as_stream(client, response, ctx)
-                    )
+                    await sink.end(_response_as_stream(client, response, ctx))
                     return
                 record.usage = up.dialect.event_usage(parsed) if resp.status < 400 else None
                 await sink.respond(resp.status, resp.relayable_headers(), answer)
@@ -1075,6 +1069,14 @@ def _hold() -> None:
     """The relay's idle callback while another try may follow: what the sink holds stays held."""
 
 
+def _streams(head: ResponseHead) -> bool:
+    """Whether an upstream's head starts a stream to relay from the connection's callback: a success that
+    is neither JSON (stream:true ignored) nor an HTML page (a gateway's error). Anything else is read by
+    the exchange's task. Lenient on purpose: an event stream labelled text/plain still streams."""
+    kind = head.get(b"content-type") or b""
+    return head.status < 400 and b"json" not in kind and b"html" not in kind
+
+
 def _with_query(url: str, query: str) -> str:
     """The client's query string on a passthrough (Claude Code's ``?beta=true``), without repeats."""
     if not query:
@@ -1087,7 +1089,7 @@ def _with_query(url: str, query: str) -> str:
 def _response_as_stream(client: Dialect, response: ir.Response, ctx: ir.Context) -> bytes:
     """A whole response rendered as the events of a stream (for upstreams that ignore stream:true)."""
     encoder = client.StreamEncoder(ctx)
-    encoder.start()
+    opening = encoder.start()
     out: list[ir.StreamEvent] = [ir.MessageStart(response.id, response.model, response.usage)]
     for index, block in enumerate(response.content):
         if isinstance(block, ir.TextBlock):
@@ -1104,4 +1106,4 @@ def _response_as_stream(client: Dialect, response: ir.Response, ctx: ir.Context)
             continue
         out.append(ir.BlockStop(index))
     out += [ir.MessageDelta(response.stop_reason, response.stop_sequence, response.usage), ir.MessageStop()]
-    return b"".join(encoder.encode(ev) for ev in out)
+    return opening + b"".join(encoder.encode(ev) for ev in out)
