@@ -111,6 +111,23 @@ def messages_body(
     return json.dumps(body).encode()
 
 
+def openai_chunk(delta: dict[str, Any], finish: str | None = None, *, id: str = "chatcmpl-test") -> bytes:
+    """One upstream Chat Completions stream chunk, framed as SSE."""
+    chunk = {
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+def anthropic_event(name: str, data: dict[str, Any]) -> bytes:
+    """One upstream Anthropic Messages stream event, framed as SSE."""
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
 def parse_sse(data: bytes) -> list[SSEEvent]:
     """Split a complete SSE body into events (LF or CRLF line endings; comments skipped)."""
     framer = SSEFramer()

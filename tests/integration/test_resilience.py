@@ -34,7 +34,7 @@ from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.config_file import Route, Target, UpstreamSpec
 from rawproxy.fake_upstream import FakeUpstream, Script
 
-from .rawhttp import HTTPConnection, Response, SSEEvent, parse_sse, text_of
+from .rawhttp import HTTPConnection, Response, SSEEvent, anthropic_event, openai_chunk, parse_sse, text_of
 
 anthropic = pytest.importorskip("anthropic")
 openai = pytest.importorskip("openai")
@@ -549,27 +549,12 @@ async def test_a2o_s18_issue5_non_retryable_status_is_neither_retried_nor_falls_
 WORDS = "alpha beta gamma delta"
 
 
-def _openai_chunk(delta: dict[str, Any]) -> bytes:
-    chunk = {
-        "id": "chatcmpl-cut",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": "gpt-4o",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
-    }
-    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
-def _anthropic_event(name: str, data: dict[str, Any]) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-
-
 # Two text events, then the body ends cleanly: no finish_reason and no [DONE], or no message_stop.
 TRUNCATED: dict[Protocol, bytes] = {
-    "openai": _openai_chunk({"role": "assistant", "content": "alpha"}) + _openai_chunk({"content": " beta"}),
+    "openai": openai_chunk({"role": "assistant", "content": "alpha"}) + openai_chunk({"content": " beta"}),
     "anthropic": b"".join(
         [
-            _anthropic_event(
+            anthropic_event(
                 "message_start",
                 {
                     "type": "message_start",
@@ -585,15 +570,15 @@ TRUNCATED: dict[Protocol, bytes] = {
                     },
                 },
             ),
-            _anthropic_event(
+            anthropic_event(
                 "content_block_start",
                 {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
             ),
-            _anthropic_event(
+            anthropic_event(
                 "content_block_delta",
                 {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "alpha"}},
             ),
-            _anthropic_event(
+            anthropic_event(
                 "content_block_delta",
                 {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " beta"}},
             ),

@@ -46,7 +46,7 @@ from rawproxy.config_file import Route, UpstreamSpec
 from rawproxy.fake_upstream import FakeUpstream, Script
 from rawproxy.transport import ConnectionPool
 
-from .rawhttp import HTTPConnection, SSEEvent, parse_sse, text_of
+from .rawhttp import HTTPConnection, SSEEvent, anthropic_event, openai_chunk, parse_sse, text_of
 
 anthropic = pytest.importorskip("anthropic")
 openai = pytest.importorskip("openai")
@@ -146,23 +146,8 @@ class Case:
 # ------------------------------------------------------------------------------ upstream byte forms
 
 
-def _openai_chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    chunk = {
-        "id": "chatcmpl-fault",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": "gpt-4o",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
-def _anthropic_event(name: str, data: dict[str, Any]) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-
-
 def _text_delta(text: str) -> bytes:
-    return _anthropic_event(
+    return anthropic_event(
         "content_block_delta",
         {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
     )
@@ -170,8 +155,8 @@ def _text_delta(text: str) -> bytes:
 
 # Two text events ("alpha", " beta"): a stream's beginning, without its end.
 PREFIX: dict[Protocol, bytes] = {
-    "openai": _openai_chunk({"role": "assistant", "content": "alpha"}) + _openai_chunk({"content": " beta"}),
-    "anthropic": _anthropic_event(
+    "openai": openai_chunk({"role": "assistant", "content": "alpha"}) + openai_chunk({"content": " beta"}),
+    "anthropic": anthropic_event(
         "message_start",
         {
             "type": "message_start",
@@ -187,7 +172,7 @@ PREFIX: dict[Protocol, bytes] = {
             },
         },
     )
-    + _anthropic_event(
+    + anthropic_event(
         "content_block_start",
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
     )
@@ -196,9 +181,9 @@ PREFIX: dict[Protocol, bytes] = {
 }
 # The rest of a complete stream after PREFIX.
 END: dict[Protocol, bytes] = {
-    "openai": _openai_chunk({}, "stop") + b"data: [DONE]\n\n",
-    "anthropic": _anthropic_event("content_block_stop", {"type": "content_block_stop", "index": 0})
-    + _anthropic_event(
+    "openai": openai_chunk({}, "stop") + b"data: [DONE]\n\n",
+    "anthropic": anthropic_event("content_block_stop", {"type": "content_block_stop", "index": 0})
+    + anthropic_event(
         "message_delta",
         {
             "type": "message_delta",
@@ -206,7 +191,7 @@ END: dict[Protocol, bytes] = {
             "usage": {"output_tokens": 2},
         },
     )
-    + _anthropic_event("message_stop", {"type": "message_stop"}),
+    + anthropic_event("message_stop", {"type": "message_stop"}),
 }
 NOT_JSON: dict[Protocol, bytes] = {
     "openai": b"data: {this is not json\n\n",
