@@ -84,34 +84,48 @@ class ResponseSink(Protocol):
     async def respond(self, status: int, headers: Headers, body: bytes) -> None: ...
 
 
-class Keepalive:
-    """One ticker for every stream in flight: an ``event: ping`` (or the client dialect's equivalent)
-    when a stream has written nothing for ``interval`` seconds (A2O-S16). One task for the process,
-    rather than a timer per stream touched on every chunk."""
+class StreamWatch:
+    """One ticker for every stream in flight, rather than timers per stream touched on every chunk:
+    an ``event: ping`` (or the client dialect's equivalent) when a translated stream has written
+    nothing for ``interval`` seconds (A2O-S16), and the end, as an upstream timeout (decision 6), of
+    any stream that has run longer than its ``max_stream_seconds``. A quarter of the shorter of the
+    two is the ticker's step, so either is acted on at most that late."""
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        self._streams: dict[int, tuple[ResponseSink, StreamTranslator | Passthrough]] = {}
+        self._relays: set[_Relay] = set()
+        self._step = interval / 4
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, sink: ResponseSink, translator: StreamTranslator | Passthrough) -> int:
-        key = id(sink)
-        self._streams[key] = (sink, translator)
+    def add(self, relay: _Relay) -> None:
+        self._relays.add(relay)
+        step = min(self.interval, relay.limit) / 4
+        if step < self._step:
+            self._step = step
+            if self._task is not None:  # from now, not after the coarser sleep already begun
+                self._task.cancel()
+                self._task = None
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._tick())
-        return key
 
-    def remove(self, key: int) -> None:
-        self._streams.pop(key, None)
+    def remove(self, relay: _Relay) -> None:
+        self._relays.discard(relay)
 
     async def _tick(self) -> None:
-        step = self.interval / 4
-        while self._streams:
-            await asyncio.sleep(step)
-            now = time.monotonic()
-            for sink, translator in list(self._streams.values()):
-                if now - sink.last_write >= self.interval:
-                    sink.send_nowait(translator.ping())
+        task = asyncio.current_task()
+        try:
+            while self._relays:
+                await asyncio.sleep(self._step)
+                now = time.monotonic()
+                for relay in list(self._relays):
+                    if now >= relay.deadline:
+                        self._relays.discard(relay)
+                        relay.expire()
+                    elif relay.pings and now - relay.sink.last_write >= self.interval:
+                        relay.sink.send_nowait(relay.translator.ping())
+        finally:
+            if self._task is task:
+                self._task = None
 
     def close(self) -> None:
         if self._task is not None:
@@ -262,7 +276,7 @@ class App:
     def __init__(self, config: Config, client: upstream.Client) -> None:
         self.client = client
         self._counter = 0
-        self.keepalive = Keepalive(config.ping_interval)
+        self.streams = StreamWatch(config.ping_interval)
         self._caps: dict[str, tuple[float, dict[str, int]]] = {}  # upstream name -> reported output caps
         self._caps_pending: dict[str, asyncio.Task[dict[str, int]]] = {}
         self.metrics = Metrics()
@@ -961,11 +975,15 @@ class _Relay:
 
     __slots__ = (
         "_app",
+        "_expired",
         "_feed",
-        "_key",
         "_observe",
         "_one_by_one",
+        "_resp",
+        "deadline",
+        "limit",
         "may_retry",
+        "pings",
         "record",
         "sink",
         "translator",
@@ -989,7 +1007,20 @@ class _Relay:
         self._feed = translator.feed
         self._observe = translator.observe if isinstance(translator, Passthrough) else None
         self._one_by_one = self._observe is None  # passthrough costs nothing per event: nothing to split
-        self._key = app.keepalive.add(sink, translator) if keepalive else None
+        self._resp: upstream.UpstreamResponse | None = None
+        self._expired: ProxyError | None = None
+        self.pings = keepalive  # StreamWatch writes a ping when the stream is silent
+        self.limit = app.config.max_stream_seconds
+        self.deadline = time.monotonic() + self.limit
+        app.streams.add(self)
+
+    def expire(self) -> None:
+        """Called by StreamWatch past ``max_stream_seconds``: a runaway stream ends as an upstream
+        timeout would (decision 6)."""
+        message = f"stream exceeded {self.limit:g} s"
+        self._expired = ProxyError(ir.ErrorInfo(status=504, type=ir.ErrorType.TIMEOUT, message=message))
+        if self._resp is not None:
+            self._resp.abort(self._expired)
 
     def _emit(self, data: bytes, last: bool = False) -> None:
         out = self._feed(data)
@@ -1035,17 +1066,10 @@ class _Relay:
         upstream failed mid-stream, with the client dialect's error event (decision 2)."""
         try:
             try:
-                idle = _hold if self.may_retry else self.sink.flush
-                try:
-                    async with asyncio.timeout(self._app.config.max_stream_seconds):
-                        await resp.relay(self.on_body, self.sink.drain, idle)
-                except TimeoutError:  # a runaway stream: ended like an upstream timeout (decision 6)
-                    limit = self._app.config.max_stream_seconds
-                    raise ProxyError(
-                        ir.ErrorInfo(
-                            status=504, type=ir.ErrorType.TIMEOUT, message=f"stream exceeded {limit:g} s"
-                        )
-                    ) from None
+                self._resp = resp
+                if self._expired is not None:
+                    resp.abort(self._expired)
+                await resp.relay(self.on_body, self.sink.drain, _hold if self.may_retry else self.sink.flush)
                 tail = self.translator.close()
                 if self.record.ttft_ms is None:
                     self._retry_if_failed()
@@ -1060,9 +1084,7 @@ class _Relay:
         self.record.usage = self.translator.usage
 
     def release(self) -> None:
-        if self._key is not None:
-            self._app.keepalive.remove(self._key)
-            self._key = None
+        self._app.streams.remove(self)
 
 
 def _hold() -> None:

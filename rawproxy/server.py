@@ -220,12 +220,15 @@ class ClientConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self.write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._loop = asyncio.get_running_loop()  # kept: in 3.11 each lookup costs a getpid() syscall
+        self.deadline = 0.0  # of the read that waits (time.monotonic()), kept by Server.deadlines
+        self.expired = False  # that read's time ran out
 
     # ------------------------------------------------------------------------- protocol callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self.task = asyncio.get_running_loop().create_task(self._server._serve(self))
+        self.task = self._loop.create_task(self._server._serve(self))
 
     def data_received(self, data: bytes) -> None:
         self._buffer.append(data)
@@ -269,6 +272,13 @@ class ClientConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def expire(self) -> None:
+        """The waiting read's time is up (called by ``Deadlines``)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            self.expired = True
+            waiter.set_result(None)
+
     def _leave(self) -> None:
         if not self.left and self.task is not None:
             self.left = True
@@ -277,14 +287,17 @@ class ClientConnection(asyncio.Protocol):
     async def read(self, timeout: float) -> bytes | None:
         """What has arrived (waiting up to ``timeout`` for something); b"" at EOF, None on timeout."""
         if not self._buffer and not self._eof:
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = self._loop.create_future()
+            deadlines = self._server.deadlines
+            deadlines.add(self, timeout)
             try:
-                async with asyncio.timeout(timeout):
-                    await waiter
-            except TimeoutError:
-                return None
+                await waiter
             finally:
                 self._waiter = None
+                deadlines.discard(self)
+            if self.expired:
+                self.expired = False
+                return None
         if not self._buffer:
             return b""
         data = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
@@ -305,7 +318,7 @@ class ClientConnection(asyncio.Protocol):
         if self.lost:
             raise ConnectionResetError("the client went away")
         if self.write_paused:
-            waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
+            waiter = self._drain_waiter = self._loop.create_future()
             try:
                 await waiter
             finally:
@@ -331,6 +344,59 @@ class ClientConnection(asyncio.Protocol):
                 return  # EOF, or the time is up
 
 
+class Deadlines:
+    """The deadline of every client read that waits, kept by one ticker task while any read waits.
+
+    A timer per read (``asyncio.timeout``) costs more than the rest of the read, and nearly every
+    request begins with one (the wait on an idle keep-alive connection). The ticker wakes at the
+    earliest deadline, or after ``MAX_SLEEP`` to look again; a read whose deadline is earlier than the
+    ticker's next wake restarts it, so no read is woken late by more than a millisecond or so.
+    """
+
+    MAX_SLEEP = 1.0
+
+    def __init__(self) -> None:
+        self._waiting: set[ClientConnection] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._wake_at = 0.0  # when the ticker looks next
+
+    def add(self, conn: ClientConnection, timeout: float) -> None:
+        conn.deadline = deadline = time.monotonic() + timeout
+        self._waiting.add(conn)
+        if self._task is None or deadline < self._wake_at:
+            if self._task is not None:
+                self._task.cancel()
+            self._wake_at = deadline
+            self._task = conn._loop.create_task(self._run(deadline))
+
+    def discard(self, conn: ClientConnection) -> None:
+        self._waiting.discard(conn)
+
+    async def _run(self, first: float) -> None:
+        task = asyncio.current_task()
+        try:
+            wake = first
+            while self._waiting:
+                await asyncio.sleep(max(0.0, wake - time.monotonic()))
+                now = time.monotonic()
+                wake = now + self.MAX_SLEEP
+                for conn in list(self._waiting):
+                    if conn.deadline <= now:
+                        self._waiting.discard(conn)
+                        conn.expire()
+                    elif conn.deadline < wake:
+                        wake = conn.deadline
+                self._wake_at = wake
+        finally:
+            if self._task is task:  # not a ticker that replaced this one
+                self._task = None
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+
 _SLOW = object()  # a request head that did not arrive within head_timeout
 LINGER_SECONDS = 2.0  # the longest the input is drained after an answer that ends the connection
 
@@ -343,6 +409,7 @@ class Server:
         self._idle: set[asyncio.Task[None]] = set()  # waiting for a request head: closed at once on shutdown
         self._closing = False
         self._server: asyncio.Server | None = None
+        self.deadlines = Deadlines()
 
     async def start(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -476,7 +543,7 @@ class Server:
                     return
                 if not isinstance(event, h11.Request):
                     return  # EOF, idle timeout, or ConnectionClosed
-                headers = list(event.headers)  # once: iterating h11's Headers costs a call an item
+                headers = _header_list(event)
                 if self._crowded:
                     retry = [(b"retry-after", b"1")]
                     await self._refuse(client, 503, "too many connections; retry shortly", retry, headers)
@@ -583,13 +650,12 @@ class Server:
         """Run one exchange in this connection's task. A disconnect meanwhile cancels the task (see
         ``ClientConnection``); that cancellation ends here, while any other (shutdown) goes on. False
         when the connection must not be reused."""
-        task = asyncio.current_task()
-        assert task is not None
         client.exchanging = True
         try:
             await self.app.handle(request, sink)
         except asyncio.CancelledError:
-            if client.left and task.uncancel() == 0:
+            task = client.task  # the connection's task, which runs this (no current_task() lookup)
+            if client.left and task is not None and task.uncancel() == 0:
                 return False  # the client left: only the disconnect had cancelled us
             raise  # we are being shut down
         finally:
@@ -605,7 +671,7 @@ class Server:
         status = exc.error_status_hint  # h11's own: 431 for a head past max_incomplete_event_size
         message = "request head too large" if status == 431 else f"malformed HTTP request: {exc}"
         info = ErrorInfo(status=status, type=ErrorType.INVALID_REQUEST, message=message[:200])
-        shape = openai_chat if head is None else _client_shape(_client_request(head, list(head.headers), b""))
+        shape = openai_chat if head is None else _client_shape(_client_request(head, _header_list(head), b""))
         _, body = shape.build_error(info)
         await self._answer_and_close(client, status, JSON_HEADERS, body)
 
@@ -622,6 +688,7 @@ class Server:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1)
+        self.deadlines.close()
 
 
 async def serve(
@@ -658,7 +725,7 @@ async def serve(
         if reloader is not None:
             reloader.stop()
         await server.close(config.grace_seconds)
-        app.keepalive.close()
+        app.streams.close()
         await client.aclose()
 
 
@@ -696,6 +763,12 @@ def _too_large(limit: int) -> ErrorInfo:
 def _keeps_alive(http_version: bytes, headers: Headers) -> bool:
     """h11's rule: HTTP/1.1 without ``Connection: close``."""
     return http_version == b"1.1" and b"close" not in connection_tokens(headers)
+
+
+def _header_list(head: h11.Request) -> Headers:
+    """The head's fields, names lower-cased, as a plain list: taken once, from ``raw_items()``, since
+    iterating h11's ``Headers`` goes through ``Sequence.__iter__``, a call and a tuple an item."""
+    return [(name.lower(), value) for name, value in head.headers.raw_items()]
 
 
 def _client_request(head: h11.Request, headers: Headers, body: bytes) -> ClientRequest:

@@ -21,11 +21,12 @@ import base64
 import binascii
 import hashlib
 import logging
-import os
 import re
 from typing import Any
 
 import orjson
+
+from .ids import random_hex
 
 __all__ = [
     "client_tool_id",
@@ -44,7 +45,7 @@ _MAX_NAME = 64
 
 
 def new_tool_id() -> str:
-    return "toolu_" + os.urandom(12).hex()
+    return "toolu_" + random_hex(24)
 
 
 def client_tool_id(upstream_id: str | None) -> str:

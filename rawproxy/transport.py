@@ -84,6 +84,7 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.last_data = 0.0
         self.read_timeout = 0.0  # of the exchange in flight (set by ConnectionPool.request)
+        self._loop = asyncio.get_running_loop()  # kept: in 3.11 each lookup costs a getpid() syscall
         self._waiter: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------------- protocol callbacks
@@ -154,7 +155,7 @@ class _Connection(asyncio.Protocol):
 
     async def wait(self) -> None:
         """Until the next thing happens on this connection (data, the end, an error, a pause)."""
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        waiter = self._waiter = self._loop.create_future()
         try:
             await waiter
         finally:
@@ -339,6 +340,11 @@ class LeanResponse:
             if size > limit:
                 break
         return b"".join(parts)
+
+    def abort(self, error: BaseException) -> None:
+        """Fail the exchange now (a limit of the caller's ran out): its wait raises ``error``."""
+        if self._conn.error is None:
+            self._conn._fail(error)
 
     async def aclose(self) -> None:
         """Give the connection back when the answer was read to its end; close it otherwise."""

@@ -21,6 +21,7 @@ import orjson
 
 from ... import ir
 from ...errors import ClientError
+from ...ids import random_hex
 
 log = logging.getLogger("rawproxy")
 
@@ -385,13 +386,7 @@ def message_id(source_id: str | None) -> str:
         return source_id
     if source_id:
         return "msg_" + "".join(c if c.isalnum() or c in "_-" else "_" for c in source_id)
-    return "msg_" + _random_hex(24)
-
-
-def _random_hex(n: int) -> str:
-    import os
-
-    return os.urandom((n + 1) // 2).hex()[:n]
+    return "msg_" + random_hex(24)
 
 
 def build_response(resp: ir.Response, ctx: ir.Context) -> bytes:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import os
 import re
 import time
 from typing import Any, Final
@@ -24,6 +23,7 @@ import orjson
 
 from ... import ir
 from ...errors import ClientError
+from ...ids import random_hex
 from ...toolcalls import parse_arguments
 
 log = logging.getLogger("rawproxy")
@@ -420,7 +420,7 @@ def usage_dict(usage: ir.Usage) -> dict[str, Any]:
 
 
 def completion_id(source_id: str | None) -> str:
-    return "chatcmpl-" + (source_id.removeprefix("msg_") if source_id else os.urandom(12).hex())
+    return "chatcmpl-" + (source_id.removeprefix("msg_") if source_id else random_hex(24))
 
 
 def build_response(resp: ir.Response, ctx: ir.Context) -> bytes:
