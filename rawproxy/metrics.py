@@ -89,22 +89,30 @@ class Metrics:
         self.ttft: dict[Labels, _Histogram] = {}
         self.duration: dict[Labels, _Histogram] = {}
         self.in_flight = 0
+        self._series: dict[tuple[str, str, str, int], tuple[Labels, Labels]] = {}
 
     def _model(self, model: str, labels: Labels) -> str:
         return model if labels in self.requests or len(self.requests) < MAX_SERIES else "other"
+
+    def _labels(self, protocol: str, upstream: str, model: str, status: int) -> tuple[Labels, Labels]:
+        """(the series' labels, the request counter's: those and the status), built once per series."""
+        found = self._series.get((protocol, upstream, model, status))
+        if found is not None:
+            return found
+        base: Labels = (("protocol", protocol), ("upstream", upstream), ("model", model))
+        named = self._model(model, (*base, ("status", str(status))))
+        key: Labels = (("protocol", protocol), ("upstream", upstream), ("model", named))
+        found = (key, (*key, ("status", str(status))))
+        if named == model:  # a series past MAX_SERIES is counted under "other" and not kept here
+            self._series[(protocol, upstream, model, status)] = found
+        return found
 
     def observe(self, record: AccessRecord, duration_ms: float) -> None:
         protocol = _protocol(record.path)
         if protocol == "other":
             return  # health checks, model lists: not model traffic
-        base: Labels = (
-            ("protocol", protocol),
-            ("upstream", record.upstream),
-            ("model", record.upstream_model),
-        )
-        model = self._model(record.upstream_model, (*base, ("status", str(record.status))))
-        key: Labels = (("protocol", protocol), ("upstream", record.upstream), ("model", model))
-        self.requests[(*key, ("status", str(record.status)))] += 1
+        key, counter = self._labels(protocol, record.upstream, record.upstream_model, record.status)
+        self.requests[counter] += 1
         self.duration.setdefault(key, _Histogram(DURATION_BUCKETS)).observe(duration_ms / 1000)
         if record.ttft_ms is not None:
             self.ttft.setdefault(key, _Histogram(TTFT_BUCKETS)).observe(record.ttft_ms / 1000)

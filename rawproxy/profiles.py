@@ -10,6 +10,8 @@ A profile is guessed from the upstream base URL (:func:`guess_profile`) and can 
 
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -114,6 +116,7 @@ _KNOWN_OUTPUT_CAPS = (
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def output_cap(model: str) -> int | None:
     """The known output cap for ``model`` (provider prefix ignored), or None."""
     bare = model.rsplit("/", 1)[-1].lower()

@@ -442,6 +442,7 @@ class Router:
             else:
                 self._exact.setdefault(route.match, route)
         self._matched: dict[str, Route | None] = {}  # model name -> route, bounded below
+        self._by_model: dict[str, Decision] = {}  # model name -> decision without rules, bounded
         for target in (self.force, *(t for _, t in self._rules)):
             if target is not None and target.upstream is not None and target.upstream not in self.upstreams:
                 raise ValueError(f"no upstream is named {target.upstream!r}")
@@ -451,12 +452,21 @@ class Router:
                     raise ValueError(f"route {route.match!r}: no upstream is named {name!r}")
 
     def decide(self, model: str, facts: RequestFacts | None = None) -> Decision:
-        if self.force is not None:
-            return self._to(self.force, model, "force_model")
-        if self._rules and facts is not None:
+        if self._rules and facts is not None and self.force is None:
             for name, target in self._rules:
                 if self._rule_applies(name, model, facts):
                     return self._to(target, model, f"rule:{name}")
+        # What follows depends on the model name alone: decided once per name (Decision is frozen).
+        decision = self._by_model.get(model)
+        if decision is None:
+            decision = self._by_name(model)
+            if len(self._by_model) < 1024 and len(model) <= 256:  # clients choose model names: bounded
+                self._by_model[model] = decision
+        return decision
+
+    def _by_name(self, model: str) -> Decision:
+        if self.force is not None:
+            return self._to(self.force, model, "force_model")
         route = self._route(model)
         if route is not None:
             target_model = route.model or model
