@@ -11,7 +11,6 @@ A profile is guessed from the upstream base URL (:func:`guess_profile`) and can 
 from __future__ import annotations
 
 import functools
-
 import re
 from dataclasses import dataclass, replace
 from typing import Literal

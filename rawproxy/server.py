@@ -33,7 +33,7 @@ from .config import Config
 from .dialects import anthropic_messages, openai_chat
 from .http1 import connection_tokens
 from .ir import ErrorInfo, ErrorType
-from .proxy import JSON_HEADERS, App, ClientRequest, Headers, _client_shape
+from .proxy import JSON_HEADERS, SSE_HEADERS, App, ClientRequest, Headers, _client_shape
 
 __all__ = ["ResponseWriter", "Server", "serve"]
 
@@ -53,6 +53,14 @@ def _status_line(status: int) -> bytes:
 _STATUS_LINES = {status.value: _status_line(status.value) for status in HTTPStatus}
 _SERVER_LINE = b"%b: %b\r\n" % SERVER_HEADER
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_SSE_HEAD = b"".join(
+    [
+        _STATUS_LINES[200],
+        _SERVER_LINE,
+        *(b"%b: %b\r\n" % kv for kv in SSE_HEADERS),
+        b"transfer-encoding: chunked\r\n\r\n",
+    ]
+)
 
 
 class ClientStream(Protocol):
@@ -111,6 +119,14 @@ class ResponseWriter:
         """The response head, held until the first body bytes (callable from the upstream connection's
         callback: nothing here waits)."""
         self.started = True
+        if (
+            headers is SSE_HEADERS
+            and status == 200
+            and not (self._head_only or self._http10 or self.must_close)
+        ):
+            self._chunked = True  # a translated stream's head: the same bytes every time
+            self._pending = _SSE_HEAD
+            return
         lines = [_STATUS_LINES.get(status) or _status_line(status), _SERVER_LINE]
         length = -1
         for name, value in headers:
@@ -456,28 +472,33 @@ class Server:
             conn.receive_data(data)
 
     async def _next_head(
-        self, conn: h11.Connection, client: ClientConnection
-    ) -> h11.Event | type[h11.PAUSED] | object | None:
-        """The next request head: the client may stay silent for the keep-alive ``idle_timeout`` (None
-        then), but once a head has begun it must be complete within ``head_timeout`` (``_SLOW``
-        otherwise: a slowloris client holds a connection with a head that never ends)."""
-        event = conn.next_event()
-        if event is not h11.NEED_DATA:
-            return event  # pipelined: the whole head is here already
+        self, conn: h11.Connection, client: ClientConnection, held: int, primed: bool
+    ) -> tuple[h11.Event | type[h11.PAUSED] | object | None, int]:
+        """The next request head, and how many bytes h11 was given for it (``held`` of them before this
+        call; ``primed``: h11 holds input already, bytes or the end): the client may stay silent for
+        the keep-alive ``idle_timeout`` (None then), but once a head has begun it must be complete
+        within ``head_timeout`` (``_SLOW`` otherwise: a slowloris client holds a connection with a
+        head that never ends)."""
+        if primed:  # else h11 has nothing to parse yet: no call to learn that it needs data
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event, held  # pipelined: the whole head is here already
         data = await client.read(self.config.idle_timeout)
         if data is None:
-            return None
+            return None, held
         conn.receive_data(data)
+        fed = held + len(data)
         deadline = time.monotonic() + self.config.head_timeout
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
-                return event
+                return event, fed
             left = deadline - time.monotonic()
             data = await client.read(left) if left > 0 else None
             if data is None:
-                return _SLOW
+                return _SLOW, fed
             conn.receive_data(data)
+            fed += len(data)
 
     @property
     def _crowded(self) -> bool:
@@ -527,7 +548,8 @@ class Server:
         return conn
 
     async def _serve_connection(self, client: ClientConnection) -> None:
-        conn = self._new_cycle()
+        leftover = (b"", False)
+        conn = self._new_cycle(leftover)
         task = asyncio.current_task()
         assert task is not None
         while not self._closing:
@@ -535,7 +557,8 @@ class Server:
             try:
                 self._idle.add(task)
                 try:
-                    event = await self._next_head(conn, client)
+                    held = len(leftover[0])
+                    event, fed = await self._next_head(conn, client, held, held > 0 or leftover[1])
                 finally:
                     self._idle.discard(task)
                 if event is _SLOW:
@@ -548,7 +571,7 @@ class Server:
                     retry = [(b"retry-after", b"1")]
                     await self._refuse(client, 503, "too many connections; retry shortly", retry, headers)
                     return
-                request: ClientRequest | ErrorInfo | None = self._refuse_head(event, headers)
+                request: ClientRequest | ErrorInfo | None = self._refuse_head(event, headers, fed)
                 leftover = (b"", False)
                 if request is None:
                     if conn.they_are_waiting_for_100_continue:
@@ -573,14 +596,17 @@ class Server:
                 return  # a response cut short (a bug, or the client gone) ends its connection too
             conn = self._new_cycle(leftover)
 
-    def _refuse_head(self, head: h11.Request, headers: Headers) -> ErrorInfo | None:
+    def _refuse_head(self, head: h11.Request, headers: Headers, fed: int) -> ErrorInfo | None:
         """Limits checked on the head alone, before any body is invited (X-01).
 
         h11 bounds a head only while it is incomplete, so a large head that arrives in one read is
-        measured here; a declared body over the limit is refused before ``100 Continue`` asks for it.
+        measured here (unless all that was read for it, ``fed`` bytes, is within the limit anyway); a
+        declared body over the limit is refused before ``100 Continue`` asks for it.
         """
-        size = len(head.method) + len(head.target) + sum(len(k) + len(v) + 4 for k, v in headers)
-        if size > self.config.max_head_bytes:
+        head_limit = self.config.max_head_bytes
+        if fed > head_limit and (
+            len(head.method) + len(head.target) + sum(len(k) + len(v) + 4 for k, v in headers) > head_limit
+        ):
             return ErrorInfo(status=431, type=ErrorType.INVALID_REQUEST, message="request head too large")
         if not head.http_version.startswith(b"1."):  # h11 takes any d.d: an HTTP/2 preface, say
             return ErrorInfo(

@@ -188,3 +188,26 @@ async def test_discard_takes_back_a_response_only_while_nothing_was_written() ->
     sink2.send_nowait(b"data: first\n\n")
     sink2.hold(b"data: held\n\n")
     assert not sink2.discard() and sink2.started  # bytes went out: too late to take it back
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"http10": True}, {"close": True}, {"head_only": True}],
+    ids=["1.1", "1.0", "close", "HEAD"],
+)
+async def test_a_streams_head_from_its_template_is_the_head_built_field_by_field(
+    kwargs: dict[str, Any],
+) -> None:
+    """``begin(200, SSE_HEADERS)`` takes a prebuilt head: byte for byte what the same fields give when
+    built one by one (a copy of the list), for every kind of response the template must not serve."""
+    from rawproxy.proxy import SSE_HEADERS
+
+    kwargs = {"head_only": False, **kwargs}
+    fast, fast_wire = make(**kwargs)
+    slow, slow_wire = make(**kwargs)
+    fast.begin(200, SSE_HEADERS)
+    slow.begin(200, list(SSE_HEADERS))
+    for sink in (fast, slow):
+        await sink.end(b"data: x\n\n")
+    assert fast_wire.wire == slow_wire.wire
+    assert (fast.must_close, fast.ended) == (slow.must_close, slow.ended)
