@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import hmac
 import logging
 import random
@@ -281,6 +282,12 @@ class App:
         self._caps_pending: dict[str, asyncio.Task[dict[str, int]]] = {}
         self.metrics = Metrics()
         self.use(config)
+
+    @functools.cached_property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop this App serves on (first asked for from inside it), kept: in Python 3.11 every
+        ``get_running_loop()`` is a ``getpid()`` system call."""
+        return asyncio.get_running_loop()
 
     def use(self, config: Config) -> None:
         """Serve new requests with ``config`` (at start, and on a reload). Requests in flight keep the
@@ -975,10 +982,11 @@ class _Relay:
 
     __slots__ = (
         "_app",
-        "_expired",
+        "_failure",
         "_feed",
         "_observe",
         "_one_by_one",
+        "_queued",
         "_resp",
         "deadline",
         "limit",
@@ -1008,7 +1016,8 @@ class _Relay:
         self._observe = translator.observe if isinstance(translator, Passthrough) else None
         self._one_by_one = self._observe is None  # passthrough costs nothing per event: nothing to split
         self._resp: upstream.UpstreamResponse | None = None
-        self._expired: ProxyError | None = None
+        self._failure: BaseException | None = None  # what ends the stream early (a limit, a bug)
+        self._queued: list[tuple[bytes, bool]] | None = None  # reads waiting for the loop's next turn
         self.pings = keepalive  # StreamWatch writes a ping when the stream is silent
         self.limit = app.config.max_stream_seconds
         self.deadline = time.monotonic() + self.limit
@@ -1018,9 +1027,9 @@ class _Relay:
         """Called by StreamWatch past ``max_stream_seconds``: a runaway stream ends as an upstream
         timeout would (decision 6)."""
         message = f"stream exceeded {self.limit:g} s"
-        self._expired = ProxyError(ir.ErrorInfo(status=504, type=ir.ErrorType.TIMEOUT, message=message))
+        self._failure = ProxyError(ir.ErrorInfo(status=504, type=ir.ErrorType.TIMEOUT, message=message))
         if self._resp is not None:
-            self._resp.abort(self._expired)
+            self._resp.abort(self._failure)
 
     def _emit(self, data: bytes, last: bool = False) -> None:
         out = self._feed(data)
@@ -1043,6 +1052,9 @@ class _Relay:
             raise _Retry(error)
 
     def on_body(self, chunk: bytes, last: bool) -> bool:
+        if self._queued is not None:  # the rest of an earlier read waits its turn: keep the order
+            self._queued.append((chunk, last))
+            return self.sink.backlogged
         rest = chunk
         if self._one_by_one and self.record.ttft_ms is None:
             # Until the client has its first bytes, the events of a read are translated one at a
@@ -1055,11 +1067,31 @@ class _Relay:
                 self._emit(chunk[start:end])
                 start = end
             rest = chunk[start:] if start else chunk
+            if rest and self.record.ttft_ms is not None:
+                # The first token is out; the rest of this read is translated on the loop's next
+                # turn, so that other streams' first tokens, read in this same turn, go first.
+                self._queued = [(rest, last)]
+                self._app.loop.call_soon(self._run_queued)
+                return self.sink.backlogged
         if rest:
             self._emit(rest, last)
         if self._observe is not None:
             self._observe(chunk)
         return self.sink.backlogged
+
+    def _run_queued(self) -> None:
+        """Translate and write what on_body queued (a callback of its own: a failure goes to run())."""
+        try:
+            self._flush_queued()
+        except Exception as exc:  # a bug in translation: raised in the exchange's task, not lost
+            self._failure = exc
+            if self._resp is not None:
+                self._resp.abort(exc)
+
+    def _flush_queued(self) -> None:
+        queued, self._queued = self._queued, None
+        for chunk, last in queued or ():
+            self._emit(chunk, last)
 
     async def run(self, resp: upstream.UpstreamResponse) -> None:
         """Until the upstream body has ended; then the client's response ends, completely or, when the
@@ -1067,13 +1099,15 @@ class _Relay:
         try:
             try:
                 self._resp = resp
-                if self._expired is not None:
-                    resp.abort(self._expired)
+                if self._failure is not None:
+                    resp.abort(self._failure)
                 await resp.relay(self.on_body, self.sink.drain, _hold if self.may_retry else self.sink.flush)
+                self._flush_queued()  # the body ended before the loop's next turn
                 tail = self.translator.close()
                 if self.record.ttft_ms is None:
                     self._retry_if_failed()
             except ProxyError as exc:
+                self._flush_queued()  # what arrived before the failure goes first
                 if self.may_retry and exc.info.status in RETRYABLE and self.sink.discard():
                     raise _Retry(exc.info) from None
                 log.warning("upstream failed mid-stream: %s", exc.info.message)
@@ -1085,6 +1119,7 @@ class _Relay:
 
     def release(self) -> None:
         self._app.streams.remove(self)
+        self._queued = None  # the exchange is over (or its client gone): nothing more is written
 
 
 def _hold() -> None:

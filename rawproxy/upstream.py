@@ -174,7 +174,7 @@ class UpstreamResponse:
         """Push the body into ``on_body`` as it arrives (see ``LeanResponse.relay``)."""
         await self._response.relay(on_body, drain, idle)
 
-    def abort(self, error: ProxyError) -> None:
+    def abort(self, error: BaseException) -> None:
         """Fail the exchange now: ``relay`` or ``read`` raises ``error``, the connection is closed."""
         self._response.abort(error)
 
