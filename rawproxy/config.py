@@ -53,6 +53,7 @@ class Config:
     connect_timeout: float = 10.0
     log_level: str = "info"
     workers: int = 1  # processes on one port (workers.py)
+    responses_store: int = 0  # recent Responses API answers kept for previous_response_id; 0: none
     reuse_port: bool = False  # SO_REUSEPORT: set for the workers by their supervisor
     log_format: str = "text"  # or "json": one JSON object a line
     inspect: bool = False  # each exchange as a panel on stderr (panels.py)
@@ -113,6 +114,8 @@ class Config:
                 raise ConfigError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.max_body_bytes < 1 or self.max_head_bytes < 1:
             raise ConfigError("request size limits must be positive")
+        if self.responses_store < 0:
+            raise ConfigError(f"--responses-store must be 0 or more, got {self.responses_store}")
         if not 1 <= self.workers <= 256:
             raise ConfigError(f"--workers must be between 1 and 256, got {self.workers}")
         if self.log_format not in ("text", "json"):
@@ -320,6 +323,7 @@ class Config:
             "inspect_limit": number("inspect_limit", int),
             "colour": False if "NO_COLOR" in env else None,
             "workers": number("workers", int),
+            "responses_store": number("responses_store", int),
             "reuse_port": True if _truthy(env.get("RAWPROXY_REUSE_PORT")) else None,
             "log_bodies": True if args.log_bodies or _truthy(env.get("RAWPROXY_LOG_BODIES")) else None,
             "config_file": str(path) if path else None,
@@ -481,6 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--inspect-limit", metavar="N", help="characters of a payload an --inspect panel shows (2000)"
     )
     p.add_argument("--workers", metavar="N", help="processes serving one port (default 1)")
+    p.add_argument(
+        "--responses-store",
+        metavar="N",
+        help="keep the last N Responses API answers in memory for previous_response_id (default 0: off)",
+    )
     p.add_argument("--log-format", choices=["text", "json"], help="text (default) or one JSON object a line")
     p.add_argument(
         "--log-bodies",

@@ -94,6 +94,7 @@ _TOP: dict[str, tuple[type, ...]] = {
     "log_bodies": (bool,),
     "log_format": (str,),
     "workers": (int,),
+    "responses_store": (int,),
     "timeout": (int, float),
     "connect_timeout": (int, float),
     "default_max_tokens": (int,),

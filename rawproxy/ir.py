@@ -194,6 +194,9 @@ class Request:
     # OpenAI clients' response_format json_schema travels as a forced tool of this name; its input is
     # the answer, shown to the client as message content again.
     json_tool: str | None = None
+    # What the client dialect keeps of its request for its answer (the Responses API echoes its
+    # parameters and names namespaced tools back); other dialects leave it empty.
+    echo: dict[str, Any] = field(default_factory=dict)
 
     @property
     def thinking_enabled(self) -> bool:
@@ -209,6 +212,7 @@ class Usage:
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    reasoning_tokens: int = 0  # of output_tokens, when the upstream says (OpenAI's completion details)
 
     def merge(self, update: Usage) -> None:
         """Fold in a later report: each latest non-zero figure wins. Anthropic reports input and cache
@@ -220,6 +224,7 @@ class Usage:
         self.cache_creation_input_tokens = (
             update.cache_creation_input_tokens or self.cache_creation_input_tokens
         )
+        self.reasoning_tokens = update.reasoning_tokens or self.reasoning_tokens
 
 
 @dataclass(slots=True, kw_only=True)
@@ -338,3 +343,4 @@ class Context:
     include_usage: bool = False  # the OpenAI client asked for a usage chunk
     json_tool: str | None = None  # see Request.json_tool
     auto_cache: bool = False  # add prompt-caching breakpoints for an Anthropic upstream (decision 8)
+    echo: dict[str, Any] = field(default_factory=dict)  # see Request.echo; the same dict

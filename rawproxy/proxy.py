@@ -32,7 +32,15 @@ import orjson
 
 from . import __version__, compact, ir, tokens, upstream
 from .config import Config
-from .dialects import PROTOCOLS, Dialect, anthropic_messages, openai_chat
+from .dialects import (
+    DIALECTS,
+    PROTOCOLS,
+    ClientDialect,
+    Dialect,
+    anthropic_messages,
+    openai_chat,
+    openai_responses,
+)
 from .errors import ClientError, ProxyError
 from .http1 import ResponseHead
 from .metrics import CONTENT_TYPE as METRICS_TYPE
@@ -41,6 +49,7 @@ from .profiles import (
     Profile,
     output_cap,
 )
+from .response_store import ResponseStore
 from .routing import Decision, RequestFacts, Router, Upstream
 from .translate import (
     Passthrough,
@@ -234,11 +243,13 @@ def _client_key(req: ClientRequest) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _override(data: dict[str, Any], client: Dialect, overrides: tuple[tuple[str, float], ...]) -> None:
+def _override(data: dict[str, Any], client: ClientDialect, overrides: tuple[tuple[str, float], ...]) -> None:
     """A route's parameter overrides, written into the client's request in its own dialect."""
     for name, value in overrides:
         if name == "max_tokens" and client is openai_chat:
             data.pop("max_completion_tokens", None)
+        if name == "max_tokens" and client is openai_responses:
+            name = "max_output_tokens"
         data[name] = value
 
 
@@ -265,9 +276,10 @@ def _reported_caps(entries: list[dict[str, Any]]) -> dict[str, int]:
     return caps
 
 
-_CLIENT_DIALECTS: dict[str, Dialect] = {
+_CLIENT_DIALECTS: dict[str, ClientDialect] = {
     "/v1/messages": anthropic_messages,
     "/v1/chat/completions": openai_chat,
+    "/v1/responses": openai_responses,
 }
 
 
@@ -281,6 +293,7 @@ class App:
         self._caps: dict[str, tuple[float, dict[str, int]]] = {}  # upstream name -> reported output caps
         self._caps_pending: dict[str, asyncio.Task[dict[str, int]]] = {}
         self.metrics = Metrics()
+        self.responses = ResponseStore(config.responses_store)
         self.use(config)
 
     @functools.cached_property
@@ -298,6 +311,8 @@ class App:
         self._keys = [k.encode() for k in config.api_keys]
         self._models_cache: tuple[float, list[str]] | None = None
         self._caps.clear()
+        if hasattr(self, "responses"):
+            self.responses.resize(config.responses_store)
 
     # ------------------------------------------------------------------------------ entry point
 
@@ -467,7 +482,7 @@ class App:
     # ------------------------------------------------------------------- completions: both paths
 
     async def _completion(
-        self, req: ClientRequest, client: Dialect, sink: ResponseSink, record: AccessRecord
+        self, req: ClientRequest, client: ClientDialect, sink: ResponseSink, record: AccessRecord
     ) -> None:
         try:
             data = orjson.loads(req.body)
@@ -483,7 +498,10 @@ class App:
             raise ClientError("model: field required (a string)")
         data["model"] = model
         messages = data.get("messages")
-        if not isinstance(messages, list) or not messages:  # both APIs' rule, a passthrough's too
+        if client is openai_responses:  # an input string or items; checked by its parser
+            self._previous_response(data)
+            messages = []
+        elif not isinstance(messages, list) or not messages:  # both APIs' rule, a passthrough's too
             raise ClientError("messages: field required (a non-empty list of messages)")
         router = self.router
         protocol = PROTOCOLS[client.NAME]
@@ -508,7 +526,7 @@ class App:
                 for p in content
             )
 
-        if decision.upstream.protocol != protocol and all(map(blank, messages)):
+        if messages and decision.upstream.protocol != protocol and all(map(blank, messages)):
             # Nothing left once translated: the upstream would get no message, which it refuses.
             raise ClientError("messages: every message is empty; there is nothing to answer")
         rewritten = model != sent_model
@@ -527,7 +545,7 @@ class App:
     async def _with_retries(
         self,
         req: ClientRequest,
-        client: Dialect,
+        client: ClientDialect,
         data: dict[str, Any],
         rewritten: bool,
         decision: Decision,
@@ -551,7 +569,8 @@ class App:
                             if rewritten or target != data["model"]
                             else req.body
                         )
-                        await self._passthrough(req, body, data, target, up, client, sink, record, final)
+                        same = DIALECTS[client.NAME]  # the same protocol: a dialect of both roles
+                        await self._passthrough(req, body, data, target, up, same, sink, record, final)
                     else:
                         if request is None:
                             request = client.parse_request_data(data)
@@ -569,6 +588,8 @@ class App:
                             await self._stream(req, client, up, prepared, sink, record, key, final)
                         else:
                             await self._unary(req, client, up, prepared, sink, record, key, final)
+                        if request.echo:
+                            self._remember(data, request.echo)
                     return
                 except _Retry as exc:
                     failure = exc
@@ -605,6 +626,36 @@ class App:
             return
         raise ProxyError(failure.info)
 
+    def _previous_response(self, data: dict[str, Any]) -> None:
+        """A Responses request's ``input`` as a list of items, after the conversation its
+        ``previous_response_id`` names (the store's: 400 when it is off or does not know the id)."""
+        given = data.get("input")
+        items = [{"type": "message", "role": "user", "content": given}] if isinstance(given, str) else given
+        previous = data.get("previous_response_id")
+        if previous is not None:
+            if not isinstance(previous, str) or not previous:
+                raise ClientError("previous_response_id: expected a response id")
+            if self.responses.size <= 0:
+                raise ClientError(
+                    "previous_response_id: this proxy keeps no responses (start it with --responses-store N, "
+                    "or send the whole conversation as input)"
+                )
+            earlier = self.responses.get(previous)
+            if earlier is None:
+                raise ClientError(f"previous_response_id: no response {previous!r} is known to this proxy")
+            items = earlier + (items if isinstance(items, list) else [])
+        if items is not None:
+            data["input"] = items
+
+    def _remember(self, data: dict[str, Any], echo: dict[str, Any]) -> None:
+        """A finished Responses answer, kept for a later ``previous_response_id`` (unless ``store:
+        false``, or the store is off)."""
+        output = echo.get("output")
+        if output is None or not echo.get("store") or self.responses.size <= 0:
+            return
+        given = data.get("input")
+        self.responses.put(str(echo["id"]), [*(given if isinstance(given, list) else []), *output])
+
     def _backoff(self, attempt: int, retry_after: str | None) -> float | None:
         """The official SDKs' schedule: min(base * 2^n, max) less up to 25 % jitter. A Retry-After the
         upstream sent wins when it is within the cap; a longer one means: do not wait, move on."""
@@ -625,7 +676,7 @@ class App:
 
     def _prepare(
         self,
-        client: Dialect,
+        client: ClientDialect,
         request: ir.Request,
         target: str,
         up: Upstream,
@@ -643,7 +694,9 @@ class App:
             auto_cache=self.config.auto_cache and up.protocol == "anthropic",
         )
 
-    def _reprepare(self, client: Dialect, prepared: Prepared, up: Upstream, profile: Profile) -> Prepared:
+    def _reprepare(
+        self, client: ClientDialect, prepared: Prepared, up: Upstream, profile: Profile
+    ) -> Prepared:
         """The same request again with another profile (A2O-R16, A2O-S23), under the same cap."""
         ctx = prepared.ctx
         return self._prepare(
@@ -658,7 +711,7 @@ class App:
     async def _unary(
         self,
         req: ClientRequest,
-        client: Dialect,
+        client: ClientDialect,
         up: Upstream,
         prepared: Prepared,
         sink: ResponseSink,
@@ -691,7 +744,7 @@ class App:
     async def _stream(
         self,
         req: ClientRequest,
-        client: Dialect,
+        client: ClientDialect,
         up: Upstream,
         prepared: Prepared,
         sink: ResponseSink,
@@ -1143,7 +1196,7 @@ def _with_query(url: str, query: str) -> str:
     return f"{base}?{'&'.join(params)}"
 
 
-def _response_as_stream(client: Dialect, response: ir.Response, ctx: ir.Context) -> bytes:
+def _response_as_stream(client: ClientDialect, response: ir.Response, ctx: ir.Context) -> bytes:
     """A whole response rendered as the events of a stream (for upstreams that ignore stream:true)."""
     encoder = client.StreamEncoder(ctx)
     opening = encoder.start()

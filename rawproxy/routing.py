@@ -359,6 +359,8 @@ class RequestFacts:
         counter = _Counter()
         counter.add(data.get("system"))
         counter.add(data.get("messages"))
+        counter.add(data.get("instructions"))  # the Responses API's
+        counter.add(data.get("input"))
         tools = data.get("tools")
         if isinstance(tools, list):
             counter.total += tokens.estimate_text_tokens(orjson.dumps(tools).decode())
@@ -389,7 +391,16 @@ class _Counter:
                 self.image = True
                 self.total += tokens.IMAGE_TOKENS
                 return
-            for key in ("text", "content", "thinking", "input", "arguments", "tool_calls", "function"):
+            for key in (
+                "text",
+                "content",
+                "thinking",
+                "input",
+                "arguments",
+                "tool_calls",
+                "function",
+                "output",
+            ):
                 if key in value:
                     item = value[key]
                     self.add(item if not isinstance(item, dict) else orjson.dumps(item).decode(), depth + 1)

@@ -65,6 +65,7 @@ def prepare_request(
         include_usage=req.include_usage,
         json_tool=req.json_tool,
         auto_cache=auto_cache,
+        echo=req.echo,
     )
     path, body = upstream.build_request(req, ctx)
     return Prepared(request=req, ctx=ctx, path=path, body=body)

@@ -66,13 +66,18 @@ class Dialect(ClientDialect, UpstreamDialect, Protocol):
     """A dialect that plays both roles."""
 
 
-from . import anthropic_messages, openai_chat  # noqa: E402  (the registry needs the protocols above)
+from . import anthropic_messages, openai_chat, openai_responses  # noqa: E402  (needs the protocols above)
 
 DIALECTS: dict[str, Dialect] = {"anthropic_messages": anthropic_messages, "openai_chat": openai_chat}
-CLIENT_DIALECTS: dict[str, ClientDialect] = dict(DIALECTS)
+CLIENT_DIALECTS: dict[str, ClientDialect] = {**DIALECTS, "openai_responses": openai_responses}
 UPSTREAM_DIALECTS: dict[str, UpstreamDialect] = dict(DIALECTS)
-# The wire protocol each dialect is, for choosing between translation and passthrough.
-PROTOCOLS: dict[str, str] = {"anthropic_messages": "anthropic", "openai_chat": "openai"}
+# The wire protocol each dialect is, for choosing between translation and passthrough: no upstream speaks
+# the Responses API here, so its requests are always translated.
+PROTOCOLS: dict[str, str] = {
+    "anthropic_messages": "anthropic",
+    "openai_chat": "openai",
+    "openai_responses": "openai_responses",
+}
 
 
 def client_dialect_for_path(path: str) -> ClientDialect | None:

@@ -252,12 +252,22 @@ def build_messages(req: ir.Request, ctx: ir.Context) -> list[dict[str, Any]]:
     return builder.finish()
 
 
+_DROPPED_SERVER_TOOLS: set[str] = set()
+
+
 def _tools(req: ir.Request, ctx: ir.Context) -> list[dict[str, Any]]:
     tools = []
     for tool in req.tools:
         if tool.server_type is not None:
-            # Anthropic server tools are not functions the model can call here (A2O-R19).
-            log.debug("dropping server tool %s (%s) for an OpenAI upstream", tool.name, tool.server_type)
+            # Anthropic server tools are not functions the model can call here (A2O-R19). Said once a
+            # process per kind: a client such as the Codex CLI sends its web search on every request.
+            if tool.server_type not in _DROPPED_SERVER_TOOLS:
+                _DROPPED_SERVER_TOOLS.add(tool.server_type)
+                log.warning(
+                    "dropping the %s tool (%s): an OpenAI-compatible upstream cannot run it",
+                    tool.name,
+                    tool.server_type,
+                )
             continue
         schema = sanitize_schema(tool.input_schema) if ctx.profile.sanitize_schema else tool.input_schema
         function: dict[str, Any] = {"name": wire_tool_name(tool.name)}
@@ -363,10 +373,13 @@ def parse_usage(data: Any) -> ir.Usage | None:
         or data.get("prompt_cache_hit_tokens")
         or 0
     )
+    completion = data.get("completion_tokens_details")
+    reasoning = completion.get("reasoning_tokens") if isinstance(completion, dict) else None
     return ir.Usage(
         input_tokens=max(int(prompt) - int(cached), 0),
         output_tokens=int(data.get("completion_tokens") or 0),
         cache_read_input_tokens=int(cached),
+        reasoning_tokens=int(reasoning or 0),
     )
 
 
