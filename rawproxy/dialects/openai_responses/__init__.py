@@ -4,8 +4,8 @@ Reference: platform.openai.com/docs/api-reference/responses, and the official ``
 ``responses.stream()`` accumulator, which checks that every output item is added before its deltas and
 done before ``response.completed``. The Codex CLI speaks only this API: its requests carry the system
 prompt as ``developer`` messages, ``namespace`` tools, the hosted ``web_search`` tool, ``store: false``
-and ``include: ["reasoning.encrypted_content"]`` on every turn (a capture is in
-``tests/e2e/fixtures/codex_request.json``).
+and ``include: ["reasoning.encrypted_content"]`` on every turn (a recorded request is in
+``tests/conformance/fixtures/``).
 
 A Responses request is translated to either upstream, never passed through: an upstream of this API is
 not one this proxy knows. ``previous_response_id`` is resolved by the proxy before parsing (the store is
