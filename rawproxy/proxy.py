@@ -1209,6 +1209,10 @@ def _response_as_stream(client: ClientDialect, response: ir.Response, ctx: ir.Co
                 ir.BlockStart(index, ir.ThinkingBlock(thinking="")),
                 ir.ThinkingDelta(index, block.thinking),
             ]
+            if block.signature:  # kept: a client replays the block with it (decision 1)
+                out.append(ir.SignatureDelta(index, block.signature))
+        elif isinstance(block, ir.RedactedThinkingBlock):
+            out.append(ir.BlockStart(index, block))
         elif isinstance(block, ir.ToolUseBlock):
             start = ir.ToolUseBlock(id=block.id, name=block.name, input={})
             out += [ir.BlockStart(index, start), ir.InputJsonDelta(index, orjson.dumps(block.input).decode())]

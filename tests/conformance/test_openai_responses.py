@@ -256,7 +256,8 @@ async def test_r8_reasoning_becomes_a_reasoning_item_with_its_summary(
     body = upstream_body(fake)
     if upstream == "anthropic":
         assert body["thinking"]["type"] == "enabled" and body["thinking"]["budget_tokens"] >= 1024
-        assert reasoning.encrypted_content == "sig-fake-0001"  # the thinking signature, for the round trip
+        # the thinking signature, said to be one, for the round trip
+        assert reasoning.encrypted_content == "anthropic-signature:sig-fake-0001"
     else:
         assert body["reasoning_effort"] == "high"
         assert reasoning.encrypted_content is None  # no signature from an OpenAI upstream: none invented
@@ -273,7 +274,7 @@ async def test_r8_reasoning_round_trip_keeps_the_thinking_signature(
             "type": "reasoning",
             "id": "rs_1",
             "summary": [{"type": "summary_text", "text": "Six times seven."}],
-            "encrypted_content": "sig-fake-0001",
+            "encrypted_content": "anthropic-signature:sig-fake-0001",
         },
         {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city":"x"}'},
         {"type": "function_call_output", "call_id": "call_1", "output": "ok"},
@@ -587,3 +588,36 @@ async def test_r8_a_recorded_codex_request_is_translated(
         assert "web_search" in names
     assert "exec_command" in names and "multi_agent_v1__close_agent" in names
     assert all(m["role"] != "developer" for m in sent["messages"]) or upstream == "openai"
+
+
+async def test_r8_an_upstream_that_ignores_stream_true_still_gives_a_whole_event_stream(
+    proxy_factory: Any, fake: FakeUpstream, clients: Any
+) -> None:
+    """An Anthropic upstream answering JSON to a streamed request: the Responses stream is rendered from
+    the whole answer, thinking signature and all (proxy._response_as_stream)."""
+    message = {
+        "id": "msg_json",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-6",
+        "content": [
+            {"type": "thinking", "thinking": "Quick sum.", "signature": "sig-json-1"},
+            {"type": "text", "text": "4."},
+        ],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 9, "output_tokens": 3},
+    }
+    fake.enqueue(Script(raw=json.dumps(message).encode(), content_type="application/json"))
+    proxy = await start(proxy_factory, fake, "anthropic")
+    result = await run(
+        clients(proxy),
+        "stream",
+        model=MODELS["anthropic"],
+        input="2+2?",
+        reasoning={"effort": "low"},
+        include=["reasoning.encrypted_content"],
+    )
+    assert [item.type for item in result.output] == ["reasoning", "message"]
+    assert result.output[0].encrypted_content == "anthropic-signature:sig-json-1"
+    assert result.output_text == "4."

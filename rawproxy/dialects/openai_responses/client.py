@@ -5,8 +5,9 @@ Request mapping:
   or a list of items: messages (``input_text``, ``input_image``, ``input_file``, ``output_text``,
   ``refusal`` parts), ``function_call``, ``function_call_output`` and ``reasoning`` items. A reasoning
   item opens the assistant turn that follows it; its ``encrypted_content`` carries an Anthropic
-  thinking signature back (``redacted:`` + data for a redacted block), so a turn replayed to an
-  Anthropic upstream keeps its thinking.
+  thinking signature back (``anthropic-signature:`` + signature, ``anthropic-redacted:`` + data for a
+  redacted block), so a turn replayed to an Anthropic upstream keeps its thinking; any other encrypted
+  content is not a signature and is not sent as one.
 - Function tools as they are; ``namespace`` tools flattened to ``<namespace>__<name>`` and named back
   in the output (``name`` and ``namespace``); the hosted ``web_search`` tool becomes Anthropic's web
   search server tool (an OpenAI-compatible upstream drops it, with a warning); any other hosted tool is
@@ -48,7 +49,13 @@ from ..openai_chat.client import (
 log = logging.getLogger("rawproxy")
 
 NAMESPACE_SEPARATOR: Final = "__"
-REDACTED_PREFIX: Final = "redacted:"
+# What a reasoning item's encrypted_content carries, said in it: an Anthropic thinking block's signature,
+# or a redacted block's data. Anything else (OpenAI's own encrypted reasoning, say) is no signature and
+# is never sent to an Anthropic upstream as one.
+SIGNATURE_PREFIX: Final = "anthropic-signature:"
+REDACTED_PREFIX: Final = "anthropic-redacted:"
+# reasoning.effort -> thinking budget: Chat Completions' table, and the Responses API's "max"
+EFFORTS: Final = {**EFFORT_BUDGETS, "max": 16384}
 WEB_SEARCH_TOOLS: Final = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26"})
 # Hosted tools run by OpenAI itself: nothing here can run them.
 HOSTED_TOOLS: Final = {
@@ -205,9 +212,12 @@ class _Conversation:
         if isinstance(encrypted, str) and encrypted.startswith(REDACTED_PREFIX):
             block = ir.RedactedThinkingBlock(data=encrypted[len(REDACTED_PREFIX) :])
         else:
+            signed = isinstance(encrypted, str) and encrypted.startswith(SIGNATURE_PREFIX)
             block = ir.ThinkingBlock(
                 thinking="\n\n".join(texts),
-                signature=encrypted if isinstance(encrypted, str) and encrypted else None,
+                signature=encrypted[len(SIGNATURE_PREFIX) :]
+                if signed and isinstance(encrypted, str)
+                else None,
             )
         # A reasoning item opens the assistant turn it belongs to: a new one, after anything else.
         last = self.messages[-1] if self.messages else None
@@ -320,9 +330,9 @@ def _reasoning(value: Any) -> ir.ThinkingConfig | None:
     effort = value.get("effort")
     if effort is None or effort == "none":
         return None
-    if not isinstance(effort, str) or effort not in EFFORT_BUDGETS:
-        raise ClientError(f"reasoning.effort: expected one of none, {', '.join(EFFORT_BUDGETS)}")
-    return ir.ThinkingConfig(type="enabled", budget_tokens=EFFORT_BUDGETS[effort], effort=effort)
+    if not isinstance(effort, str) or effort not in EFFORTS:
+        raise ClientError(f"reasoning.effort: expected one of none, {', '.join(EFFORTS)}")
+    return ir.ThinkingConfig(type="enabled", budget_tokens=EFFORTS[effort], effort=effort)
 
 
 def _number(data: dict[str, Any], key: str) -> float | None:
@@ -437,7 +447,10 @@ def _usage(usage: ir.Usage, reasoning_chars: int) -> dict[str, Any]:
     reasoning = usage.reasoning_tokens or min((reasoning_chars + 3) // 4, usage.output_tokens)
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": usage.cache_read_input_tokens},
+        "input_tokens_details": {
+            "cached_tokens": usage.cache_read_input_tokens,
+            "cache_write_tokens": usage.cache_creation_input_tokens,  # required by the SDK's ResponseUsage
+        },
         "output_tokens": usage.output_tokens,
         "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": prompt + usage.output_tokens,
@@ -508,7 +521,8 @@ def _reasoning_item(item_id: str, thinking: str, encrypted: str | None, ctx: ir.
         "summary": [{"type": "summary_text", "text": thinking}] if thinking else [],
     }
     if encrypted and ctx.echo.get("encrypted_reasoning"):
-        item["encrypted_content"] = encrypted
+        redacted = encrypted.startswith(REDACTED_PREFIX)
+        item["encrypted_content"] = encrypted if redacted else SIGNATURE_PREFIX + encrypted
     return item
 
 
@@ -609,7 +623,7 @@ class StreamEncoder:
         self._started = False
         self._stopped = False
         self._blocks: dict[int, _Item] = {}  # IR block index -> its output item
-        self._done: list[dict[str, Any]] = []  # finished output items, in order
+        self._done: dict[int, dict[str, Any]] = {}  # output index -> its finished item
         self._next_index = 0
         self._usage = ir.Usage()
         self._stop: ir.StopReason | None = None
@@ -693,14 +707,8 @@ class StreamEncoder:
             elif block.signature:
                 item.encrypted = block.signature
             added = {"id": item.id, "type": "reasoning", "summary": []}
-            out = self._event("response.output_item.added", {"output_index": item.index, "item": added})
-            if isinstance(block, ir.ThinkingBlock):
-                part = {"type": "summary_text", "text": ""}
-                out += self._event(
-                    "response.reasoning_summary_part.added",
-                    {"item_id": item.id, "output_index": item.index, "summary_index": 0, "part": part},
-                )
-            return out
+            # its summary part is added with the first thinking text (none: the item has no summary)
+            return self._event("response.output_item.added", {"output_index": item.index, "item": added})
         if isinstance(block, ir.ToolUseBlock):
             item = self._new(index, "fc_", "function_call")
             item.name, item.call_id = block.name, block.id
@@ -710,7 +718,9 @@ class StreamEncoder:
             item = self._new(index, "ws_", "web_search_call")
             raw_input = block.raw.get("input")
             item.name = str(raw_input.get("query") or "") if isinstance(raw_input, dict) else ""
-            added = {"id": item.id, "type": "web_search_call", "status": "in_progress"}
+            # ``action`` is required by the SDK's ResponseFunctionWebSearch; the query may come later
+            action: dict[str, Any] = {"type": "search"} | ({"query": item.name} if item.name else {})
+            added = {"id": item.id, "type": "web_search_call", "status": "in_progress", "action": action}
             return self._event("response.output_item.added", {"output_index": item.index, "item": added})
         return b""  # web search results and other server blocks: not output items of this API
 
@@ -718,6 +728,7 @@ class StreamEncoder:
         item = self._blocks.get(index)
         if item is None or not text:
             return b""
+        first = not item.parts
         item.parts.append(text)
         where = {"item_id": item.id, "output_index": item.index}
         if item.kind == "message":
@@ -726,7 +737,13 @@ class StreamEncoder:
             )
         if item.kind == "reasoning":
             self._thinking_chars += len(text)
-            return self._event(
+            out = b""
+            if first:
+                part = {"type": "summary_text", "text": ""}
+                out = self._event(
+                    "response.reasoning_summary_part.added", {**where, "summary_index": 0, "part": part}
+                )
+            return out + self._event(
                 "response.reasoning_summary_text.delta", {**where, "summary_index": 0, "delta": text}
             )
         if item.kind == "function_call":
@@ -747,7 +764,7 @@ class StreamEncoder:
             "id": item.id,
             "type": "web_search_call",
             "status": status,
-            "action": {"type": "search", "query": item.name},
+            "action": {"type": "search", "query": _search_query(item)},
         }
 
     def _close(self, index: int) -> bytes:
@@ -763,7 +780,7 @@ class StreamEncoder:
                 "response.output_text.done", {**where, "content_index": 0, "text": text, "logprobs": []}
             )
             out += self._event("response.content_part.done", {**where, "content_index": 0, "part": part})
-        elif item.kind == "reasoning" and not (item.encrypted or "").startswith(REDACTED_PREFIX):
+        elif item.kind == "reasoning" and text:  # a summary part was added (never for redacted thinking)
             part = {"type": "summary_text", "text": text}
             out += self._event(
                 "response.reasoning_summary_text.done", {**where, "summary_index": 0, "text": text}
@@ -774,7 +791,7 @@ class StreamEncoder:
         elif item.kind == "function_call":
             out += self._event("response.function_call_arguments.done", {**where, "arguments": text or "{}"})
         done = self._finished(item)
-        self._done.append(done)
+        self._done[item.index] = done
         return out + self._event("response.output_item.done", {"output_index": item.index, "item": done})
 
     # ------------------------------------------------------------------------------ the end
@@ -783,8 +800,9 @@ class StreamEncoder:
         out = b"".join(self._close(index) for index in sorted(self._blocks))  # blocks left open: ended here
         self._stopped = True
         status, details = _status(self._stop)
-        self._ctx.echo["output"] = self._done  # for the store of recent responses (previous_response_id)
-        response = _response_object(self._ctx, status, self._done, _usage(self._usage, self._thinking_chars))
+        output = [self._done[i] for i in sorted(self._done)]  # in output_index order, as they were added
+        self._ctx.echo["output"] = output  # for the store of recent responses (previous_response_id)
+        response = _response_object(self._ctx, status, output, _usage(self._usage, self._thinking_chars))
         response["incomplete_details"] = details
         kind = "response.completed" if status == "completed" else "response.incomplete"
         return out + self._event(kind, {"response": response})
@@ -796,10 +814,12 @@ class StreamEncoder:
             return b""
         out = self.start()
         self._stopped = True
-        partial = [self._finished(item, "incomplete") for item in self._blocks.values()]
+        items = self._done | {
+            item.index: self._finished(item, "incomplete") for item in self._blocks.values()
+        }
         error = {"code": _ERROR_CODES.get(info.type, "server_error"), "message": info.message}
         response = _response_object(
-            self._ctx, "failed", self._done + partial, _usage(self._usage, self._thinking_chars)
+            self._ctx, "failed", [items[i] for i in sorted(items)], _usage(self._usage, self._thinking_chars)
         )
         response["error"] = error
         return out + self._event("response.failed", {"response": response})
@@ -810,6 +830,20 @@ class StreamEncoder:
     def ping(self) -> bytes:
         """An SSE comment: clients skip it, proxies and load balancers see traffic."""
         return b"" if self._stopped else b": ping\n\n"
+
+
+def _search_query(item: _Item) -> str:
+    """A streamed web search's query: from its input, which Anthropic streams as ``input_json_delta``
+    after an empty start, else from the input its start carried."""
+    if item.parts:
+        try:
+            value = orjson.loads("".join(item.parts))
+        except orjson.JSONDecodeError:
+            value = None
+        query = value.get("query") if isinstance(value, dict) else None
+        if isinstance(query, str):
+            return query
+    return item.name
 
 
 _ERROR_CODES: Final = {
