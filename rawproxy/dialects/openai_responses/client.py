@@ -43,6 +43,7 @@ from ..openai_chat.client import (
     JSON_TOOL_NAME,
     _file_block,
     _image_block,
+    _number,
     _shown,
 )
 
@@ -333,15 +334,6 @@ def _reasoning(value: Any) -> ir.ThinkingConfig | None:
     if not isinstance(effort, str) or effort not in EFFORTS:
         raise ClientError(f"reasoning.effort: expected one of none, {', '.join(EFFORTS)}")
     return ir.ThinkingConfig(type="enabled", budget_tokens=EFFORTS[effort], effort=effort)
-
-
-def _number(data: dict[str, Any], key: str) -> float | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ClientError(f"{key}: expected a number")
-    return float(value)
 
 
 def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> ir.Request:
