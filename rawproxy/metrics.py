@@ -63,6 +63,8 @@ def _protocol(path: str) -> str:
         return "anthropic"
     if path.startswith("/v1/chat/completions"):
         return "openai"
+    if path.startswith("/v1/responses"):
+        return "openai_responses"
     return "other"
 
 

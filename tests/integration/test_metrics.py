@@ -123,3 +123,20 @@ def test_issue7_json_access_log(tmp_path: Path) -> None:
     assert access["method"] == "POST" and access["path"] == "/v1/messages" and access["status"] == 200
     assert access["upstream"] == "openai" and access["input_tokens"] == 12
     assert isinstance(access["duration_ms"], float) and access["time"].endswith("Z")
+
+
+async def test_issue8_responses_requests_are_model_traffic_too(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    proxy = await start(proxy_factory)
+    body = json.dumps({"model": "gpt-5", "input": "hi", "stream": True}).encode()
+    async with await HTTPConnection.open(proxy.host, proxy.port, timeout=T) as conn:
+        ok = await conn.request(
+            "POST", "/v1/responses", [("content-type", "application/json")], body, timeout=T
+        )
+    assert ok.status == 200 and b"response.completed" in ok.body
+    families = await get_metrics(proxy)
+    labels = {"protocol": "openai_responses", "upstream": "openai", "model": "gpt-5"}
+    assert samples(families["rawproxy_requests"], "rawproxy_requests_total", status="200", **labels) == [1.0]
+    ttft = families["rawproxy_time_to_first_token_seconds"]
+    assert samples(ttft, "rawproxy_time_to_first_token_seconds_count", **labels) == [1.0]
