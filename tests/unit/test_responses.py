@@ -1763,3 +1763,50 @@ def test_stream_reasoning_without_text_announces_no_summary_part() -> None:
     assert done["encrypted_content"] == "anthropic-signature:sig-only"
     whole = answer([ir.ThinkingBlock(thinking="", signature="sig-only"), ir.TextBlock(text="ok")], request)
     assert whole["output"][0]["summary"] == done["summary"]
+
+
+def test_allowed_tools_sends_only_the_listed_tools() -> None:
+    """tool_choice allowed_tools: the listed functions (a namespace's too) and web search go upstream,
+    the rest do not; mode required means some tool must be called."""
+    namespace = {
+        "type": "namespace",
+        "name": "crm",
+        "description": "d",
+        "tools": [{"type": "function", "name": "find"}, {"type": "function", "name": "drop"}],
+    }
+    tools = [WEATHER, {"type": "function", "name": "get_time"}, namespace, {"type": "web_search"}]
+    choice = {
+        "type": "allowed_tools",
+        "mode": "required",
+        "tools": [
+            {"type": "function", "name": "get_weather"},
+            {"type": "function", "name": "find", "namespace": "crm"},
+            {"type": "web_search"},
+        ],
+    }
+    request = parse(tools=tools, tool_choice=choice)
+    assert [t.name for t in request.tools] == ["get_weather", "crm__find", "web_search"]
+    assert request.tool_choice == ir.ToolChoice(type="any")
+    whole = parse(
+        tools=tools,
+        tool_choice={
+            "type": "allowed_tools",
+            "mode": "auto",
+            "tools": [{"type": "namespace", "name": "crm"}],
+        },
+    )
+    assert [t.name for t in whole.tools] == ["crm__find", "crm__drop"]
+    with pytest.raises(ClientError, match=r"^tool_choice\.tools"):
+        parse(tools=tools, tool_choice={"type": "allowed_tools", "mode": "auto"})
+
+
+def test_a_namespaced_function_choice_names_the_flattened_tool() -> None:
+    choice = {"type": "function", "name": "find", "namespace": "crm"}
+    namespace = {
+        "type": "namespace",
+        "name": "crm",
+        "description": "d",
+        "tools": [{"type": "function", "name": "find"}],
+    }
+    request = parse(tools=[namespace], tool_choice=choice)
+    assert request.tool_choice == ir.ToolChoice(type="tool", name="crm__find")

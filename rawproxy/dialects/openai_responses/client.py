@@ -317,10 +317,41 @@ def _parse_tool_choice(value: Any, parallel: Any) -> ir.ToolChoice | None:
         kind = {"auto": "auto", "required": "any", "none": "none"}[value]
         return ir.ToolChoice(type=kind, disable_parallel=disable_parallel)  # type: ignore[arg-type]
     if isinstance(value, dict) and value.get("type") == "function" and isinstance(value.get("name"), str):
-        return ir.ToolChoice(type="tool", name=value["name"], disable_parallel=disable_parallel)
+        space = value.get("namespace")
+        name = (
+            f"{space}{NAMESPACE_SEPARATOR}{value['name']}"
+            if isinstance(space, str) and space
+            else value["name"]
+        )
+        return ir.ToolChoice(type="tool", name=name, disable_parallel=disable_parallel)
     if isinstance(value, dict) and value.get("type") in WEB_SEARCH_TOOLS:
         return ir.ToolChoice(type="tool", name="web_search", disable_parallel=disable_parallel)
     raise ClientError("tool_choice: expected 'auto', 'required', 'none' or {'type': 'function', 'name': ...}")
+
+
+def _allowed_tools(value: Any, tools: list[ir.Tool]) -> list[ir.Tool]:
+    """``tool_choice: {"type": "allowed_tools", "tools": [...]}``: only the listed tools may be called, so
+    only they are sent upstream (neither upstream API has a way to list a tool it must not call)."""
+    listed = value.get("tools")
+    if not isinstance(listed, list):
+        raise ClientError("tool_choice.tools: expected a list of tools")
+    names: set[str] = set()
+    for i, entry in enumerate(listed):
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        if kind == "function" and isinstance(entry.get("name"), str):
+            space = entry.get("namespace")
+            names.add(
+                f"{space}{NAMESPACE_SEPARATOR}{entry['name']}"
+                if isinstance(space, str) and space
+                else entry["name"]
+            )
+        elif kind == "namespace" and isinstance(entry.get("name"), str):
+            names.update(t.name for t in tools if t.name.startswith(entry["name"] + NAMESPACE_SEPARATOR))
+        elif kind in WEB_SEARCH_TOOLS:
+            names.add("web_search")
+        else:
+            raise ClientError(f"tool_choice.tools[{i}]: expected a function, namespace or web_search tool")
+    return [t for t in tools if t.name in names]
 
 
 def _reasoning(value: Any) -> ir.ThinkingConfig | None:
@@ -355,7 +386,10 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
     messages = _parse_input(data.get("input"))
     namespaces: dict[str, list[str]] = {}
     tools = _parse_tools(data.get("tools"), namespaces)
-    tool_choice = _parse_tool_choice(data.get("tool_choice"), data.get("parallel_tool_calls"))
+    choice = data.get("tool_choice")
+    tool_choice = _parse_tool_choice(choice, data.get("parallel_tool_calls"))
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        tools = _allowed_tools(choice, tools)
     max_tokens = data.get("max_output_tokens")
     if max_tokens is not None and (
         isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
