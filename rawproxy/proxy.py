@@ -311,8 +311,7 @@ class App:
         self._keys = [k.encode() for k in config.api_keys]
         self._models_cache: tuple[float, list[str]] | None = None
         self._caps.clear()
-        if hasattr(self, "responses"):
-            self.responses.resize(config.responses_store)
+        self.responses.resize(config.responses_store)
 
     # ------------------------------------------------------------------------------ entry point
 
@@ -1080,9 +1079,13 @@ class _Relay:
         """Called by StreamWatch past ``max_stream_seconds``: a runaway stream ends as an upstream
         timeout would (decision 6)."""
         message = f"stream exceeded {self.limit:g} s"
-        self._failure = ProxyError(ir.ErrorInfo(status=504, type=ir.ErrorType.TIMEOUT, message=message))
+        self._abort(ProxyError(ir.ErrorInfo(status=504, type=ir.ErrorType.TIMEOUT, message=message)))
+
+    def _abort(self, failure: BaseException) -> None:
+        """End the stream with ``failure``, raised in run(): now, or as soon as run() has begun."""
+        self._failure = failure
         if self._resp is not None:
-            self._resp.abort(self._failure)
+            self._resp.abort(failure)
 
     def _emit(self, data: bytes, last: bool = False) -> None:
         out = self._feed(data)
@@ -1137,9 +1140,7 @@ class _Relay:
         try:
             self._flush_queued()
         except Exception as exc:  # a bug in translation: raised in the exchange's task, not lost
-            self._failure = exc
-            if self._resp is not None:
-                self._resp.abort(exc)
+            self._abort(exc)
 
     def _flush_queued(self) -> None:
         queued, self._queued = self._queued, None

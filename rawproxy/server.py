@@ -472,14 +472,15 @@ class Server:
             conn.receive_data(data)
 
     async def _next_head(
-        self, conn: h11.Connection, client: ClientConnection, held: int, primed: bool
+        self, conn: h11.Connection, client: ClientConnection, leftover: tuple[bytes, bool]
     ) -> tuple[h11.Event | type[h11.PAUSED] | object | None, int]:
-        """The next request head, and how many bytes h11 was given for it (``held`` of them before this
-        call; ``primed``: h11 holds input already, bytes or the end): the client may stay silent for
-        the keep-alive ``idle_timeout`` (None then), but once a head has begun it must be complete
-        within ``head_timeout`` (``_SLOW`` otherwise: a slowloris client holds a connection with a
-        head that never ends)."""
-        if primed:  # else h11 has nothing to parse yet: no call to learn that it needs data
+        """The next request head, and how many bytes h11 was given for it (``leftover``, what
+        ``_new_cycle`` gave it, among them): the client may stay silent for the keep-alive
+        ``idle_timeout`` (None then), but once a head has begun it must be complete within
+        ``head_timeout`` (``_SLOW`` otherwise: a slowloris client holds a connection with a head that
+        never ends)."""
+        held = len(leftover[0])
+        if held or leftover[1]:  # else h11 has nothing to parse yet: no call to learn that it needs data
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event, held  # pipelined: the whole head is here already
@@ -557,8 +558,7 @@ class Server:
             try:
                 self._idle.add(task)
                 try:
-                    held = len(leftover[0])
-                    event, fed = await self._next_head(conn, client, held, held > 0 or leftover[1])
+                    event, fed = await self._next_head(conn, client, leftover)
                 finally:
                     self._idle.discard(task)
                 if event is _SLOW:

@@ -44,6 +44,7 @@ from ..openai_chat.client import (
     _file_block,
     _image_block,
     _number,
+    _parse_chat_tool_choice,
     _shown,
 )
 
@@ -314,8 +315,7 @@ def _parse_tool_choice(value: Any, parallel: Any) -> ir.ToolChoice | None:
             return ir.ToolChoice(type="any", disable_parallel=disable_parallel)
         return ir.ToolChoice(type="auto", disable_parallel=True) if disable_parallel else None
     if value in ("auto", "required", "none"):
-        kind = {"auto": "auto", "required": "any", "none": "none"}[value]
-        return ir.ToolChoice(type=kind, disable_parallel=disable_parallel)  # type: ignore[arg-type]
+        return _parse_chat_tool_choice(value, parallel)  # the same words as Chat Completions'
     if isinstance(value, dict) and value.get("type") == "function" and isinstance(value.get("name"), str):
         space = value.get("namespace")
         name = (
