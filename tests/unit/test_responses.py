@@ -1810,3 +1810,10 @@ def test_a_namespaced_function_choice_names_the_flattened_tool() -> None:
     }
     request = parse(tools=[namespace], tool_choice=choice)
     assert request.tool_choice == ir.ToolChoice(type="tool", name="crm__find")
+
+
+@pytest.mark.parametrize("combinator", ["oneOf", "anyOf", "allOf"])
+def test_a_top_level_schema_combinator_is_refused_as_for_chat_completions(combinator: str) -> None:
+    tool = {"type": "function", "name": "f", "parameters": {combinator: [{"type": "object"}]}}
+    with pytest.raises(ClientError, match=r"^tools\[0\]\.parameters: oneOf, anyOf and allOf"):
+        parse(tools=[tool])

@@ -227,6 +227,18 @@ def _parse_chat_messages(value: Any) -> list[ir.Message]:
     return out
 
 
+def tool_schema(schema: Any, where: str) -> dict[str, Any]:
+    """A function tool's parameters as the input schema both upstreams take: none is an empty object;
+    a top-level oneOf, anyOf or allOf is refused, as Anthropic refuses it (O2A-R16)."""
+    if schema is None:
+        return {"type": "object", "properties": {}}
+    if not isinstance(schema, dict):
+        raise ClientError(f"{where}: expected an object")
+    if any(key in schema for key in ("oneOf", "anyOf", "allOf")):
+        raise ClientError(f"{where}: oneOf, anyOf and allOf are not supported at the top level")
+    return schema
+
+
 def _parse_chat_tools(value: Any) -> list[ir.Tool]:
     if value is None:
         return []
@@ -240,15 +252,7 @@ def _parse_chat_tools(value: Any) -> list[ir.Tool]:
         function = tool.get("function")
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise ClientError(f"tools[{i}].function.name: field required")
-        schema = function.get("parameters")
-        if schema is None:
-            schema = {"type": "object", "properties": {}}
-        if not isinstance(schema, dict):
-            raise ClientError(f"tools[{i}].function.parameters: expected an object")
-        if any(key in schema for key in ("oneOf", "anyOf", "allOf")):  # Anthropic's own rule (O2A-R16)
-            raise ClientError(
-                f"tools[{i}].function.parameters: oneOf, anyOf and allOf are not supported at the top level"
-            )
+        schema = tool_schema(function.get("parameters"), f"tools[{i}].function.parameters")
         description = function.get("description")
         tools.append(
             ir.Tool(

@@ -46,6 +46,7 @@ from ..openai_chat.client import (
     _number,
     _parse_chat_tool_choice,
     _shown,
+    tool_schema,
 )
 
 log = logging.getLogger("rawproxy")
@@ -261,11 +262,7 @@ def _parse_input(value: Any) -> list[ir.Message]:
 
 
 def _function_tool(tool: dict[str, Any], where: str, name: str) -> ir.Tool:
-    schema = tool.get("parameters")
-    if schema is None:
-        schema = {"type": "object", "properties": {}}
-    if not isinstance(schema, dict):
-        raise ClientError(f"{where}.parameters: expected an object")
+    schema = tool_schema(tool.get("parameters"), f"{where}.parameters")
     description = tool.get("description")
     return ir.Tool(
         name=name, description=description if isinstance(description, str) else None, input_schema=schema
