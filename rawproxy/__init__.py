@@ -31,6 +31,6 @@ def __getattr__(name: str) -> Any:
 
 async def serve(config: Config) -> None:
     """Run the proxy with ``config`` until cancelled (on ``config.host``/``config.port``)."""
-    from .server import serve as _serve
+    from .service import serve as _serve
 
     await _serve(config)

@@ -8,48 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 from collections.abc import Callable, Sequence
 
 from . import __version__
 from .config import Config, ConfigError
-
-
-class _JSONFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message; an access line's fields instead of its
-    text (``extra={"access": ...}``)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        import orjson
-
-        line: dict[str, object] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-        }
-        fields = getattr(record, "access", None)
-        if isinstance(fields, dict):
-            line.update(fields)
-        else:
-            line["message"] = record.getMessage()
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(line).decode()
-
-
-def _setup_logging(level: str, style: str = "text") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if style == "json":
-        formatter = _JSONFormatter()
-        formatter.converter = time.gmtime
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(formatter)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs every request URL at INFO
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+from .config.logs import setup_logging
 
 
 def _raise_file_limit() -> None:
@@ -78,7 +41,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 async def _run(config: Config, argv: Sequence[str]) -> None:
-    from .server import install_signal_handlers, serve
+    from .service import install_signal_handlers, serve
 
     stop = asyncio.Event()
     install_signal_handlers(stop)
@@ -113,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .workers import run as run_workers
 
         return run_workers(args, config.workers, config.host, config.port, config.grace_seconds)
-    _setup_logging(config.log_level, config.log_format)
+    setup_logging(config.log_level, config.log_format)
     if config.inspect:  # panels as they are, on stderr, whatever the log level and format
         panels = logging.getLogger("rawproxy.inspect")
         handler = logging.StreamHandler(sys.stderr)

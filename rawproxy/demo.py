@@ -20,7 +20,7 @@ import orjson
 from .config import Config
 from .fake_upstream import FakeUpstream, Script, ToolCall
 from .routing import ModelRoutes
-from .server import serve
+from .service import serve
 from .sse import SSEDecoder
 
 SCRIPT = Script(

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from . import upstream as upstream_client
+from . import client as upstream_client
 from .config import Config, ConfigError, claude_code_environment
 from .errors import ProxyError
 from .routing import Router, Upstream
@@ -205,7 +205,7 @@ def check(
     report.section("Configuration")
     try:
         config = Config.from_env(argv, environ=environ)
-        router = Router(config)
+        router = config.router()
     except (ConfigError, ValueError) as exc:
         report.problem(str(exc))
         return 2, report.text()

@@ -33,7 +33,7 @@ class Proxy:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> Proxy:
-        from .server import serve
+        from .service import serve
 
         ready: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
 

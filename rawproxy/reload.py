@@ -7,9 +7,12 @@ arrives from then on; requests in flight keep the upstreams they were routed to,
 started on the old configuration finishes on it.
 
 The file is polled (its size, mtime and inode, every ``reload_interval`` seconds) rather than watched
-with inotify: one ``stat`` a second costs nothing and needs no dependency. Settings the running server
-cannot change (the listening address, size limits, the upstream client's timeouts) are logged as
-needing a restart.
+with inotify: one ``stat`` a second costs nothing and needs no dependency.
+
+Which settings a reload applies is the SETTINGS table's to say (config/settings.py, ``live``): the rest
+(the listening address, the upstream client's timeouts, the worker count ...) are read once at start, and
+a change to any of them is logged by name as needing a restart. A changed ``log_level`` or
+``log_format`` is applied to the logging ``python -m rawproxy`` set up (config/logs.py).
 """
 
 from __future__ import annotations
@@ -19,35 +22,40 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from .config import Config
+from .config.logs import apply_logging
+from .config.settings import restart_only
 from .errors import ConfigError
-from .proxy import App
+from .routing import Upstream
 
-__all__ = ["Reloader"]
+__all__ = ["RESTART_ONLY", "Reloadable", "Reloader"]
 
 log = logging.getLogger("rawproxy")
 
-# Read once, when the server starts: a change needs a restart.
-RESTART_ONLY = (
-    "host",
-    "port",
-    "max_head_bytes",
-    "max_body_bytes",
-    "idle_timeout",
-    "timeout",
-    "connect_timeout",
-    "ping_interval",
-    "grace_seconds",
-    "log_level",
-)
+# Read once, when the server starts: a change needs a restart (the table's rows with live=False).
+RESTART_ONLY = restart_only()
+
+
+class Reloadable(Protocol):
+    """What the reloader drives (the exchange's ``App``): typed here, so reload needs no import of it."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def upstreams(self) -> Mapping[str, Upstream]: ...
+
+    def use(self, config: Config) -> None:
+        """Serve new requests with ``config``; raises ValueError when it cannot route."""
 
 
 class Reloader:
     """Keeps ``app`` on the newest valid configuration that ``build`` returns."""
 
-    def __init__(self, app: App, build: Callable[[], Config]) -> None:
+    def __init__(self, app: Reloadable, build: Callable[[], Config]) -> None:
         self.app = app
         self.build = build
         self.reloads = 0  # configurations taken, after the first
@@ -74,6 +82,8 @@ class Reloader:
         changed = [name for name in RESTART_ONLY if getattr(config, name) != getattr(old, name)]
         if changed:
             log.warning("changed settings that take effect on restart only: %s", ", ".join(changed))
+        if (config.log_level, config.log_format) != (old.log_level, old.log_format):
+            apply_logging(config.log_level, config.log_format)
         log.info(
             "configuration reloaded (%s): %d upstreams, %d routes",
             why,

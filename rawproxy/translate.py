@@ -11,7 +11,7 @@ the caller: it becomes the client dialect's in-stream error event, and the strea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
@@ -27,8 +27,8 @@ __all__ = [
     "Prepared",
     "StreamTranslator",
     "estimate_input_tokens",
-    "fallback_profile",
     "prepare_request",
+    "response_as_stream",
 ]
 
 
@@ -78,28 +78,19 @@ def estimate_input_tokens(prepared: Prepared) -> None:
         prepared.ctx.input_tokens = tokens.estimate_request_tokens(prepared.request)
 
 
-def fallback_profile(prepared: Prepared, error_body: bytes) -> Profile | None:
-    """A2O-R16 / A2O-S23: the profile for one retry without a field the upstream rejected with a 400,
-    when we sent that field; None when a retry would not help."""
-    profile = prepared.ctx.profile
-    if (
-        profile.replay_reasoning
-        and b"reasoning_content" in error_body
-        and b'"reasoning_content"' in prepared.body
-    ):
-        return replace(profile, replay_reasoning=False)
-    if profile.stream_usage and b"stream_options" in error_body and b'"stream_options"' in prepared.body:
-        return replace(profile, stream_usage=False)
-    return None
-
-
 class Translator(Protocol):
-    """What the proxy's stream pump needs: bytes in, bytes out."""
+    """What the exchange's relay needs of a stream: bytes in, bytes out, and what it learnt on the way."""
 
-    usage: ir.Usage | None
+    @property
+    def usage(self) -> ir.Usage | None: ...
+    @property
+    def error(self) -> ir.ErrorInfo | None: ...  # the failure the stream itself reported, if any
+    @property
+    def observes(self) -> bool: ...  # observe() wants each chunk after it went to the client
 
     def start(self) -> bytes: ...
     def feed(self, chunk: bytes) -> bytes: ...
+    def observe(self, chunk: bytes) -> None: ...
     def close(self) -> bytes: ...
     def fail(self, info: ir.ErrorInfo) -> bytes: ...
     def ping(self) -> bytes: ...
@@ -109,6 +100,8 @@ class StreamTranslator:
     """Upstream SSE bytes -> client SSE bytes, event by event."""
 
     __slots__ = ("_decoder", "_encoder", "_failed", "_sse", "error")
+
+    observes = False  # what it learns, it learns while translating
 
     def __init__(self, client: ClientDialect, upstream: UpstreamDialect, ctx: ir.Context) -> None:
         self._sse = SSEDecoder()
@@ -172,6 +165,9 @@ class StreamTranslator:
     def ping(self) -> bytes:
         return self._encoder.ping()
 
+    def observe(self, chunk: bytes) -> None:
+        """Nothing to learn after the fact: feed() read every event."""
+
 
 class Passthrough:
     """Same dialect on both sides: the upstream's bytes, untouched.
@@ -182,6 +178,9 @@ class Passthrough:
     """
 
     __slots__ = ("_dialect", "_encoder", "_sse", "_tail", "usage")
+
+    observes = True  # usage is read after the bytes went out, so the first byte waits for nothing
+    error: ir.ErrorInfo | None = None  # the upstream's own error events are relayed, not retried
 
     def __init__(self, dialect: Dialect, ctx: ir.Context) -> None:
         self._dialect = dialect
@@ -221,3 +220,30 @@ class Passthrough:
 
     def ping(self) -> bytes:
         return b""
+
+
+def response_as_stream(client: ClientDialect, response: ir.Response, ctx: ir.Context) -> bytes:
+    """A whole response rendered as the events of a stream (for upstreams that ignore stream:true)."""
+    encoder = client.StreamEncoder(ctx)
+    opening = encoder.start()
+    out: list[ir.StreamEvent] = [ir.MessageStart(response.id, response.model, response.usage)]
+    for index, block in enumerate(response.content):
+        if isinstance(block, ir.TextBlock):
+            out += [ir.BlockStart(index, ir.TextBlock(text="")), ir.TextDelta(index, block.text)]
+        elif isinstance(block, ir.ThinkingBlock):
+            out += [
+                ir.BlockStart(index, ir.ThinkingBlock(thinking="")),
+                ir.ThinkingDelta(index, block.thinking),
+            ]
+            if block.signature:  # kept: a client replays the block with it (decision 1)
+                out.append(ir.SignatureDelta(index, block.signature))
+        elif isinstance(block, ir.RedactedThinkingBlock):
+            out.append(ir.BlockStart(index, block))
+        elif isinstance(block, ir.ToolUseBlock):
+            start = ir.ToolUseBlock(id=block.id, name=block.name, input={})
+            out += [ir.BlockStart(index, start), ir.InputJsonDelta(index, orjson.dumps(block.input).decode())]
+        else:
+            continue
+        out.append(ir.BlockStop(index))
+    out += [ir.MessageDelta(response.stop_reason, response.stop_sequence, response.usage), ir.MessageStop()]
+    return opening + b"".join(encoder.encode(ev) for ev in out)

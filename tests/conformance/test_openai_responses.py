@@ -435,7 +435,7 @@ async def test_r8_hosted_web_search(
 ) -> None:
     """Anthropic's web search server tool for an Anthropic upstream; dropped, with a warning, for an
     OpenAI-compatible one (a 400 would break every Codex request)."""
-    from rawproxy.dialects.openai_chat import upstream as openai_upstream
+    from rawproxy.dialects.openai_chat import upstream_request as openai_upstream
 
     monkeypatch.setattr(openai_upstream, "_DROPPED_SERVER_TOOLS", set())  # said once a process: from now
     proxy = await start(proxy_factory, fake, upstream)

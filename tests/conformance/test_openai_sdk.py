@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.dialects.openai_chat.client import JSON_TOOL_NAME
+from rawproxy.dialects.openai_chat import JSON_TOOL_NAME
 from rawproxy.fake_upstream import DEFAULT_MODELS, FakeUpstream, Script, ToolCall
 from rawproxy.routing import ModelRoutes
 

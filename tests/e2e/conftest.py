@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-CLAUDE_VERSION = "2.1.330"
+CLAUDE_VERSION = "2.1.332"
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = Path(__file__).resolve().parent / "install-claude-code.sh"
 DEFAULT_BIN = REPO / ".e2e" / "node_modules" / ".bin" / "claude"

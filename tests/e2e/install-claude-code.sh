@@ -7,7 +7,7 @@
 # Needs node and npm on PATH and access to the npm registry; safe to run again (no-op when installed).
 set -euo pipefail
 
-CC_VERSION=2.1.330
+CC_VERSION=2.1.332
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 dir=$repo/.e2e

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.integration
 
 LINE = re.compile(
     r"^(?P<rid>\d{6}) POST /v1/messages model=(?P<client>\S+)->(?P<upstream>\S+) status=(?P<status>\d+) "
-    r"ttft=(?P<ttft>[\d.]+ms|-) dur=(?P<dur>[\d.]+)ms in=(?P<inp>\S+) out=(?P<out>\S+) cached=(?P<cached>\S+)$"
+    r"ttft=(?P<ttft>[\d.]+ms|-) dur=(?P<dur>[\d.]+)ms in=(?P<inp>\S+) out=(?P<out>\S+) cached=(?P<cached>\S+)"
+    r"(?: error=(?P<error>\S+))?$"
 )
 
 
@@ -43,3 +44,4 @@ async def test_one_line_per_request_with_models_status_ttft_and_tokens(proxy_fac
     assert first["ttft"] != "-" and (first["inp"], first["cached"]) == ("60", "40")
     assert int(first["out"]) > 0
     assert second["status"] == "429" and second["rid"] != first["rid"]
+    assert first["error"] is None and second["error"] == "upstream_status"  # whose fault the 429 was

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.config_file import Route, UpstreamSpec
+from rawproxy.config.file import Route, UpstreamSpec
 from rawproxy.fake_upstream import FakeUpstream
 
 from .rawhttp import ANTHROPIC, HTTPConnection, T

@@ -12,7 +12,7 @@ import pytest
 
 from rawproxy.config import Config
 from rawproxy.fake_upstream import FakeUpstream
-from rawproxy.server import serve
+from rawproxy.service import serve
 
 from ..config_examples import ISSUE5_EXAMPLE as EXAMPLE
 

@@ -66,7 +66,7 @@ async def test_issue7_metrics_count_requests_tokens_ttft_and_errors(
 
 
 async def test_issue7_metrics_model_label_is_bounded(proxy_factory: Any, fake: FakeUpstream) -> None:
-    from rawproxy import metrics
+    from rawproxy.observe import metrics
 
     proxy = await start(proxy_factory)
     app_metrics = metrics.Metrics()

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.config_file import Route, UpstreamSpec
+from rawproxy.config.file import Route, UpstreamSpec
 from rawproxy.fake_upstream import FakeUpstream, RecordedRequest
 
 from .rawhttp import HTTPConnection, Response, parse_sse, text_of

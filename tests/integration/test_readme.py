@@ -106,13 +106,13 @@ async def test_python_anthropic_sdk_recipe(proxy_factory, fake) -> None:
 def test_issue5_readme_config_example_loads_and_routes_as_documented(tmp_path: Path) -> None:
     """The README's complete configuration file loads as written and routes as the README says."""
     from rawproxy.config import Config
-    from rawproxy.routing import RequestFacts, Router
+    from rawproxy.routing import RequestFacts
 
     path = tmp_path / "rawproxy.toml"
     path.write_text(recipe("toml", "# rawproxy.toml:"))
     env = {"OPENAI_KEY_1": "k1", "OPENAI_KEY_2": "k2", "AZURE_OPENAI_KEY": "ka", "MY_ANTHROPIC_KEY": "kc"}
     config = Config.from_env(["--config", str(path)], environ=env, dotenv=None)
-    router = Router(config)
+    router = config.router()
     assert list(router.upstreams) == ["openai", "local", "azure", "claude", "team-gateway"]
 
     def decide(model: str, **body: object) -> tuple[str, str, str]:

@@ -1,5 +1,7 @@
 """Issue 5, hot reload (rawproxy/reload.py): SIGHUP and a changed ``--config`` file switch new requests
-to the new configuration while streams in flight finish on the old one; a bad file changes nothing."""
+to the new configuration while streams in flight finish on the old one; a bad file changes nothing. Which
+settings a reload applies is the SETTINGS table's ``live``: a live one is in effect at once, a change to
+any other is logged by name as needing a restart."""
 
 from __future__ import annotations
 
@@ -14,16 +16,20 @@ from typing import Any
 import pytest
 
 from rawproxy.config import Config
+from rawproxy.config import logs as config_logs
 from rawproxy.fake_upstream import FakeUpstream, Script
-from rawproxy.server import serve
+from rawproxy.reload import Reloader
+from rawproxy.routing import Upstream
+from rawproxy.service import serve
 
 STREAMS = 50
 WORDS = "one two three four five six seven eight"
 
 
-def config_text(upstream: FakeUpstream, model: str, *, extra: str = "") -> str:
+def config_text(upstream: FakeUpstream, model: str, *, extra: str = "", top: str = "") -> str:
     return f"""
 reload_interval = 0.05
+{top}
 
 [[upstreams]]
 name = "main"
@@ -40,14 +46,15 @@ model = "{model}"
 
 
 class Running:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, argv: tuple[str, ...] = ("--port", "0")) -> None:
         self.path = path
+        self.argv = argv
         self.url = ""
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     def build(self) -> Config:
-        return Config.from_env(["--config", str(self.path), "--port", "0"], environ={}, dotenv=None)
+        return Config.from_env(["--config", str(self.path), *self.argv], environ={}, dotenv=None)
 
     async def start(self) -> None:
         ready: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
@@ -124,6 +131,10 @@ def refused(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "configuration not reloaded" in r.getMessage()]
 
 
+def restart_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "on restart only" in r.getMessage()]
+
+
 async def test_issue5_reload_under_50_streams_drops_none(
     running: Running, fake: FakeUpstream, second: FakeUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -198,3 +209,107 @@ async def test_issue5_bad_reload_keeps_the_old_configuration_serving(
     assert says in message and str(running.path) in message
     assert text == "Hello from the fake upstream."
     assert last_models(fake, 2) == ["old-model", "fixed-model"]
+
+
+# ------------------------------------------------------------------------------------ the reload rules
+
+
+async def test_live_settings_changed_by_a_reload_are_in_effect_and_not_called_restart_only(
+    running: Running, fake: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """max_connections is live: after the reload, one connection open is the new maximum and a second
+    is refused with 503 by the running server."""
+    caplog.set_level(logging.INFO, logger="rawproxy")
+    rewrite(running.path, config_text(fake, "old-model", top="max_connections = 1\nretry_backoff = 0.25"))
+    await wait_for(lambda: reloaded(caplog) == 1)
+    assert restart_warnings(caplog) == []
+    host, port = running.url.removeprefix("http://").rsplit(":", 1)
+    _, held = await asyncio.open_connection(host, int(port))  # counted: the new maximum
+    try:
+        await asyncio.sleep(0.05)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET / HTTP/1.1\r\nhost: proxy\r\n\r\n")
+        status = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+    finally:
+        held.close()
+    assert status.split()[1] == b"503"
+
+
+async def test_a_restart_only_setting_changed_by_a_reload_is_logged_by_name(
+    tmp_path: Path, fake: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="rawproxy")
+    path = tmp_path / "rawproxy.toml"
+    path.write_text(config_text(fake, "old-model", top="port = 0"))
+    proxy = Running(path, argv=())  # the port from the file alone
+    await proxy.start()
+    try:
+        rewrite(path, config_text(fake, "new-model", top="port = 18999\nworkers = 2\nretry_backoff = 0.25"))
+        await wait_for(lambda: reloaded(caplog) == 1)
+    finally:
+        proxy.stop.set()
+        assert proxy.task is not None
+        await asyncio.wait_for(proxy.task, 10)
+    assert restart_warnings(caplog) == ["changed settings that take effect on restart only: port, workers"]
+
+
+class StubApp:
+    """What the Reloader drives (reload.Reloadable), without a server."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.upstreams: dict[str, Upstream] = config.router().upstreams
+
+    def use(self, config: Config) -> None:
+        self.upstreams = config.router().upstreams
+        self.config = config
+
+
+def test_the_reloader_takes_a_live_setting_without_a_restart_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rawproxy")
+    app = StubApp(Config.from_flags("--port", "0"))
+    new = Config.from_flags("--port", "0", "--max-connections", "7", "--head-timeout", "3")
+    assert Reloader(app, lambda: new).reload("test")
+    assert (app.config.max_connections, app.config.head_timeout) == (7, 3)
+    assert restart_warnings(caplog) == []
+
+
+def test_the_reloader_names_each_restart_only_setting_changed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="rawproxy")
+    app = StubApp(Config.from_flags("--port", "0"))
+    new = Config.from_flags("--port", "9", "--timeout", "5", "--inspect", "--log-bodies")
+    assert Reloader(app, lambda: new).reload("test")
+    assert restart_warnings(caplog) == [
+        "changed settings that take effect on restart only: port, timeout, inspect"
+    ]
+
+
+def test_a_reload_applies_a_changed_log_format_and_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The logging ``python -m rawproxy`` set up (config/logs.py) follows log_level and log_format."""
+    root = logging.getLogger()
+    saved = (root.level, [(h, h.formatter) for h in root.handlers])
+    monkeypatch.setitem(config_logs._state, "configured", True)
+    app = StubApp(Config.from_flags("--port", "0"))
+    new = Config.from_flags("--port", "0", "--log-level", "debug", "--log-format", "json")
+    try:
+        assert Reloader(app, lambda: new).reload("test")
+        assert root.level == logging.DEBUG
+        assert root.handlers and all(
+            isinstance(h.formatter, config_logs.JSONFormatter) for h in root.handlers
+        )
+    finally:
+        root.setLevel(saved[0])
+        for handler, formatter in saved[1]:
+            handler.setFormatter(formatter)
+
+
+def test_without_its_own_logging_setup_a_reload_leaves_the_logging_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(config_logs._state, "configured", False)  # embedded: the program's logging
+    level = logging.getLogger().level
+    assert config_logs.apply_logging("debug", "json") is False
+    assert logging.getLogger().level == level

@@ -31,7 +31,7 @@ from typing import Any, Literal
 import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.config_file import Route, Target, UpstreamSpec
+from rawproxy.config.file import Route, Target, UpstreamSpec
 from rawproxy.fake_upstream import FakeUpstream, Script
 
 from .rawhttp import HTTPConnection, Response, SSEEvent, anthropic_event, openai_chunk, parse_sse, text_of

@@ -38,13 +38,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import httpx
 import pytest
 
-from rawproxy import upstream as upstream_module
+from rawproxy.client import Client, make_client, open_stream
+from rawproxy.client.faults import FAULTS, Silent, fault, map_exception
+from rawproxy.client.pool import ConnectionPool
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.config_file import Route, UpstreamSpec
+from rawproxy.config.file import Route, UpstreamSpec
+from rawproxy.errors import ClientError
 from rawproxy.fake_upstream import FakeUpstream, Script
-from rawproxy.transport import ConnectionPool
 
 from .rawhttp import HTTPConnection, SSEEvent, anthropic_event, openai_chunk, parse_sse, text_of
 
@@ -534,14 +537,14 @@ async def battery(
 ) -> Battery:
     """A proxy with four upstreams (OpenAI and Anthropic on the fake, and one of each on a closed
     port), its upstream connection pool, and the log."""
-    clients: list[upstream_module.Client] = []
-    make = upstream_module.make_client
+    clients: list[Client] = []
+    init = Client.__init__
 
-    def spy(**settings: Any) -> upstream_module.Client:
-        clients.append(make(**settings))
-        return clients[-1]
+    def spy(self: Client, **settings: Any) -> None:  # on the class: whichever module the server makes it by
+        init(self, **settings)
+        clients.append(self)
 
-    monkeypatch.setattr(upstream_module, "make_client", spy)
+    monkeypatch.setattr(Client, "__init__", spy)
     dead = f"http://127.0.0.1:{_closed_port()}"
     upstreams = (
         _upstream("openai", "openai", fake.url),
@@ -713,7 +716,7 @@ async def run_case(battery: Battery, case: Case) -> None:
     tries = 0 if script is None else 1
     if script is not None and script.reset and battery.pool.idle_connections:
         # A reused connection closed before any byte of the answer looks like one the upstream had
-        # closed while idle: the transport tries once more on a new connection (transport.py).
+        # closed while idle: the pool tries once more on a new connection (client/pool.py).
         tries = 2
     for _ in range(tries):
         fake.enqueue(script)  # type: ignore[arg-type]
@@ -884,6 +887,135 @@ def test_the_battery_covers_every_fault_in_every_direction() -> None:
     assert len({(c.group, c.id) for c in CASES}) == len(CASES)
 
 
+# ------------------------------------------------------------- the fault table (client/faults.py)
+
+_REQ = httpx.Request("POST", "http://upstream.test/v1/chat/completions")
+REFUSED = "could not connect to the upstream: [Errno 111] Connection refused"
+
+# (exception, fault kind, status, canonical type, message): each row of FAULTS met at least once
+FAULT_TABLE: list[tuple[BaseException, str, int, str, str]] = [
+    (Silent(), "upstream_timeout", 504, "timeout_error", "upstream timed out"),
+    (
+        TimeoutError(),
+        "upstream_unreachable",
+        502,
+        "api_error",
+        "could not connect to the upstream: timed out",
+    ),
+    (ConnectionRefusedError(111, "Connection refused"), "upstream_unreachable", 502, "api_error", REFUSED),
+    (
+        socket.gaierror(-2, "Name or service not known"),
+        "upstream_unreachable",
+        502,
+        "api_error",
+        "could not connect to the upstream: [Errno -2] Name or service not known",
+    ),
+    (
+        httpx.ConnectTimeout("timed out", request=_REQ),
+        "upstream_unreachable",
+        502,
+        "api_error",
+        "could not connect to the upstream: timed out",
+    ),
+    (
+        httpx.PoolTimeout("no connection free", request=_REQ),
+        "upstream_unreachable",
+        529,
+        "overloaded_error",
+        "too many upstream requests in flight",
+    ),
+    (
+        httpx.ReadTimeout("timed out", request=_REQ),
+        "upstream_timeout",
+        504,
+        "timeout_error",
+        "upstream timed out",
+    ),
+    (
+        httpx.WriteTimeout("timed out", request=_REQ),
+        "upstream_timeout",
+        504,
+        "timeout_error",
+        "upstream timed out",
+    ),
+    (
+        httpx.ConnectError("[Errno 111] Connection refused", request=_REQ),
+        "upstream_unreachable",
+        502,
+        "api_error",
+        REFUSED,
+    ),
+    (
+        httpx.RemoteProtocolError(
+            "peer closed connection without sending complete message body", request=_REQ
+        ),
+        "upstream_protocol",
+        502,
+        "api_error",
+        "upstream connection failed: peer closed connection without sending complete message body",
+    ),
+    (
+        httpx.ReadError("Connection reset by peer", request=_REQ),
+        "upstream_protocol",
+        502,
+        "api_error",
+        "upstream connection failed: Connection reset by peer",
+    ),
+    (
+        httpx.ReadError("", request=_REQ),  # no message: the class names what happened
+        "upstream_protocol",
+        502,
+        "api_error",
+        "upstream connection failed: ReadError",
+    ),
+    (
+        httpx.WriteError("Broken pipe", request=_REQ),
+        "upstream_protocol",
+        502,
+        "api_error",
+        "upstream connection failed: Broken pipe",
+    ),
+    (
+        httpx.UnsupportedProtocol("Request URL has an unsupported protocol 'ftp://'.", request=_REQ),
+        "upstream_protocol",
+        502,
+        "api_error",
+        "upstream request failed: UnsupportedProtocol: Request URL has an unsupported protocol 'ftp://'.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "status", "etype", "message"),
+    FAULT_TABLE,
+    ids=[f"{type(row[0]).__name__}-{i}" for i, row in enumerate(FAULT_TABLE)],
+)
+def test_the_fault_table_types_every_exception_the_client_meets(
+    exc: BaseException, kind: str, status: int, etype: str, message: str
+) -> None:
+    err = fault(exc)
+    assert (err.kind, err.info.status, err.info.type, err.info.message) == (kind, status, etype, message)
+    assert type(err).kind == kind  # a class per fault, never the abstract ProxyError
+    if isinstance(exc, httpx.HTTPError):
+        assert map_exception(exc).info == err.info
+
+
+def test_the_fault_table_cases_meet_every_row_and_nothing_else_is_typed() -> None:
+    rows = [getattr(httpx, m) if isinstance(m, str) else m for m, _ in FAULTS]
+    first = {next(i for i, cls in enumerate(rows) if isinstance(exc, cls)) for exc, *_ in FAULT_TABLE}
+    assert first == set(range(len(rows)))
+    with pytest.raises(TypeError):
+        fault(ValueError("a bug, not an upstream fault"))
+
+
+def test_a_header_http11_cannot_carry_is_the_clients_error() -> None:
+    client = make_client(connect_timeout=1, read_timeout=1)
+    with pytest.raises(ClientError) as info:
+        open_stream(client, "POST", "http://127.0.0.1:9/v1/x", headers=[("x-note", "a\r\nhost: evil")])
+    assert (info.value.kind, info.value.info.status) == ("client", 400)
+    assert info.value.info.message == "illegal header for the upstream: b'x-note'"
+
+
 # ----------------------------------------------------------------------- the whole battery, one proxy
 
 
@@ -892,6 +1024,7 @@ class Snapshot:
     tasks: int
     connections: int
     idle: int
+    watched: int  # exchanges whose read timeout the pool's ticker still keeps
     fds: int
 
 
@@ -900,6 +1033,7 @@ def snapshot(pool: ConnectionPool) -> Snapshot:
         len(asyncio.all_tasks()),
         pool.open_connections,
         pool.idle_connections,
+        len(pool.watch),
         len(os.listdir("/proc/self/fd")),
     )
 
@@ -947,6 +1081,7 @@ async def test_the_whole_battery_in_one_proxy_leaves_nothing_behind(battery: Bat
     await warm(battery)
     before = await steady(battery.pool)
     assert before.connections == before.idle == 1, before
+    assert before.watched == 0, before
     for case in CASES:
         try:
             await run_case(battery, case)

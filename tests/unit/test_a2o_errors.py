@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from rawproxy import ir
+from rawproxy.client import map_exception
 from rawproxy.dialects import anthropic_messages, openai_chat
 from rawproxy.errors import ClientError, ProxyError, UpstreamProtocolError
-from rawproxy.upstream import map_exception
 
 
 def render(status: int, body: bytes) -> tuple[int, dict[str, Any]]:

@@ -615,17 +615,18 @@ def test_a2o_r16_replay_can_be_switched_off_for_deepseek() -> None:
 
 
 def test_a2o_r16_upstream_rejecting_reasoning_content_gets_one_retry_without_it() -> None:
-    from rawproxy.translate import fallback_profile  # the retry decision is pure
+    from rawproxy.exchange.retry import rewrite_for  # the retry decision is pure
 
     prepared = prepare(THINKING_HISTORY, profile=profile_for("deepseek"), upstream_model="deepseek-reasoner")
     assert b'"reasoning_content"' in prepared.body
     error = b'{"error":{"message":"Unknown field: reasoning_content","type":"invalid_request_error"}}'
-    fallback = fallback_profile(prepared, error)
+    fallback = rewrite_for(prepared, 400, error)
     assert fallback is not None and not fallback.replay_reasoning
     retried = prepare(THINKING_HISTORY, profile=fallback, upstream_model="deepseek-reasoner")
     assert b"reasoning_content" not in retried.body
     # an unrelated 400 is not retried
-    assert fallback_profile(prepared, b'{"error":{"message":"bad max_tokens"}}') is None
+    assert rewrite_for(prepared, 400, b'{"error":{"message":"bad max_tokens"}}') is None
+    assert rewrite_for(prepared, 500, error) is None  # only a 400 says the field was refused
 
 
 def test_a2o_r16_thinking_never_dumped_into_text() -> None:

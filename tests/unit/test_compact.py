@@ -1,4 +1,4 @@
-"""Issue 5 item 7 (prompt compression): rawproxy/compact.py. Pure.
+"""Issue 5 item 7 (prompt compression): rawproxy/dialects/_compact.py and each dialect's ``compact_body``. Pure.
 
 Opt-in compaction of very long system prompts for small local models: whitespace squeezed and a short,
 documented list of Claude Code boilerplate lines dropped, never tool schemas or user messages.
@@ -14,7 +14,11 @@ from typing import Any, cast
 import orjson
 import pytest
 
-from rawproxy.compact import DEFAULT_THRESHOLD, compact_anthropic_body, compact_openai_body, compact_text
+from rawproxy.dialects import openai_responses
+from rawproxy.dialects._compact import DEFAULT_THRESHOLD, compact_text
+from rawproxy.dialects.anthropic_messages import compact_body as compact_anthropic_body
+from rawproxy.dialects.openai_chat import compact_body as compact_openai_body
+from rawproxy.dialects.openai_responses import compact_body as compact_responses_body
 
 FIXTURES = Path(__file__).parent / "fixtures" / "claude_code"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.json"))
@@ -414,6 +418,145 @@ def test_openai_threshold_ignores_user_text() -> None:
     assert dumps(body) == before
 
 
+# ------------------------------------------------------------------------- OpenAI Responses bodies
+#
+# The Codex CLI's system text is ``instructions`` plus ``developer`` message items whose parts are
+# ``input_text``; before compaction lived in the dialects, a compact route shortened nothing here.
+
+CODEX_FIXTURE = Path(__file__).parents[1] / "conformance" / "fixtures" / "codex-0.171.0-request.json"
+
+
+def responses_body() -> dict[str, Any]:
+    return {
+        "model": "gpt-5-codex",
+        "instructions": long_prompt(BILLING + "\n\n\n") + "\n\n\n",
+        "input": [
+            {
+                "type": "message",
+                "role": "developer",
+                "content": [
+                    {"type": "input_text", "text": "# Environment\n" + MODEL_LINE + "\n - Shell:  bash"}
+                ],
+            },
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": BILLING + "\nkeep   my  spaces\n\n\n"}],
+            },
+            {"type": "function_call", "call_id": "call_1", "name": "shell", "arguments": '{"cmd":  "ls"}'},
+            {"type": "function_call_output", "call_id": "call_1", "output": ENVIRONMENT + "\n\n\n"},
+            {"type": "reasoning", "summary": [{"type": "summary_text", "text": BILLING + "  x"}]},
+            {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "Ok.  " + MODEL_LINE}],
+            },
+            {"role": "system", "content": BILLING},  # an item without a type is a message
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "name": "shell",
+                "description": BILLING + "\nRun   it.",
+                "parameters": {"type": "object"},
+            },
+            {"type": "web_search"},
+        ],
+        "store": False,
+        "include": ["reasoning.encrypted_content"],
+    }
+
+
+def test_responses_instructions_and_developer_items_are_compacted() -> None:
+    body = responses_body()
+    assert compact_responses_body(body) is True
+    assert body["instructions"] == long_prompt()
+    assert body["input"][0] == {
+        "type": "message",
+        "role": "developer",
+        "content": [{"type": "input_text", "text": "# Environment\n - Shell: bash"}],
+    }
+    # the trailing system item was nothing but the billing line
+    assert [item.get("role", item.get("type")) for item in body["input"]] == [
+        "developer",
+        "user",
+        "function_call",
+        "function_call_output",
+        "reasoning",
+        "assistant",
+    ]
+
+
+def test_responses_user_assistant_and_function_items_and_tools_are_byte_identical() -> None:
+    body = responses_body()
+    before = copy.deepcopy(body)
+    assert compact_responses_body(body) is True
+    assert dumps(body["tools"]) == dumps(before["tools"])
+    kept = [item for item in before["input"] if item.get("role") not in ("developer", "system")]
+    assert dumps(
+        [item for item in body["input"] if item.get("role") not in ("developer", "system")]
+    ) == dumps(kept)
+    assert {k: v for k, v in body.items() if k not in ("instructions", "input")} == {
+        k: v for k, v in before.items() if k not in ("instructions", "input")
+    }
+
+
+def test_responses_below_threshold_is_untouched() -> None:
+    body = responses_body()
+    before = dumps(body)
+    assert compact_responses_body(body, threshold=10**9) is False
+    assert dumps(body) == before
+
+
+def test_responses_threshold_counts_instructions_and_developer_items_together() -> None:
+    half = FILLER * (DEFAULT_THRESHOLD // len(FILLER) // 2 + 1)
+    developer = {"role": "developer", "content": [{"type": "input_text", "text": half + "a  b"}]}
+    body: dict[str, Any] = {"instructions": half + "c  d", "input": [developer]}
+    assert len(body["instructions"]) < DEFAULT_THRESHOLD
+    assert compact_responses_body(body) is True
+    assert body["instructions"].endswith("\nc d")
+    assert body["input"][0]["content"][0]["text"].endswith("\na b")
+
+
+def test_responses_threshold_ignores_user_text() -> None:
+    body: dict[str, Any] = {"instructions": BILLING + "\nshort", "input": long_prompt(BILLING + "\n")}
+    before = dumps(body)
+    assert compact_responses_body(body) is False
+    assert dumps(body) == before
+
+
+def test_responses_string_input_is_the_users_and_is_left_alone() -> None:
+    body: dict[str, Any] = {"instructions": long_prompt(BILLING + "\n"), "input": BILLING + "\nfix   it"}
+    assert compact_responses_body(body) is True
+    assert body == {"instructions": long_prompt(), "input": BILLING + "\nfix   it"}
+
+
+def test_responses_instructions_left_with_nothing_are_removed() -> None:
+    developer = {"type": "message", "role": "developer", "content": long_prompt()}
+    body: dict[str, Any] = {"instructions": BILLING, "input": [developer]}
+    assert compact_responses_body(body) is True
+    assert body == {"input": [developer]}
+
+
+def test_a_real_codex_request_is_compacted_keeping_tools_and_user_items() -> None:
+    original = load_fixture(CODEX_FIXTURE)["body"]
+    body = copy.deepcopy(original)
+    assert compact_responses_body(body) is True
+    assert len(dumps(body)) < len(dumps(original))
+    assert dumps(body["tools"]) == dumps(original["tools"])
+    users = [item for item in original["input"] if item.get("role") == "user"]
+    assert dumps([item for item in body["input"] if item.get("role") == "user"]) == dumps(users)
+    for before, after in zip(original["input"], body["input"], strict=True):
+        if before.get("role") == "developer":
+            for old, new in zip(before["content"], after["content"], strict=True):
+                assert removed_lines(old["text"], new["text"]) == []  # whitespace only: nothing dropped
+    again = copy.deepcopy(body)
+    assert compact_responses_body(again) is False  # idempotent
+    assert again == body
+    # what is left is still a request the dialect reads
+    assert openai_responses.parse_request_data(body).messages
+
+
 # ------------------------------------------------------------------------ real Claude Code captures
 
 
@@ -506,6 +649,21 @@ def test_malformed_messages_are_left_as_is(messages: Any) -> None:
         before = dumps(body)
         assert compact(body, threshold=0) is False
         assert dumps(body) == before
+    # the Responses API: its already compact instructions run the walk over the same items, as system
+    # items and as developer ones
+    developer = (
+        [
+            {**m, "role": "developer"} if isinstance(m, dict) and m.get("role") == "system" else m
+            for m in messages
+        ]
+        if isinstance(messages, list)
+        else messages
+    )
+    for items in (messages, developer):
+        body = {"instructions": long_prompt(), "input": copy.deepcopy(items)}
+        before = dumps(body)
+        assert compact_responses_body(body, threshold=0) is False
+        assert dumps(body) == before
 
 
 def test_malformed_parts_survive_next_to_compacted_ones() -> None:
@@ -519,7 +677,7 @@ def test_malformed_parts_survive_next_to_compacted_ones() -> None:
     assert body["messages"] == [{"role": "system", "content": junk}, 5]
 
 
-@pytest.mark.parametrize("compact", [compact_anthropic_body, compact_openai_body])
+@pytest.mark.parametrize("compact", [compact_anthropic_body, compact_openai_body, compact_responses_body])
 @pytest.mark.parametrize("data", [None, [], "body", 3])
 def test_a_body_that_is_not_a_dict_is_left_alone(compact: Any, data: Any) -> None:
     assert compact(cast(dict[str, Any], data), threshold=0) is False

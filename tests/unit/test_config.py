@@ -1,4 +1,5 @@
-"""Config.from_env: defaults, precedence (flag > RAWPROXY_* env > .env > OPENAI_API_KEY), validation, secrets.
+"""Config.from_env: defaults, precedence (flag > RAWPROXY_* env > .env > OPENAI_API_KEY), validation, secrets;
+the flags of the OpenAI-client / Anthropic-upstream path; and the SETTINGS table every setting is a row of.
 
 Every test passes ``environ`` and ``dotenv`` explicitly, so neither the real environment nor a ``.env``
 in the working directory can leak in.
@@ -6,9 +7,11 @@ in the working directory can leak in.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,10 +19,16 @@ from rawproxy import __version__
 from rawproxy.config import (
     DEFAULT_ANTHROPIC_UPSTREAM,
     DEFAULT_OPENAI_UPSTREAM,
+    LIMIT_FLAGS,
+    SETTINGS,
     Config,
     ConfigError,
+    build_parser,
     read_dotenv,
 )
+from rawproxy.config.file import _TOP as FILE_KEYS
+from rawproxy.config.settings import NOT_IN_TABLE, restart_only
+from rawproxy.reload import RESTART_ONLY
 
 
 def make(
@@ -375,3 +384,199 @@ def test_unknown_flag_exits() -> None:
     with pytest.raises(SystemExit) as excinfo:
         make(["--no-such-flag"])
     assert excinfo.value.code == 2
+
+
+# ------------------------------------------------------------ OpenAI clients and Anthropic upstreams
+# The flags of the OpenAI-client / Anthropic-upstream path, and which upstreams are in use.
+
+
+def load(argv: list[str], environ: dict[str, str] | None = None, dotenv: Path | None = None) -> Config:
+    return Config.from_env(argv, environ or {}, dotenv=dotenv)
+
+
+def test_defaults_of_the_anthropic_side() -> None:
+    config = load([])
+    assert config.anthropic_upstream == DEFAULT_ANTHROPIC_UPSTREAM
+    assert config.anthropic_key is None
+    assert config.client_profile == "none"
+    assert config.upstream_headers == ()
+    assert config.system_prompt is None
+    assert config.default_max_tokens == 16384
+    assert config.auto_cache is True
+
+
+def test_every_anthropic_side_flag() -> None:
+    config = load(
+        [
+            "--anthropic-upstream", "https://plan.example.com/anthropic",
+            "--anthropic-key", "sk-ant-flag",
+            "--client-profile", "claude-cli",
+            "--upstream-header", "X-One: 1",
+            "--upstream-header", "anthropic-beta: a,b",
+            "--system-prompt", "Be brief.",
+            "--default-max-tokens", "2048",
+            "--no-auto-cache",
+        ]
+    )  # fmt: skip
+    assert config.anthropic_base == "https://plan.example.com/anthropic"
+    assert config.anthropic_key == "sk-ant-flag"
+    assert config.client_profile == "claude-cli"
+    assert config.upstream_headers == (("X-One", "1"), ("anthropic-beta", "a,b"))
+    assert config.system_prompt == "Be brief."
+    assert config.default_max_tokens == 2048
+    assert config.auto_cache is False
+
+
+def test_environment_dotenv_and_fallback_key(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("RAWPROXY_CLIENT_PROFILE=claude-code\nANTHROPIC_API_KEY=sk-from-dotenv\n")
+    config = load([], {"RAWPROXY_SYSTEM_PROMPT": "env prompt", "RAWPROXY_NO_AUTO_CACHE": "1"}, dotenv)
+    assert config.client_profile == "claude-code"
+    assert config.anthropic_key == "sk-from-dotenv"  # ANTHROPIC_API_KEY is the documented fallback
+    assert config.system_prompt == "env prompt" and config.auto_cache is False
+    # the RAWPROXY_ variable wins over the fallback, and a flag over both
+    assert load([], {"ANTHROPIC_API_KEY": "a", "RAWPROXY_ANTHROPIC_KEY": "b"}).anthropic_key == "b"
+    assert load(["--anthropic-key", "c"], {"RAWPROXY_ANTHROPIC_KEY": "b"}).anthropic_key == "c"
+
+
+def test_upstream_headers_from_the_environment_one_per_line() -> None:
+    config = load([], {"RAWPROXY_UPSTREAM_HEADER": "X-A: 1\nanthropic-beta: x,y\n"})
+    assert config.upstream_headers == (("X-A", "1"), ("anthropic-beta", "x,y"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--upstream-header", "no colon here"],
+        ["--upstream-header", ": no name"],
+        ["--default-max-tokens", "0"],
+        ["--default-max-tokens", "many"],
+        ["--anthropic-upstream", "ftp://x"],
+        ["--port", "18999", "--anthropic-upstream", "http://127.0.0.1:18999"],
+    ],
+)
+def test_bad_values_are_configuration_errors(argv: list[str]) -> None:
+    with pytest.raises(ConfigError):
+        load(argv)
+
+
+def test_unknown_client_profile_is_refused() -> None:
+    with pytest.raises(SystemExit):  # argparse choices
+        load(["--client-profile", "claude-desktop"])
+    with pytest.raises(ConfigError):
+        Config(client_profile="claude-desktop")
+
+
+@pytest.mark.parametrize(
+    ("settings", "openai", "anthropic"),
+    [
+        ({}, True, False),  # nothing configured: the OpenAI default
+        ({"openai_key": "k"}, True, False),
+        ({"anthropic_key": "k"}, False, True),
+        ({"anthropic_upstream": "http://127.0.0.1:9"}, False, True),
+        ({"anthropic_key": "k", "openai_key": "k"}, True, True),
+        ({"anthropic_key": "k", "openai_upstream": "http://127.0.0.1:9/v1"}, True, True),
+    ],
+)
+def test_which_upstreams_are_in_use(settings: dict[str, str], openai: bool, anthropic: bool) -> None:
+    config = Config(**settings)  # type: ignore[arg-type]
+    assert (config.openai_enabled, config.anthropic_enabled) == (openai, anthropic)
+
+
+def test_anthropic_base_tolerates_a_v1_suffix() -> None:
+    assert Config(anthropic_upstream="https://x.example.com/v1/").anthropic_base == "https://x.example.com"
+
+
+def test_summary_shows_the_new_settings_but_no_secret() -> None:
+    config = Config(
+        anthropic_key="sk-ant-SECRET", upstream_headers=(("x-token", "TOKEN-SECRET"),), system_prompt="p"
+    )
+    summary = str(config.summary())
+    assert "SECRET" not in summary and "SECRET" not in repr(config)
+    assert config.summary()["upstream_header_names"] == ["x-token"]
+    assert config.summary()["anthropic_upstream"] == DEFAULT_ANTHROPIC_UPSTREAM
+    assert config.summary()["openai_upstream"] is None
+    assert DEFAULT_OPENAI_UPSTREAM not in summary
+
+
+# ------------------------------------------------------------------------------ the SETTINGS table
+# Every setting is one row; these keep the table, the Config fields and what is built from them agreed,
+# so a new setting cannot be half added.
+
+ROWS = {setting.name: setting for setting in SETTINGS}
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def test_every_config_field_is_a_row_or_listed_as_outside_the_table() -> None:
+    parts = {setting.part_of for setting in SETTINGS if setting.part_of}
+    outside = set(FIELDS) - set(ROWS)
+    assert outside == set(NOT_IN_TABLE), "a Config field is neither a row of SETTINGS nor in NOT_IN_TABLE"
+    assert parts <= set(NOT_IN_TABLE)
+    assert len(NOT_IN_TABLE) <= 6  # a short list: a new setting belongs in the table
+    for setting in SETTINGS:  # and every row sets a field, or a part of one
+        assert setting.name in FIELDS or setting.part_of in FIELDS, setting.name
+    assert len(ROWS) == len(SETTINGS), "two rows of one name"
+
+
+def test_every_row_can_be_set_and_says_whether_a_reload_applies_it() -> None:
+    for setting in SETTINGS:
+        assert setting.flag or setting.env or setting.file, f"{setting.name}: no flag, variable or file key"
+        assert isinstance(setting.live, bool), setting.name
+        assert setting.help, setting.name
+        assert setting.kind in ("value", "switch", "special"), setting.name
+        if not setting.live:  # the reload compares restart-only settings field by field
+            assert setting.part_of is None and setting.name in FIELDS, setting.name
+    assert set(RESTART_ONLY) == set(restart_only()) == {s.name for s in SETTINGS if not s.live}
+    assert {"host", "port", "timeout", "connect_timeout", "grace_seconds", "workers"} <= set(RESTART_ONLY)
+    for live in ("head_timeout", "max_connections", "retry_backoff", "log_level", "log_format", "api_keys"):
+        assert live not in RESTART_ONLY
+
+
+def test_the_defaults_are_the_tables() -> None:
+    config = Config()
+    for setting in SETTINGS:
+        if setting.part_of is None:
+            assert getattr(config, setting.name) == setting.default, setting.name
+
+
+def test_secret_rows_are_exactly_the_fields_kept_out_of_repr() -> None:
+    hidden = {name for name, f in FIELDS.items() if not f.repr}
+    assert hidden == {setting.name for setting in SETTINGS if setting.secret}
+
+
+def test_the_parser_and_the_file_keys_are_built_from_the_table() -> None:
+    flags = {a.dest: a.option_strings for a in build_parser()._actions if a.option_strings}
+    for setting in SETTINGS:
+        if setting.flag is None:
+            assert setting.name not in flags
+        else:
+            assert flags[setting.name] == [setting.flag]
+    assert set(FILE_KEYS) == {s.name for s in SETTINGS if s.file} - {"force_model"}  # a table of the file
+    assert [name for name, _ in LIMIT_FLAGS] == [
+        "connect_timeout",
+        "idle_timeout",
+        "head_timeout",
+        "max_stream_seconds",
+        "max_connections",
+        "max_head_bytes",
+        "max_body_bytes",
+        "grace_seconds",
+    ]
+
+
+def test_each_check_of_the_table_refuses_its_bad_value() -> None:
+    for setting in SETTINGS:
+        if setting.check is None or setting.part_of is not None:
+            continue
+        bad: dict[str, Any] = {setting.name: {str: "no-such-choice", int: -1, float: -1.0}[setting.type]}
+        if setting.name == "port":
+            bad["port"] = 70000
+        with pytest.raises(ConfigError):
+            Config(**bad)
+        assert setting.check(setting.default) is None, setting.name
+
+
+def test_summary_shows_each_row_that_says_how_and_the_files_tables() -> None:
+    summary = Config().summary()
+    shown = [setting.shown[0] for setting in SETTINGS if setting.shown]
+    assert list(summary) == [*shown, "upstreams", "routes", "rules"]

@@ -1,4 +1,4 @@
-"""The ``--config FILE`` TOML file: rawproxy/config_file.py (load, parse, parse_target) and how
+"""The ``--config FILE`` TOML file: rawproxy/config/file.py (load, parse, parse_target) and how
 Config.from_env merges it (flag > RAWPROXY_* env > .env > file > default) and lists upstreams.
 
 Every test passes ``environ`` and ``dotenv`` explicitly, so neither the real environment nor a ``.env``
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from rawproxy import config_file
 from rawproxy.config import Config, ConfigError
-from rawproxy.config_file import DEFAULT_LONG_CONTEXT, Route, Rules, Target, UpstreamSpec, parse_target
-from rawproxy.routing import RequestFacts, Router
+from rawproxy.config import file as config_file
+from rawproxy.config.file import DEFAULT_LONG_CONTEXT, Route, Rules, Target, UpstreamSpec, parse_target
+from rawproxy.routing import RequestFacts
 
 from ..config_examples import ISSUE5_EXAMPLE as EXAMPLE
 
@@ -126,12 +126,12 @@ def test_a2o_r32_issue_example_file_routes_as_written(
     tmp_path: Path, dialect: Any, body: dict[str, Any], model: str, expected: tuple[str, str, str]
 ) -> None:
     config = from_file(tmp_path, EXAMPLE, environ={"MY_ANTHROPIC_KEY": "k"})
-    decision = Router(config).decide(model, RequestFacts({**body, "model": model}, dialect))
+    decision = config.router().decide(model, RequestFacts({**body, "model": model}, dialect))
     assert (decision.upstream.name, decision.model, decision.why) == expected
 
 
 def test_issue_example_file_upstreams_carry_their_keys_urls_and_identity(tmp_path: Path) -> None:
-    router = Router(from_file(tmp_path, EXAMPLE, environ={"MY_ANTHROPIC_KEY": "k"}))
+    router = from_file(tmp_path, EXAMPLE, environ={"MY_ANTHROPIC_KEY": "k"}).router()
     cheap, claude = router.upstreams["cheap"], router.upstreams["claude"]
     assert cheap.url("/chat/completions", "small-model") == "http://127.0.0.1:18081/v1/chat/completions"
     assert ("authorization", "Bearer sk-cheap") in cheap.call_headers()

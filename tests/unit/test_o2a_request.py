@@ -18,8 +18,9 @@ from rawproxy import ir
 from rawproxy.config import Config
 from rawproxy.dialects import anthropic_messages, openai_chat
 from rawproxy.errors import ClientError
-from rawproxy.proxy import App
+from rawproxy.exchange.completion import apply_defaults
 from rawproxy.routing import ModelRoutes, resolve_model
+from rawproxy.translate import prepare_request
 
 from .openai_sse import UPSTREAM_MODEL, prepare, upstream_body
 
@@ -143,12 +144,21 @@ def test_o2a_r01_hoisting_merges_the_turns_around_a_system_message() -> None:
 
 
 def _apply_defaults(body: dict[str, Any], **config: Any) -> dict[str, Any]:
-    """O2A-R02 lives in the proxy (``App._apply_defaults``), not in the dialect: run it the way
-    ``App._completion`` does between parsing and ``prepare_request``."""
-    app = App(Config(anthropic_key="k", **config), None)  # type: ignore[arg-type]
+    """O2A-R02 lives in the exchange (``completion.apply_defaults``), not in the dialect: run it the way
+    a translated try does between parsing and ``prepare_request``."""
+    settings = Config(anthropic_key="k", **config)
+    up = settings.router().upstreams["anthropic"]
     request = openai_chat.parse_request(orjson.dumps(body))
-    app._apply_defaults(request)
-    prepared = app._prepare(openai_chat, request, UPSTREAM_MODEL, app.upstreams["anthropic"], cap=None)
+    apply_defaults(request, settings)
+    prepared = prepare_request(
+        openai_chat,
+        up.dialect,
+        request,
+        upstream_model=UPSTREAM_MODEL,
+        profile=up.profile,
+        max_output_tokens=None,
+        auto_cache=settings.auto_cache,
+    )
     result: dict[str, Any] = orjson.loads(prepared.body)
     return result
 

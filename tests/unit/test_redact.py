@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from rawproxy.redact import KEEP, redacted_body
+from rawproxy.observe.redact import KEEP, redacted_body
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""proxy._Relay, the stream pump's callback side: the first token of a read goes out at once, the rest of
+"""exchange.relay.Relay, the stream pump's callback side: the first token of a read goes out at once, the rest of
 that read on the event loop's next turn (so that other streams' first tokens, read in the same turn, go
 before it), and nothing is reordered or lost on the way."""
 
@@ -11,11 +11,10 @@ from typing import Any
 import orjson
 
 from rawproxy import ir
-from rawproxy.config import Config
+from rawproxy._types import AccessRecord
 from rawproxy.dialects import anthropic_messages, openai_chat
-from rawproxy.proxy import AccessRecord, App, _Relay
+from rawproxy.exchange.relay import Relay, Streams
 from rawproxy.translate import StreamTranslator
-from rawproxy.upstream import make_client
 
 
 class Sink:
@@ -58,14 +57,12 @@ def chunk(finish: str | None = None, **delta: Any) -> bytes:
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
-async def relay_and_sink() -> tuple[_Relay, Sink]:
-    config = Config.from_flags("--openai-upstream", "http://127.0.0.1:9/v1", "--openai-key", "k")
-    app = App(config, make_client(connect_timeout=1, read_timeout=1))
+async def relay_and_sink() -> tuple[Relay, Sink]:
     ctx = ir.Context(client_model="claude-sonnet-4-6", upstream_model="gpt")
     translator = StreamTranslator(anthropic_messages, openai_chat, ctx)
     sink = Sink()
     record = AccessRecord(rid="1", method="POST", path="/v1/messages", received=time.perf_counter())
-    relay = _Relay(app, translator, sink, record, keepalive=False)  # type: ignore[arg-type]
+    relay = Relay(Streams(10.0), translator, sink, record, limit=3600.0, keepalive=False)  # type: ignore[arg-type]
     sink.hold(translator.start())
     return relay, sink
 

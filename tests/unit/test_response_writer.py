@@ -200,7 +200,7 @@ async def test_a_streams_head_from_its_template_is_the_head_built_field_by_field
 ) -> None:
     """``begin(200, SSE_HEADERS)`` takes a prebuilt head: byte for byte what the same fields give when
     built one by one (a copy of the list), for every kind of response the template must not serve."""
-    from rawproxy.proxy import SSE_HEADERS
+    from rawproxy._types import SSE_HEADERS
 
     kwargs = {"head_only": False, **kwargs}
     fast, fast_wire = make(**kwargs)

@@ -22,7 +22,7 @@ import pytest
 
 from rawproxy import ir
 from rawproxy.dialects import openai_responses
-from rawproxy.dialects.openai_responses.client import (
+from rawproxy.dialects.openai_responses import (
     JSON_OBJECT_INSTRUCTION,
     JSON_TOOL_NAME,
     StreamEncoder,
@@ -504,7 +504,7 @@ def test_reasoning_encrypted_content_not_ours_is_no_signature() -> None:
 
 
 def test_reasoning_max_effort_is_the_largest_budget() -> None:
-    from rawproxy.dialects.openai_responses.client import EFFORTS
+    from rawproxy.dialects.openai_responses import EFFORTS
 
     thinking = parse(reasoning={"effort": "max"}).thinking
     assert thinking is not None and thinking.budget_tokens == max(EFFORTS.values())

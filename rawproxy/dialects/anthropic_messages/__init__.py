@@ -2,36 +2,26 @@
 
 Reference: docs.claude.com/en/api/messages and /en/api/messages-streaming.
 
-``client.py`` serves Anthropic-API clients (Claude Code, the Anthropic SDKs): it parses their requests
-and builds their answers and stream events. ``upstream.py`` talks to an Anthropic upstream: it builds its
-requests and parses its answers, errors and streams. This package exposes both under the names of the
-dialect contract (``dialects.Dialect``).
+One module per role and job. The client role serves Anthropic-API clients (Claude Code, the Anthropic
+SDKs): ``client_request`` parses their requests (and compacts a raw body's system prompt),
+``client_response`` builds their answers and errors, ``client_stream`` their stream events. The upstream
+role talks to an Anthropic upstream: ``upstream_request`` builds its requests, ``upstream_response``
+parses its answers and errors, ``upstream_stream`` its streams. What another dialect needs too is in
+``dialects._common``. This package exposes it all under the names of the dialect contract
+(``dialects.Dialect``).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from .client import (
-    StreamEncoder,
-    build_error,
-    build_response,
-    error_type_for_status,
-    message_id,
-    parse_request,
-    parse_request_data,
-)
-from .upstream import (
-    MISSING_RESULT_TEXT,
-    UPSTREAM_PATH,
-    StreamDecoder,
-    build_request,
-    event_usage,
-    parse_error,
-    parse_response,
-    parse_usage,
-    tool_name_map,
-)
+from .._common import MISSING_RESULT_TEXT, error_type_for_status
+from .client_request import compact_body, parse_request, parse_request_data
+from .client_response import build_error, build_response, message_id
+from .client_stream import StreamEncoder
+from .upstream_request import UPSTREAM_PATH, build_request, tool_name_map
+from .upstream_response import event_usage, parse_error, parse_response, parse_usage
+from .upstream_stream import StreamDecoder
 
 NAME: Final = "anthropic_messages"
 PATHS: tuple[str, ...] = ("/v1/messages",)
@@ -46,6 +36,7 @@ __all__ = [
     "build_error",
     "build_request",
     "build_response",
+    "compact_body",
     "error_type_for_status",
     "event_usage",
     "message_id",

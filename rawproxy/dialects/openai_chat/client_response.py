@@ -1,0 +1,91 @@
+"""OpenAI Chat Completions, the client role, answers: IR -> a whole ``chat.completion``.
+
+Answers repeat the client's model name; usage counts cached prompt tokens in ``prompt_tokens`` and apart
+in ``prompt_tokens_details.cached_tokens`` (O2A-N05). The error shape is the Responses API's too
+(``dialects._common.build_openai_error``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+import orjson
+
+from ... import ir
+from ...ids import random_hex
+
+
+def created_now() -> int:
+    return int(time.time())
+
+
+# O2A-N04: Anthropic stop reasons -> OpenAI finish reasons.
+FINISH_REASONS: Final = {
+    ir.StopReason.END_TURN: "stop",
+    ir.StopReason.STOP_SEQUENCE: "stop",
+    ir.StopReason.MAX_TOKENS: "length",
+    ir.StopReason.TOOL_USE: "tool_calls",
+    ir.StopReason.REFUSAL: "content_filter",
+    ir.StopReason.MODEL_CONTEXT_WINDOW_EXCEEDED: "length",
+    ir.StopReason.PAUSE_TURN: "stop",
+    ir.StopReason.COMPACTION: "length",
+}
+
+
+def usage_dict(usage: ir.Usage) -> dict[str, Any]:
+    """O2A-N05: prompt tokens include the cached ones, which are also reported apart."""
+    prompt = usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": prompt + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_input_tokens},
+    }
+
+
+def completion_id(source_id: str | None) -> str:
+    return "chatcmpl-" + (source_id.removeprefix("msg_") if source_id else random_hex(24))
+
+
+def build_response(resp: ir.Response, ctx: ir.Context) -> bytes:
+    texts: list[str] = []
+    thoughts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    finish = FINISH_REASONS.get(resp.stop_reason, "stop")
+    json_answer = False
+    for block in resp.content:
+        if isinstance(block, ir.TextBlock):
+            texts.append(block.text)
+        elif isinstance(block, ir.ThinkingBlock):
+            thoughts.append(block.thinking)  # O2A-N03; redacted thinking is dropped
+        elif isinstance(block, ir.ToolUseBlock):
+            arguments = orjson.dumps(block.input).decode()
+            if ctx.json_tool is not None and block.name == ctx.json_tool:
+                texts.append(arguments)  # response_format json_schema: the answer is the tool input
+                json_answer = True
+            else:
+                calls.append(
+                    {
+                        "id": block.id,
+                        "type": "function",
+                        "function": {"name": block.name, "arguments": arguments},
+                    }
+                )
+    if json_answer and not calls:
+        finish = "stop"  # the forced answer tool is the answer, not a call to make
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    if calls:
+        message["tool_calls"] = calls
+    if thoughts:
+        message["reasoning_content"] = "".join(thoughts)
+    return orjson.dumps(
+        {
+            "id": completion_id(resp.id),
+            "object": "chat.completion",
+            "created": created_now(),
+            "model": ctx.client_model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": usage_dict(resp.usage),
+        }
+    )

@@ -1,0 +1,329 @@
+"""OpenAI Chat Completions, the upstream role, streams: ``chat.completion.chunk`` SSE events -> IR events.
+
+``StreamDecoder`` is a small state machine over chunks. It opens a block lazily when content of a new
+kind arrives, maps each ``tool_calls[i].index`` to a block of its own, starts a tool block as soon as
+its name is known (a streamed tool call is as fast as streamed text), holds the arguments of a second
+call while the first is still open (blocks cannot interleave), and ends with ``message_delta`` once
+usage is known or the stream says ``[DONE]``. A stream that stops without a finish reason ends in an
+error event, never in a fake ``end_turn`` (A2O-S13).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from ... import ir
+from ...errors import UpstreamProtocolError
+from ...sse import SSEEvent
+from ...toolcalls import client_tool_id, parse_arguments
+from .._common import SHAPE_ERRORS, stream_ended_early
+from .upstream_response import (
+    FINISH_REASONS,
+    content_parts,
+    matched_stop,
+    parse_usage,
+    reasoning_text,
+    stream_error,
+)
+
+log = logging.getLogger("rawproxy")
+
+
+class _Call:
+    __slots__ = ("args", "block", "closed", "emitted", "id", "name", "order")
+
+    def __init__(self, order: int) -> None:
+        self.order = order
+        self.id: str | None = None
+        self.name: str | None = None
+        self.args = ""  # everything received
+        self.emitted = 0  # how much of `args` the client has seen
+        self.block: int | None = None
+        self.closed = False
+
+
+def _call_order(call: _Call) -> int:
+    return call.order
+
+
+class StreamDecoder:
+    """OpenAI ``chat.completion.chunk`` SSE events -> IR stream events. See the module docstring."""
+
+    def __init__(self, ctx: ir.Context) -> None:
+        self.ctx = ctx
+        self.usage: ir.Usage | None = None
+        self._started = False
+        self._next_index = 0
+        self._open_kind: str | None = None  # "text" | "thinking" | "tool"
+        self._open_call: _Call | None = None
+        self._calls: dict[int, _Call] = {}
+        self._unstarted = 0  # calls without a block yet: usually none, asked on every fragment
+        self._finish: ir.StopReason | None = None
+        self._stop_sequence: str | None = None
+        self._done = False
+        self._refused = False  # the upstream sent a refusal: the stop reason is "refusal" (A2O-N11)
+        self._out_chars = 0  # for an output estimate when the upstream reports no usage
+        self._buffer_args = ctx.profile.buffer_tool_args
+
+    # ---- block helpers
+
+    def _close_open(self, out: list[ir.StreamEvent]) -> None:
+        if self._open_kind is None:
+            return
+        call = self._open_call
+        if call is not None:
+            if self._buffer_args and call.args:  # A2O-S22: the whole, repaired arguments, before the stop
+                fixed = orjson.dumps(parse_arguments(call.args, call.id or "")).decode()
+                out.append(ir.InputJsonDelta(call.block or 0, fixed))
+                call.emitted = len(call.args)
+            elif call.emitted == 0:  # a client JSON-parses "" as an error: send the empty object
+                out.append(ir.InputJsonDelta(call.block or 0, "{}"))
+            call.closed = True
+            self._open_call = None
+        out.append(ir.BlockStop(self._next_index - 1))
+        self._open_kind = None
+
+    def _open(self, kind: str, block: Any, out: list[ir.StreamEvent]) -> int:
+        self._close_open(out)
+        index = self._next_index
+        self._next_index += 1
+        self._open_kind = kind
+        out.append(ir.BlockStart(index, block))
+        return index
+
+    def _start_call(self, call: _Call, out: list[ir.StreamEvent]) -> None:
+        name = call.name or ""
+        block = ir.ToolUseBlock(
+            id=client_tool_id(call.id), name=self.ctx.tool_names.get(name, name), input={}
+        )
+        call.block = self._open("tool", block, out)
+        self._unstarted -= 1
+        self._open_call = call
+        self._emit_args(call, out)
+
+    def _emit_args(self, call: _Call, out: list[ir.StreamEvent]) -> None:
+        if self._buffer_args or call.emitted == len(call.args):
+            return
+        out.append(ir.InputJsonDelta(call.block or 0, call.args[call.emitted :]))
+        call.emitted = len(call.args)
+
+    def _pending(self) -> list[_Call]:
+        """Calls not started yet, in the order they first appeared (asked on every argument fragment:
+        usually there are none)."""
+        if not self._unstarted:
+            return []
+        pending = [c for c in self._calls.values() if c.block is None]
+        if len(pending) > 1:
+            pending.sort(key=_call_order)
+        return pending
+
+    def _open_call_complete(self) -> bool:
+        call = self._open_call
+        if call is None:
+            return True
+        try:
+            orjson.loads(call.args)
+        except orjson.JSONDecodeError:
+            return False
+        return True
+
+    def _advance_calls(self, out: list[ir.StreamEvent]) -> None:
+        """Start waiting calls whose name is known, one at a time, when nothing incomplete is open."""
+        for call in self._pending():
+            if call.name is None or not self._open_call_complete():
+                return
+            self._start_call(call, out)
+
+    def _flush_calls(self, out: list[ir.StreamEvent]) -> None:
+        """End of message: every call reaches the client, in index order, complete."""
+        for call in self._pending():
+            if call.name is None:
+                log.warning("tool call %s never received a name", call.id or "?")
+                call.name = "unknown_tool"
+            self._start_call(call, out)
+
+    # ---- chunk handling
+
+    def _tool_delta(self, position: int, tc: dict[str, Any], out: list[ir.StreamEvent]) -> None:
+        index = tc.get("index")
+        if not isinstance(index, int):  # Mistral sends whole calls without an index
+            tc_id = tc.get("id")
+            match = next((k for k, c in self._calls.items() if tc_id and c.id == tc_id), None)
+            index = (
+                match
+                if match is not None
+                else (len(self._calls) if tc_id or not self._calls else max(self._calls))
+            )
+        call = self._calls.get(index)
+        if call is None:
+            call = self._calls[index] = _Call(len(self._calls))
+            self._unstarted += 1
+        tc_id = tc.get("id")
+        if tc_id and isinstance(tc_id, str) and call.id is None:  # kept: used again at the end
+            call.id = tc_id
+        function = tc.get("function") or {}
+        name = function.get("name")
+        if name and isinstance(name, str) and call.name is None:
+            call.name = name
+        args = function.get("arguments")
+        if args is not None and not isinstance(args, str):
+            args = orjson.dumps(args).decode()
+        if args:
+            if len(call.args) > 1 and call.args[0] == "{" and args.startswith(call.args):
+                args = args[len(call.args) :]  # a cumulative snapshot: keep only what is new (A2O-S07)
+            if call.closed:
+                log.warning("dropping late arguments for closed tool call %s", call.id or "?")
+                return
+            call.args += args
+            self._out_chars += len(args)
+        if call is self._open_call:
+            if not self._buffer_args and call.emitted < len(call.args):  # _emit_args, inline: hot
+                out.append(ir.InputJsonDelta(call.block or 0, call.args[call.emitted :]))
+                call.emitted = len(call.args)
+            if self._unstarted and self._open_call_complete():
+                self._advance_calls(out)
+        elif call.block is None:
+            self._advance_calls(out)
+
+    def _text(self, kind: str, text: str, out: list[ir.StreamEvent]) -> None:
+        if self._open_kind != kind:
+            self._settle_calls_before_content(out)
+            if kind == "text":
+                self._open("text", ir.TextBlock(text=""), out)
+            else:
+                self._open("thinking", ir.ThinkingBlock(thinking="", signature=None), out)
+        index = self._next_index - 1
+        out.append(ir.TextDelta(index, text) if kind == "text" else ir.ThinkingDelta(index, text))
+        self._out_chars += len(text)
+
+    def _settle_calls_before_content(self, out: list[ir.StreamEvent]) -> None:
+        if self._open_kind == "tool" and self._pending():
+            self._flush_calls(out)
+
+    def _finish_reason(self, choice: dict[str, Any], reason: str, out: list[ir.StreamEvent]) -> None:
+        if self._finish is not None:
+            return  # a second finish_reason (A2O-S21)
+        self._flush_calls(out)
+        self._close_open(out)
+        stop = FINISH_REASONS.get(reason, ir.StopReason.END_TURN)
+        if self._calls and stop is ir.StopReason.END_TURN:
+            stop = ir.StopReason.TOOL_USE
+        self._stop_sequence = matched_stop(choice, self.ctx)
+        if self._stop_sequence is not None and stop is ir.StopReason.END_TURN:
+            stop = ir.StopReason.STOP_SEQUENCE
+        self._finish = stop
+
+    def _final(self, out: list[ir.StreamEvent]) -> None:
+        # Content that came after the finish reason (before usage or [DONE]) opened a block again: it
+        # ends before message_delta, as every block must.
+        self._flush_calls(out)
+        self._close_open(out)
+        usage = self.usage or ir.Usage(
+            input_tokens=self.ctx.input_tokens, output_tokens=(self._out_chars + 3) // 4
+        )
+        out.append(ir.MessageDelta(self._finish or ir.StopReason.END_TURN, self._stop_sequence, usage))
+        out.append(ir.MessageStop())
+        self._done = True
+
+    def _fail(self, info: ir.ErrorInfo, out: list[ir.StreamEvent]) -> list[ir.StreamEvent]:
+        # The open block stays open: a StreamError ends the message where it stands. How a client
+        # dialect shows that is the encoder's business (see anthropic_messages.StreamEncoder).
+        out.append(ir.StreamError(info))
+        self._done = True
+        return out
+
+    def feed(self, event: SSEEvent) -> list[ir.StreamEvent]:
+        """One SSE event -> IR events. Raises UpstreamProtocolError on a chunk that is not JSON, or whose
+        fields have the wrong types (``"delta": "x"``, ``"prompt_tokens": "many"``...)."""
+        out: list[ir.StreamEvent] = []
+        if self._done:
+            return out
+        data = event.data
+        if data == b"[DONE]":
+            return self.close()
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError("upstream sent a stream chunk that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamProtocolError("upstream sent a stream chunk that is not a JSON object")
+        try:
+            if not self._started:
+                self._started = True
+                out.append(
+                    ir.MessageStart(str(chunk.get("id") or ""), str(chunk.get("model") or ""), ir.Usage())
+                )
+            if chunk.get("error") or event.event == "error":
+                return self._fail(stream_error(chunk), out)
+            usage = chunk.get("usage")
+            if usage is None and isinstance(chunk.get("x_groq"), dict):
+                usage = chunk["x_groq"].get("usage")
+            if usage:
+                self.usage = parse_usage(usage)
+            for choice in chunk.get("choices") or ():
+                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                    continue
+                delta = choice.get("delta") or {}
+                if self.ctx.thinking:
+                    reasoning = reasoning_text(delta)
+                    if reasoning:
+                        self._text("thinking", reasoning, out)
+                content = delta.get("content")
+                if isinstance(content, str):
+                    if content:
+                        self._text("text", content, out)
+                elif content:
+                    for kind, piece in content_parts(content):
+                        if kind == "text" or self.ctx.thinking:
+                            self._text(kind, piece, out)
+                refusal = delta.get("refusal")
+                if isinstance(refusal, str) and refusal:
+                    self._text("text", refusal, out)
+                    self._refused = True
+                calls = delta.get("tool_calls")
+                if calls:
+                    if self._open_kind in ("text", "thinking"):
+                        self._close_open(out)
+                    for position, tc in enumerate(calls):
+                        if isinstance(tc, dict):
+                            self._tool_delta(position, tc, out)
+                legacy = delta.get("function_call")
+                if isinstance(legacy, dict):
+                    self._tool_delta(0, {"index": 0, "function": legacy}, out)
+                reason = choice.get("finish_reason")
+                if reason == "error":
+                    return self._fail(stream_error(chunk), out)
+                if reason:
+                    self._finish_reason(choice, "content_filter" if self._refused else reason, out)
+            if self._finish is not None and self.usage is not None:
+                self._final(out)  # usage known: no need to wait for [DONE] (A2O-S12)
+        except SHAPE_ERRORS as exc:  # a field of the wrong type: as broken as a chunk that is not JSON
+            log.warning("upstream stream chunk of an unexpected shape (%s: %s)", type(exc).__name__, exc)
+            raise UpstreamProtocolError("upstream sent a stream chunk of an unexpected shape") from None
+        return out
+
+    def close(self) -> list[ir.StreamEvent]:
+        """``[DONE]`` or EOF. Without a finish reason, EOF is an error (A2O-S13); ``[DONE]`` is not."""
+        out: list[ir.StreamEvent] = []
+        if self._done:
+            return out
+        if not self._started:
+            self._started = True
+            out.append(ir.MessageStart("", "", ir.Usage()))
+        if self._finish is None:
+            self._flush_calls(out)
+            self._close_open(out)
+            self._finish = ir.StopReason.TOOL_USE if self._calls else ir.StopReason.END_TURN
+        self._final(out)
+        return out
+
+    def eof(self) -> list[ir.StreamEvent]:
+        """The upstream connection ended. Complete if it said how the message ended, else an error."""
+        if self._done:
+            return []
+        if self._finish is not None:
+            return self.close()
+        return self._fail(stream_ended_early(), [])

@@ -1,0 +1,58 @@
+"""The per-request object: everything one exchange needs, in one place instead of nine parameters.
+
+``Shared`` is what every exchange of a configuration shares (the upstream client, the relays' ticker, the
+model catalog, the Responses store, the metrics, the configuration and its router); an ``Exchange``
+takes the ``Shared`` of the moment it began, so a reload never changes a request in flight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._types import AccessRecord, ClientRequest, ResponseSink
+
+if TYPE_CHECKING:
+    from .. import ir
+    from ..client import Client
+    from ..config import Config
+    from ..dialects import DialectSpec
+    from ..observe.metrics import Metrics
+    from ..routing import Router
+    from .catalog import Catalog
+    from .relay import Streams
+    from .state import ResponseStore
+
+__all__ = ["Exchange", "Shared"]
+
+
+@dataclass(slots=True, kw_only=True)
+class Shared:
+    client: Client  # the upstream HTTP client
+    streams: Streams
+    catalog: Catalog
+    responses: ResponseStore
+    metrics: Metrics
+    config: Config
+    router: Router
+
+
+@dataclass(slots=True, kw_only=True)
+class Exchange:
+    req: ClientRequest
+    sink: ResponseSink
+    record: AccessRecord
+    shared: Shared
+    spec: DialectSpec | None = None  # the client's dialect, on a completions path
+    data: dict[str, Any] | None = None  # the client's body, parsed as JSON (and routed)
+    rewritten: bool = False  # the body differs from what the client sent (a passthrough re-serialises)
+    request: ir.Request | None = None  # the body parsed into the IR, once a translated try needs it
+
+    def client_key(self) -> str | None:
+        """The key the client presented (``x-api-key`` or ``Authorization: Bearer``), for an upstream
+        that forwards it."""
+        key = self.req.header(b"x-api-key")
+        if key:
+            return key
+        scheme, _, token = (self.req.header(b"authorization") or "").partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None

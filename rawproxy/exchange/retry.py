@@ -1,0 +1,156 @@
+"""All retry and fallback policy: which failures another try may cure, how long to wait, where to go next,
+and which upstream 400s are cured by sending the request again without a field.
+
+Rules:
+- Only a failure before the first byte reached the client moves on (connect error, timeout, 429, 5xx);
+  after it, never. The official SDKs' retryable set, without 409, plus the translated statuses (503 ->
+  529, 408 -> 504).
+- The wait is the SDKs' schedule, ``min(base * 2^n, max)`` less up to 25 % jitter; a ``Retry-After`` the
+  upstream sent wins when it is within the cap, and a longer one means: do not wait, move on.
+- A try that fails in a retryable way raises :class:`Retry`, which carries the typed error and, for a
+  passthrough, the upstream's answer, relayed untouched when no other try follows.
+- "400 wording -> rewrite" rules (A2O-R16, A2O-S23) live in :func:`rewrite_for`: once, at once, on the same
+  upstream, never counted as a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+
+from .._types import Headers
+from ..errors import ClientError, ProxyError
+from ..profiles import Profile
+from ..routing import Upstream
+from ..translate import Prepared
+
+__all__ = [
+    "RETRYABLE",
+    "Retry",
+    "backoff",
+    "parse_retry_after",
+    "retry_after",
+    "rewrite_for",
+    "with_retries",
+]
+
+log = logging.getLogger("rawproxy")
+
+RETRYABLE = frozenset({408, 429, 500, 502, 503, 504, 529})
+
+
+class Retry(Exception):
+    """A try failed before anything reached the client, in a way another try may cure. ``answer`` is a
+    passthrough's error response (status, headers, body), relayed as it came if no other try follows."""
+
+    def __init__(self, error: ProxyError, answer: tuple[int, Headers, bytes] | None = None) -> None:
+        super().__init__(error.info.message)
+        self.error = error
+        self.answer = answer
+
+
+def retry_after(headers: dict[str, str]) -> str | None:
+    """The upstream's wait, in seconds as text: ``retry-after-ms`` (OpenAI's) or ``retry-after``."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return f"{float(ms) / 1000:g}"
+        except ValueError:
+            pass
+    return headers.get("retry-after")
+
+
+def parse_retry_after(value: str) -> float | None:
+    """Seconds from ``Retry-After``: a number, or an HTTP date (RFC 9110 10.2.3); None if neither."""
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff(attempt: int, wait: str | None, *, base: float, cap: float) -> float | None:
+    """How long to wait before try ``attempt + 1``; None: the upstream's wait is too long, move on."""
+    if wait:
+        seconds = parse_retry_after(wait)
+        if seconds is not None:
+            return seconds if seconds <= cap else None
+    return min(base * (1 << min(attempt, 30)), cap) * (1 - 0.25 * random.random())
+
+
+def rewrite_for(prepared: Prepared, status: int, error_body: bytes) -> Profile | None:
+    """A2O-R16 / A2O-S23: the profile for one more try without a field the upstream refused with a 400,
+    when we sent that field; None when sending it again would not help."""
+    if status != 400:
+        return None
+    profile = prepared.ctx.profile
+    if (
+        profile.replay_reasoning
+        and b"reasoning_content" in error_body
+        and b'"reasoning_content"' in prepared.body
+    ):
+        found: Profile | None = replace(profile, replay_reasoning=False)
+    elif profile.stream_usage and b"stream_options" in error_body and b'"stream_options"' in prepared.body:
+        found = replace(profile, stream_usage=False)
+    else:
+        return None
+    log.warning("upstream rejected a field; retrying once without it")
+    return found
+
+
+Try = Callable[[Upstream, str, bool], Awaitable[None]]  # (upstream, its model, whether the last try)
+
+
+async def with_retries(
+    tries: Sequence[tuple[Upstream, str]],
+    attempt: Try,
+    *,
+    base: float,
+    cap: float,
+    started: Callable[[], bool],
+    on_failure: Callable[[Upstream, ProxyError], None],
+) -> tuple[int, Headers, bytes] | None:
+    """The route's upstream, then its fallbacks; each tried again up to its ``retries``. Returns a
+    passthrough's last error answer to relay untouched (when its tries ended early), else None once a try
+    succeeded; raises the last failure otherwise. ``started()`` says whether the client already has bytes
+    (then nothing is tried again)."""
+    failure: Retry | None = None
+    for number, (up, target) in enumerate(tries):
+        for count in range(up.retries + 1):
+            final = number == len(tries) - 1 and count == up.retries
+            try:
+                await attempt(up, target, final)
+                return None
+            except Retry as exc:
+                failure = exc
+                on_failure(up, exc.error)
+            except ProxyError as exc:
+                if not isinstance(exc, ClientError):
+                    on_failure(up, exc)
+                if final or exc.info.status not in RETRYABLE or started():
+                    raise
+                failure = Retry(exc)
+            if count == up.retries:
+                break
+            delay = backoff(count, failure.error.info.retry_after, base=base, cap=cap)
+            if delay is None:
+                log.warning("upstream %s: %s; Retry-After is too long to wait", up.name, failure)
+                break
+            log.warning("upstream %s: %s; retrying in %.2fs", up.name, failure, delay)
+            await asyncio.sleep(delay)
+        if number + 1 < len(tries):
+            assert failure is not None
+            log.warning("upstream %s: %s; falling back to %s", up.name, failure, tries[number + 1][0].name)
+    assert failure is not None
+    if failure.answer is not None:  # a passthrough whose tries ended early (a Retry-After too long)
+        return failure.answer
+    raise failure.error
