@@ -235,11 +235,11 @@ def decide_cost_us(config_path: Path, calls: int = 20000) -> dict[str, float]:
     """The routing decision alone, in this process: µs per ``Router.decide`` for each bench model, with
     the 20-route file and with flags alone (the work the TTFT comparison cannot resolve below its noise)."""
     from rawproxy.config import Config
-    from rawproxy.routing import RequestFacts, Router
+    from rawproxy.routing import RequestFacts
 
     out: dict[str, float] = {}
     for label, argv in (("routes", ["--config", str(config_path)]), ("flags", proxy_argv(0, 1)[3:])):
-        router = Router(Config.from_env(argv, environ={}, dotenv=None))
+        router = Config.from_env(argv, environ={}, dotenv=None).router()
         for model in ("gpt-bench", "claude-sonnet-4-6"):
             data = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
             began = time.perf_counter()
