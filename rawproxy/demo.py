@@ -18,6 +18,7 @@ import h11
 import orjson
 
 from .config import Config
+from .dialects import anthropic_messages, openai_chat, spec_named
 from .fake_upstream import FakeUpstream, Script, ToolCall
 from .routing import ModelRoutes
 from .service import serve
@@ -53,6 +54,8 @@ OPENAI_REQUEST = {
     "messages": [{"role": "user", "content": "Which Python files are here?"}],
 }
 ANTHROPIC_HEADERS = [("anthropic-version", "2023-06-01"), ("x-api-key", "any")]
+MESSAGES = spec_named("anthropic_messages").path  # the proxy's paths, as its clients use them
+CHAT = spec_named("openai_chat").path
 
 
 async def post_stream(
@@ -131,9 +134,9 @@ async def run() -> int:
     print(
         f"fake upstream: {fake.url} (OpenAI) and {fake.anthropic_url} (Anthropic)\nrawproxy:      {proxy}\n"
     )
-    _, a2o = await post_stream(proxy + "/v1/messages", orjson.dumps(ANTHROPIC_REQUEST), ANTHROPIC_HEADERS)
+    _, a2o = await post_stream(proxy + MESSAGES, orjson.dumps(ANTHROPIC_REQUEST), ANTHROPIC_HEADERS)
     _show("1. An Anthropic client (claude-sonnet-4-6 -> gpt-4.1 on the OpenAI upstream) received:", a2o)
-    _, o2a = await post_stream(proxy + "/v1/chat/completions", orjson.dumps(OPENAI_REQUEST), [])
+    _, o2a = await post_stream(proxy + CHAT, orjson.dumps(OPENAI_REQUEST), [])
     _show("\n2. An OpenAI client (claude-opus-4-8 on the Anthropic upstream) received:", o2a)
 
     direct_openai = orjson.dumps(
@@ -150,13 +153,15 @@ async def run() -> int:
     rows = [
         (
             "Anthropic client -> OpenAI upstream",
-            await _ttft(fake.url + "/chat/completions", direct_openai, []),
-            await _ttft(proxy + "/v1/messages", orjson.dumps(ANTHROPIC_REQUEST), ANTHROPIC_HEADERS),
+            await _ttft(fake.url + openai_chat.UPSTREAM_PATH, direct_openai, []),
+            await _ttft(proxy + MESSAGES, orjson.dumps(ANTHROPIC_REQUEST), ANTHROPIC_HEADERS),
         ),
         (
             "OpenAI client -> Anthropic upstream",
-            await _ttft(fake.anthropic_url + "/v1/messages", direct_anthropic, ANTHROPIC_HEADERS),
-            await _ttft(proxy + "/v1/chat/completions", orjson.dumps(OPENAI_REQUEST), []),
+            await _ttft(
+                fake.anthropic_url + anthropic_messages.UPSTREAM_PATH, direct_anthropic, ANTHROPIC_HEADERS
+            ),
+            await _ttft(proxy + CHAT, orjson.dumps(OPENAI_REQUEST), []),
         ),
     ]
     print(

@@ -26,7 +26,14 @@ import orjson
 
 from . import client as upstream_client
 from .config import Config, ConfigError, claude_code_environment
-from .errors import ProxyError
+from .dialects import (
+    ANTHROPIC_MODELS_PATH,
+    OPENAI_MODELS_PATH,
+    VERSION_PREFIX,
+    openai_model_entries,
+    upstream_spec,
+)
+from .errors import ProxyError, UpstreamStatus
 from .routing import Router, Upstream
 
 __all__ = ["Report", "check", "main"]
@@ -56,12 +63,14 @@ class Report:
 
 
 async def _models(client: upstream_client.Client, up: Upstream) -> list[str]:
-    url = up.url("/models") if up.protocol == "openai" else f"{up.base}/v1/models?limit=1000"
+    if up.protocol == "openai":
+        url = up.url(OPENAI_MODELS_PATH)
+    else:
+        url = f"{up.base}{ANTHROPIC_MODELS_PATH}?limit=1000"
     status, body = await upstream_client.fetch(client, url, headers=up.request_headers())
     if status != 200:
-        raise ProxyError(up.dialect.parse_error(status, body))
-    data = orjson.loads(body)
-    return [m["id"] for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        raise UpstreamStatus(up.dialect.parse_error(status, body))
+    return [m["id"] for m in openai_model_entries(status, body)]  # the first page's shape is the same
 
 
 async def _one_token(client: upstream_client.Client, up: Upstream, model: str) -> str:
@@ -72,15 +81,14 @@ async def _one_token(client: upstream_client.Client, up: Upstream, model: str) -
             "max_tokens": 1,
             "messages": [{"role": "user", "content": "hi"}],
         }
-        path = "/chat/completions"
     else:
         body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
-        path = "/v1/messages"
+    path = upstream_spec(up.protocol).passthrough_path or ""
     status, _, answer = await upstream_client.request(
         client, "POST", up.url(path, model), headers=up.call_headers(), body=orjson.dumps(body), timeout=30
     )
     if status != 200:
-        raise ProxyError(up.dialect.parse_error(status, answer))
+        raise UpstreamStatus(up.dialect.parse_error(status, answer))
     return f"{model} answered"
 
 
@@ -129,7 +137,7 @@ def _claude_code_side(config: Config, env: Mapping[str, str], home: Path, report
         local = parts.hostname in ("127.0.0.1", "localhost", "::1", config.host)
         if not (local and (parts.port or (443 if parts.scheme == "https" else 80)) == config.port):
             report.problem(f"ANTHROPIC_BASE_URL ({where}) is {base}, not this proxy at {ours}")
-        elif parts.path.rstrip("/") not in ("", "/v1"):
+        elif parts.path.rstrip("/") not in ("", VERSION_PREFIX):
             report.problem(f"ANTHROPIC_BASE_URL ({where}) {base} has a path the proxy does not serve")
         else:
             report.ok(f"ANTHROPIC_BASE_URL ({where}) points at this proxy: {base}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..dialects import VERSION_PREFIX
 from ..errors import ConfigError
 from ..routing import Router
 from ..routing.specs import RULE_NAMES, ModelRoutes, Route, RouterSpec, Rules, Target, UpstreamSpec
@@ -171,7 +172,7 @@ class Config:
     @property
     def anthropic_base(self) -> str:
         base = self.anthropic_upstream.rstrip("/")
-        return base.removesuffix("/v1")  # tolerate the OpenAI-style form
+        return base.removesuffix(VERSION_PREFIX)  # tolerate the OpenAI-style form
 
     @property
     def anthropic_enabled(self) -> bool:

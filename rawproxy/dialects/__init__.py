@@ -84,6 +84,7 @@ __all__ = [
     "MODELS_PATH",
     "OPENAI_MODELS_PATH",
     "REGISTRY",
+    "VERSION_PREFIX",
     "ClientDialect",
     "Dialect",
     "DialectSpec",
@@ -105,6 +106,7 @@ __all__ = [
     "protocol_of_path",
     "reported_caps",
     "request_model",
+    "spec_named",
     "upstream_spec",
 ]
 
@@ -164,6 +166,11 @@ REGISTRY: tuple[DialectSpec, ...] = (
 _BY_PATH = {spec.path: spec for spec in REGISTRY}
 _BY_PROTOCOL: dict[str, DialectSpec] = {spec.protocol: spec for spec in REGISTRY}
 
+_BY_NAME: dict[str, DialectSpec] = {spec.name: spec for spec in REGISTRY}
+
+# The API version segment of a base URL: an OpenAI-compatible base includes it, an Anthropic one does not
+# (a base given in the other form is tolerated).
+VERSION_PREFIX = "/v1"
 # The endpoints beside the completions that belong to a dialect's API (count_tokens, the model list).
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 MODELS_PATH = "/v1/models"
@@ -175,6 +182,11 @@ ANTHROPIC_COUNT_TOKENS_PATH = COUNT_TOKENS_PATH
 def client_spec(path: str) -> DialectSpec | None:
     """The dialect a client speaks on ``path`` (a completions endpoint), None for any other path."""
     return _BY_PATH.get(path)
+
+
+def spec_named(name: str) -> DialectSpec:
+    """The registry line of the dialect called ``name`` ("anthropic_messages", ...)."""
+    return _BY_NAME[name]
 
 
 def upstream_spec(protocol: str) -> DialectSpec:

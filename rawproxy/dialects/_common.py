@@ -246,6 +246,8 @@ def pair_tool_results(calls: Sequence[str], results: Sequence[tuple[str, R]]) ->
     A client's history breaks that rule when a turn was cancelled or edited; the repair is said in the
     log, once per call or result. ``results`` are ``(call id, result)`` pairs in the wire shape of the
     caller, who decides where each group goes."""
+    if not calls and not results:  # nearly every turn: nothing to pair, nothing to sort
+        return ToolTurn([], [], [])
     order: dict[str, int] = {}
     for i, call_id in enumerate(calls):
         order.setdefault(call_id, i)

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from typing import Literal
 from urllib.parse import quote
 
-from ..dialects import Dialect, anthropic_messages, openai_chat
+from ..dialects import OPENAI_MODELS_PATH, VERSION_PREFIX, Dialect, anthropic_messages, openai_chat
 from ..profiles import BETA_QUERY_PROFILES, CLIENT_PROFILES, SESSION_ID_PROFILES, Profile, guess_profile
 from .specs import UpstreamSpec
 
@@ -100,7 +100,7 @@ class Upstream:
         return turn
 
     def url(self, path: str, model: str = "") -> str:
-        if self.beta_query and path.startswith("/v1/messages"):
+        if self.beta_query and path.startswith(anthropic_messages.UPSTREAM_PATH):
             return f"{self.base}{path}?beta=true"
         if self.profile.name == "azure":
             return self._azure_url(path, model)
@@ -112,9 +112,9 @@ class Upstream:
         base = self.base
         if base.endswith("/openai/v1"):
             return base + path
-        if "/openai/deployments/" not in base and path == "/chat/completions":
+        if "/openai/deployments/" not in base and path == openai_chat.UPSTREAM_PATH:
             base = f"{base.removesuffix('/openai')}/openai/deployments/{quote(model, safe='')}"
-        elif path == "/models":
+        elif path == OPENAI_MODELS_PATH:
             base = base.split("/openai/", 1)[0].removesuffix("/openai") + "/openai"
         return f"{base}{path}?api-version={self.api_version}"
 
@@ -188,7 +188,7 @@ def make_upstream(spec: UpstreamSpec) -> Upstream:
             retries=spec.retries,
             api_version=spec.api_version,
         )
-    base = spec.base_url.rstrip("/").removesuffix("/v1")  # tolerate the OpenAI-style form
+    base = spec.base_url.rstrip("/").removesuffix(VERSION_PREFIX)  # tolerate the OpenAI-style form
     preset = CLIENT_PROFILES[spec.client_profile]
     if spec.client_profile in SESSION_ID_PROFILES:
         preset = (*preset, ("x-claude-code-session-id", str(uuid.uuid4())))

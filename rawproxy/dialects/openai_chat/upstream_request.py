@@ -143,6 +143,11 @@ class _MessageBuilder:
     ) -> tuple[list[ir.ImageBlock], list[ir.ToolResultBlock]]:
         """Emit tool messages for the previous turn's calls, in call order (A2O-R12, A2O-R14). Returns
         the images their results held, and the results whose call is not in that turn (A2O-R15)."""
+        if not self.pending_calls and not results:  # the common turn: no tool call to answer
+            if self.held_system:
+                self.out.extend(self.held_system)
+                self.held_system = []
+            return [], []
         turn = pair_tool_results(self.pending_calls, list(results.items()))
         answered = dict(turn.answered)
         images: list[ir.ImageBlock] = []
