@@ -1,10 +1,10 @@
 """A fast bench upstream: OpenAI Chat Completions and Anthropic Messages answered with pre-built bytes.
 
-The package's fake upstream (``rawproxy.fake_upstream``) is written for tests: it parses every request with
-h11 and JSON and builds every event with orjson, which costs more CPU per request than the proxy is meant
-to. On a 2-core machine that cost is shared with the proxy and the load generator, so the bench uses this
-server instead: a raw :class:`asyncio.Protocol`, keep-alive, minimal request parsing (head, then
-``Content-Length`` or chunked body), and responses sent from bytes built once at start.
+The package's fake upstream (``rawproxy.testing.fake_upstream``) is written for tests: it parses every
+request with h11 and JSON and builds every event with orjson, which costs more CPU per request than the
+proxy is meant to. On a 2-core machine that cost is shared with the proxy and the load generator, so the
+bench uses this server instead: a raw :class:`asyncio.Protocol`, keep-alive, minimal request parsing
+(head, then ``Content-Length`` or chunked body), and responses sent from bytes built once at start.
 
 What it answers is chosen by a marker in the request body, ``bench:<kind>:<delay ms>`` (the last user
 message carries it, so it survives translation), and by ``"stream": true``:
@@ -118,12 +118,12 @@ def _openai_whole() -> bytes:
 
 
 def _sse(data: dict[str, Any]) -> bytes:
-    return b"event: " + data["type"].encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    return b"event: " + str(data["type"]).encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
 def _anthropic_events(kind: str) -> list[bytes]:
     usage = {"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-    message = {
+    message: dict[str, Any] = {
         "id": "msg_bench",
         "type": "message",
         "role": "assistant",

@@ -56,7 +56,7 @@ async def _run(config: Config, argv: Sequence[str]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "fake-upstream":
-        from .fake_upstream import main as fake_main
+        from .testing.fake_upstream import main as fake_main
 
         return int(fake_main(args[1:]))
     if args and args[0] == "doctor":

@@ -19,10 +19,10 @@ import orjson
 
 from .config import Config
 from .dialects import anthropic_messages, openai_chat, spec_named
-from .fake_upstream import FakeUpstream, Script, ToolCall
 from .routing import ModelRoutes
 from .service import serve
 from .sse import SSEDecoder
+from .testing.fake_upstream import FakeUpstream, Script, ToolCall
 
 SCRIPT = Script(
     text="Let me look at the files.",

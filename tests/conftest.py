@@ -11,8 +11,8 @@ import hypothesis  # noqa: F401  (see below)
 import pytest
 
 from rawproxy.config import Config
-from rawproxy.fake_upstream import FakeUpstream
 from rawproxy.service import serve
+from rawproxy.testing.fake_upstream import FakeUpstream
 
 # hypothesis is imported here, at collection, on purpose: its pytest plugin otherwise imports it lazily
 # from inside a hook, mid-session, and pytest's assertion rewriting of those modules (ast.parse, never

@@ -222,7 +222,7 @@ SETTINGS: tuple[Setting, ...] = (
          live=False, metavar="N", group="limits", check=_positive("grace_seconds")),
     # ------------------------------------------------------------------------- the file's only
     _row("ping_interval", float, 10.0, "keep-alive event when the upstream is silent, seconds (A2O-S16)",
-         flag=False, env=False, live=False, check=_positive("ping_interval")),  # the stream watch's, at start
+         flag=False, env=False, live=True, check=_positive("ping_interval")),  # for streams begun after
     _row("retry_backoff", float, 0.5, "the first wait before retrying an upstream; doubles each time",
          flag=False, env=False, live=True, check=_positive("retry_backoff")),
     _row("retry_backoff_max", float, 8.0, "the longest wait, also for Retry-After: longer means move on",

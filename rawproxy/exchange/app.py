@@ -59,6 +59,7 @@ class App:
         router = config.router()
         self.config = config
         self.upstreams = router.upstreams
+        self.streams.ping_interval = config.ping_interval  # for the streams that begin from now
         self._keys = [k.encode() for k in config.api_keys]
         self.catalog.reset(config.models_cache_seconds)
         self.responses.resize(config.responses_store)

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from rawproxy.fake_upstream import FakeUpstream, Script, ToolCall
 from rawproxy.routing import ModelRoutes
+from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 from rawproxy.toolcalls import wire_tool_name
 from tests.openai_fields import OPENAI_REQUEST_FIELDS
 

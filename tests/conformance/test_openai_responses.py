@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.fake_upstream import FakeUpstream, Script, ToolCall
+from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 
 openai = pytest.importorskip("openai")
 

@@ -20,8 +20,8 @@ import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.dialects.openai_chat import JSON_TOOL_NAME
-from rawproxy.fake_upstream import DEFAULT_MODELS, FakeUpstream, Script, ToolCall
 from rawproxy.routing import ModelRoutes
+from rawproxy.testing.fake_upstream import DEFAULT_MODELS, FakeUpstream, Script, ToolCall
 
 openai = pytest.importorskip("openai")
 
@@ -857,17 +857,11 @@ async def test_o2a_m01_models_list(client, fake):
     assert listing[0].headers.get("anthropic-version") == "2023-06-01"
 
 
-class SmallPagesUpstream(FakeUpstream):
-    """A fake Anthropic upstream that serves its model list two at a time, whatever limit is asked."""
-
-    async def _anthropic_models(self, conn: Any, writer: Any, path: str, query: str) -> bool:
-        params = [p for p in query.split("&") if p and not p.startswith("limit=")]
-        return await super()._anthropic_models(conn, writer, path, "&".join([*params, "limit=2"]))
-
-
 async def test_o2a_m01_models_list_paginated(proxy_factory):
     names = ["claude-a-1", "claude-b-2", "claude-c-3", "claude-d-4", "claude-e-5"]
-    async with SmallPagesUpstream(models=names) as upstream:
+    async with FakeUpstream(
+        models=names, models_page_size=2
+    ) as upstream:  # two at a time, whatever the limit
         proxy = await start_proxy(proxy_factory, upstream.anthropic_url)
         sdk = sdk_client(proxy)
         try:

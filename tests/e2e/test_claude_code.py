@@ -1,6 +1,6 @@
 """End to end: the real Claude Code CLI (pinned) -> rawproxy -> the scripted fake OpenAI upstream.
 
-Each test asks for a behaviour with a ``MOCK:`` keyword in the prompt (see rawproxy.fake_upstream.KEYWORDS)
+Each test asks for a behaviour with a ``MOCK:`` keyword in the prompt (see rawproxy.testing.fake_upstream.KEYWORDS)
 and checks both sides: what Claude Code reported (``--output-format json``, files its Bash tool wrote)
 and what the fake upstream received from the proxy (plain OpenAI Chat Completions requests).
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from rawproxy.fake_upstream import FakeUpstream
+from rawproxy.testing.fake_upstream import FakeUpstream
 
 from .conftest import ClaudeRun, RunClaude
 

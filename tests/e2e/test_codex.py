@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.fake_upstream import FakeUpstream, Script, ToolCall
+from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 
 pytestmark = pytest.mark.e2e
 

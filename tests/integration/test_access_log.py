@@ -8,8 +8,8 @@ import re
 import httpx
 import pytest
 
-from rawproxy.fake_upstream import Script
 from rawproxy.routing import ModelRoutes
+from rawproxy.testing.fake_upstream import Script
 
 pytestmark = pytest.mark.integration
 

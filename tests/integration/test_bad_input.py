@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from rawproxy.fake_upstream import FakeUpstream
 from rawproxy.routing import ModelRoutes
+from rawproxy.testing.fake_upstream import FakeUpstream
 
 from .rawhttp import ANTHROPIC, HTTPConnection, Response, T, build_request, start
 

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import h11
 import pytest
 
 from rawproxy import __version__
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.fake_upstream import FakeUpstream
+from rawproxy.testing.fake_upstream import FakeUpstream
 from tests.integration.rawhttp import HTTPConnection, Response, T, start
 
 pytestmark = pytest.mark.integration
@@ -80,25 +78,6 @@ ANTHROPIC_CLIENT = [
 ]
 
 
-class RecordingFake(FakeUpstream):
-    """The fake upstream, also keeping every request's raw header lines (a doubled header stays doubled)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.raw_headers: list[list[tuple[str, str]]] = []
-
-    async def _answer(self, conn: h11.Connection, writer: Any, head: h11.Request, raw_body: bytes) -> bool:
-        self.raw_headers.append([(k.decode().lower(), v.decode("latin-1")) for k, v in head.headers])
-        return await super()._answer(conn, writer, head, raw_body)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[RecordingFake]:
-    """Overrides conftest's ``fake`` (which ``proxy_factory`` uses) with the recording one."""
-    async with RecordingFake() as upstream:
-        yield upstream
-
-
 async def anthropic_only(proxy_factory: Any, fake: FakeUpstream, **config: Any) -> Any:
     proxy = await start(
         proxy_factory,
@@ -158,7 +137,7 @@ def assert_single(raw: list[tuple[str, str]]) -> None:
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_o2a_m03_preset_on_every_upstream_call(
-    proxy_factory: Any, fake: RecordingFake, profile: str
+    proxy_factory: Any, fake: FakeUpstream, profile: str
 ) -> None:
     proxy = await anthropic_only(proxy_factory, fake, client_profile=profile)
     await every_call(proxy)
@@ -193,7 +172,7 @@ async def test_o2a_m03_preset_on_every_upstream_call(
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("stream", [False, True])
 async def test_preset_on_passthrough_messages_too(
-    proxy_factory: Any, fake: RecordingFake, profile: str, stream: bool
+    proxy_factory: Any, fake: FakeUpstream, profile: str, stream: bool
 ) -> None:
     """An Anthropic client's own SDK headers give way to the preset; its version is the same as the
     presets' here and it sends no beta, so the upstream sees exactly the preset."""
@@ -208,7 +187,7 @@ async def test_preset_on_passthrough_messages_too(
 
 
 async def test_claude_cli_session_id_is_stable_across_calls_and_streams(
-    proxy_factory: Any, fake: RecordingFake
+    proxy_factory: Any, fake: FakeUpstream
 ) -> None:
     proxy = await anthropic_only(proxy_factory, fake, client_profile="claude-cli")
     await every_call(proxy)
@@ -222,7 +201,7 @@ async def test_claude_cli_session_id_is_stable_across_calls_and_streams(
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_o2a_m03_upstream_headers_override_and_extend_any_preset(
-    proxy_factory: Any, fake: RecordingFake, profile: str
+    proxy_factory: Any, fake: FakeUpstream, profile: str
 ) -> None:
     proxy = await anthropic_only(
         proxy_factory,
@@ -242,7 +221,7 @@ async def test_o2a_m03_upstream_headers_override_and_extend_any_preset(
 
 
 async def test_upstream_header_override_beats_a_passthrough_clients_version(
-    proxy_factory: Any, fake: RecordingFake
+    proxy_factory: Any, fake: FakeUpstream
 ) -> None:
     proxy = await anthropic_only(proxy_factory, fake, upstream_headers=(("Anthropic-Version", "2099-01-01"),))
     await call(proxy, "POST", "/v1/messages", ANTHROPIC_CLIENT, anthropic_messages())
@@ -262,7 +241,7 @@ def betas(raw: list[tuple[str, str]]) -> list[str]:
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
 async def test_o2a_m03_client_betas_merged_with_the_presets_without_duplicates(
-    proxy_factory: Any, fake: RecordingFake, profile: str, path: str
+    proxy_factory: Any, fake: FakeUpstream, profile: str, path: str
 ) -> None:
     proxy = await anthropic_only(proxy_factory, fake, client_profile=profile)
     preset = [b for b in PRESETS[profile].get("anthropic-beta", "").split(",") if b]
@@ -287,7 +266,7 @@ async def test_o2a_m03_client_betas_merged_with_the_presets_without_duplicates(
 
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_client_beta_header_lines_are_all_kept(
-    proxy_factory: Any, fake: RecordingFake, profile: str
+    proxy_factory: Any, fake: FakeUpstream, profile: str
 ) -> None:
     """Two ``anthropic-beta`` lines from a client are one comma list (RFC 9110 5.3): neither is lost."""
     proxy = await anthropic_only(proxy_factory, fake, client_profile=profile)
@@ -308,7 +287,7 @@ async def test_client_beta_header_lines_are_all_kept(
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("stream", [False, True])
 async def test_duplicate_client_anthropic_version_is_not_doubled(
-    proxy_factory: Any, fake: RecordingFake, profile: str, stream: bool
+    proxy_factory: Any, fake: FakeUpstream, profile: str, stream: bool
 ) -> None:
     """decolua/9router #1227: a doubled header became ``2023-06-01, 2023-06-01`` and a 400 (A2O-M05)."""
     proxy = await anthropic_only(proxy_factory, fake, client_profile=profile)

@@ -11,7 +11,7 @@ import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.config.file import Route, UpstreamSpec
-from rawproxy.fake_upstream import FakeUpstream
+from rawproxy.testing.fake_upstream import FakeUpstream
 
 from .rawhttp import ANTHROPIC, HTTPConnection, T
 

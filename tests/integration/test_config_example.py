@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from rawproxy.config import Config
-from rawproxy.fake_upstream import FakeUpstream
 from rawproxy.service import serve
+from rawproxy.testing.fake_upstream import FakeUpstream
 
 from ..config_examples import ISSUE5_EXAMPLE as EXAMPLE
 

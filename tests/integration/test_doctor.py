@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rawproxy.doctor import check
-from rawproxy.fake_upstream import FakeUpstream
+from rawproxy.testing.fake_upstream import FakeUpstream
 
 
 def config_file(

@@ -8,7 +8,7 @@ import pytest
 
 import rawproxy
 from rawproxy import Config, Proxy
-from rawproxy.fake_upstream import FakeUpstream
+from rawproxy.testing.fake_upstream import FakeUpstream
 
 
 async def test_issue7_proxy_runs_in_the_callers_loop_on_a_free_port(fake: FakeUpstream) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from rawproxy import __version__
-from rawproxy.fake_upstream import FakeUpstream
 from rawproxy.routing import ModelRoutes
+from rawproxy.testing.fake_upstream import FakeUpstream
 
 from .rawhttp import ANTHROPIC, HTTPConnection, Response, T, start
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rawproxy.fake_upstream import FakeUpstream
+from rawproxy.testing.fake_upstream import FakeUpstream
 
 from .rawhttp import ANTHROPIC, HTTPConnection, T, messages_body, start
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rawproxy.config import Config
-from rawproxy.fake_upstream import FakeUpstream, Script
+from rawproxy.testing.fake_upstream import FakeUpstream, Script
 
 from .rawhttp import ANTHROPIC, HTTPConnection, SSEStream, T, build_request, messages_body, start, text_of
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from rawproxy.fake_upstream import FakeUpstream, Script
+from rawproxy.testing.fake_upstream import FakeUpstream, Script
 
 from .rawhttp import ANTHROPIC, HTTPConnection, T, build_request, messages_body, start
 

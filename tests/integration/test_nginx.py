@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from rawproxy.fake_upstream import FakeUpstream, Script
+from rawproxy.testing.fake_upstream import FakeUpstream, Script
 
 from .rawhttp import ANTHROPIC, HTTPConnection, SSEStream, T, build_request, messages_body, start
 

@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.fake_upstream import FakeUpstream
 from rawproxy.routing import ModelRoutes
+from rawproxy.testing.fake_upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
 

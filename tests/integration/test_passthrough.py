@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
-import h11
 import pytest
 
 from rawproxy import __version__
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.fake_upstream import FakeUpstream, Script
 from rawproxy.routing import ModelRoutes
+from rawproxy.testing.fake_upstream import FakeUpstream, Script
 from tests.integration.rawhttp import HTTPConnection, Response, T, parse_sse, start
 from tests.transcripts.index import Transcript, load
 
@@ -59,27 +57,6 @@ LINE = re.compile(
     r"^(?P<rid>\d{6}) POST (?P<path>\S+) model=(?P<client>\S+)->(?P<upstream>\S+) status=(?P<status>\d+) "
     r"ttft=(?P<ttft>[\d.]+ms|-) dur=(?P<dur>[\d.]+)ms in=(?P<inp>\S+) out=(?P<out>\S+) cached=(?P<cached>\S+)$"
 )
-
-
-class RecordingFake(FakeUpstream):
-    """The fake upstream, also keeping every request's raw body and raw header lines (duplicates kept)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.raw_bodies: list[bytes] = []
-        self.raw_headers: list[list[tuple[str, str]]] = []
-
-    async def _answer(self, conn: h11.Connection, writer: Any, head: h11.Request, raw_body: bytes) -> bool:
-        self.raw_bodies.append(raw_body)
-        self.raw_headers.append([(k.decode().lower(), v.decode("latin-1")) for k, v in head.headers])
-        return await super()._answer(conn, writer, head, raw_body)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[RecordingFake]:
-    """Overrides conftest's ``fake`` (which ``proxy_factory`` uses) with the recording one."""
-    async with RecordingFake() as upstream:
-        yield upstream
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -226,7 +203,7 @@ def test_the_corpus_covers_streams_and_errors() -> None:
 
 @pytest.mark.parametrize("t", ANTHROPIC_TRANSCRIPTS, ids=lambda t: t.name)
 async def test_anthropic_transcript_passes_through_byte_identical(
-    proxy_factory: Any, fake: RecordingFake, caplog: pytest.LogCaptureFixture, t: Transcript
+    proxy_factory: Any, fake: FakeUpstream, caplog: pytest.LogCaptureFixture, t: Transcript
 ) -> None:
     caplog.set_level(logging.INFO, logger="rawproxy.access")
     proxy = await anthropic_only(proxy_factory, fake)
@@ -246,7 +223,7 @@ async def test_anthropic_transcript_passes_through_byte_identical(
 
 @pytest.mark.parametrize("t", OPENAI_TRANSCRIPTS, ids=lambda t: t.name)
 async def test_openai_transcript_passes_through_byte_identical(
-    proxy_factory: Any, fake: RecordingFake, caplog: pytest.LogCaptureFixture, t: Transcript
+    proxy_factory: Any, fake: FakeUpstream, caplog: pytest.LogCaptureFixture, t: Transcript
 ) -> None:
     caplog.set_level(logging.INFO, logger="rawproxy.access")
     proxy = await openai_only(proxy_factory, fake)
@@ -279,7 +256,7 @@ def _sample(transcripts: list[Transcript]) -> list[Transcript]:
 
 @pytest.mark.parametrize("t", _sample(ANTHROPIC_TRANSCRIPTS), ids=lambda t: t.name)
 async def test_anthropic_mapped_model_is_the_only_change(
-    proxy_factory: Any, fake: RecordingFake, caplog: pytest.LogCaptureFixture, t: Transcript
+    proxy_factory: Any, fake: FakeUpstream, caplog: pytest.LogCaptureFixture, t: Transcript
 ) -> None:
     caplog.set_level(logging.INFO, logger="rawproxy.access")
     proxy = await anthropic_only(proxy_factory, fake, routes=ModelRoutes(model_map={t.model: "mapped-model"}))
@@ -297,7 +274,7 @@ async def test_anthropic_mapped_model_is_the_only_change(
 
 @pytest.mark.parametrize("t", _sample(OPENAI_TRANSCRIPTS), ids=lambda t: t.name)
 async def test_openai_mapped_model_is_the_only_change(
-    proxy_factory: Any, fake: RecordingFake, caplog: pytest.LogCaptureFixture, t: Transcript
+    proxy_factory: Any, fake: FakeUpstream, caplog: pytest.LogCaptureFixture, t: Transcript
 ) -> None:
     caplog.set_level(logging.INFO, logger="rawproxy.access")
     proxy = await openai_only(proxy_factory, fake, routes=ModelRoutes(model_map={t.model: "mapped-model"}))
@@ -313,7 +290,7 @@ async def test_openai_mapped_model_is_the_only_change(
     assert_access_line(caplog, t, "/v1/chat/completions", "openai", "mapped-model")
 
 
-async def test_tier_mapping_applies_in_passthrough_too(proxy_factory: Any, fake: RecordingFake) -> None:
+async def test_tier_mapping_applies_in_passthrough_too(proxy_factory: Any, fake: FakeUpstream) -> None:
     proxy = await anthropic_only(proxy_factory, fake, routes=ModelRoutes(middle="claude-sonnet-upstream"))
     body = {"model": "claude-sonnet-4-6", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
     resp = await post(proxy, "/v1/messages", ANTHROPIC_CLIENT, client_body(body))
@@ -334,7 +311,7 @@ def _stream_request(model: str) -> dict[str, Any]:
 
 
 async def test_anthropic_passthrough_midstream_failure_ends_with_error_event(
-    proxy_factory: Any, fake: RecordingFake
+    proxy_factory: Any, fake: FakeUpstream
 ) -> None:
     proxy = await anthropic_only(proxy_factory, fake)
     fake.enqueue(Script(text="one two three four five", cut_after=1))
@@ -356,7 +333,7 @@ async def test_anthropic_passthrough_midstream_failure_ends_with_error_event(
 
 
 async def test_openai_passthrough_midstream_failure_ends_with_error_chunk_and_done(
-    proxy_factory: Any, fake: RecordingFake
+    proxy_factory: Any, fake: FakeUpstream
 ) -> None:
     proxy = await openai_only(proxy_factory, fake)
     fake.enqueue(Script(text="one two three four five", cut_after=1))

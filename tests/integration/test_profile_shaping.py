@@ -28,7 +28,7 @@ import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.config.file import Route, UpstreamSpec
-from rawproxy.fake_upstream import FakeUpstream, RecordedRequest
+from rawproxy.testing.fake_upstream import FakeUpstream, RecordedRequest
 
 from .rawhttp import HTTPConnection, Response, parse_sse, text_of
 

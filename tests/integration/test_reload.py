@@ -17,10 +17,10 @@ import pytest
 
 from rawproxy.config import Config
 from rawproxy.config import logs as config_logs
-from rawproxy.fake_upstream import FakeUpstream, Script
 from rawproxy.reload import Reloader
 from rawproxy.routing import Upstream
 from rawproxy.service import serve
+from rawproxy.testing.fake_upstream import FakeUpstream, Script
 
 STREAMS = 50
 WORDS = "one two three four five six seven eight"

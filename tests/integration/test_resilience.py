@@ -32,7 +32,7 @@ import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.config.file import Route, Target, UpstreamSpec
-from rawproxy.fake_upstream import FakeUpstream, Script
+from rawproxy.testing.fake_upstream import FakeUpstream, Script
 
 from .rawhttp import HTTPConnection, Response, SSEEvent, anthropic_event, openai_chunk, parse_sse, text_of
 

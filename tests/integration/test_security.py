@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.fake_upstream import FakeUpstream, Script
+from rawproxy.testing.fake_upstream import FakeUpstream, Script
 
 from .rawhttp import ANTHROPIC, HTTPConnection, T, messages_body, start
 

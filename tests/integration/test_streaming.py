@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
-from rawproxy.fake_upstream import FakeUpstream, Script, ToolCall
+from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 
 from .rawhttp import (
     ANTHROPIC,

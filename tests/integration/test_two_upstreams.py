@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
-from rawproxy.fake_upstream import FakeUpstream
 from rawproxy.routing import ModelRoutes
+from rawproxy.testing.fake_upstream import FakeUpstream
 from tests.integration.rawhttp import HTTPConnection, Response, T, parse_sse, start
 
 pytestmark = pytest.mark.integration

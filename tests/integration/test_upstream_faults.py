@@ -47,7 +47,7 @@ from rawproxy.client.pool import ConnectionPool
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.config.file import Route, UpstreamSpec
 from rawproxy.errors import ClientError
-from rawproxy.fake_upstream import FakeUpstream, Script
+from rawproxy.testing.fake_upstream import FakeUpstream, Script
 
 from .rawhttp import HTTPConnection, SSEEvent, anthropic_event, openai_chunk, parse_sse, text_of
 

@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from rawproxy.fake_upstream import FakeUpstream, Script, ToolCall
+from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 
 anthropic = pytest.importorskip("anthropic")
 
