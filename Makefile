@@ -25,11 +25,11 @@ format:
 test:  ## everything: unit, integration, conformance (official SDKs), e2e (the real Claude Code CLI)
 	$(PY) -m pytest
 
-unit:
-	$(PY) -m pytest tests/unit
+unit:  ## everything not marked integration, conformance or e2e (sans-I/O, no sockets); tests/README.md
+	$(PY) -m pytest -m "not integration and not conformance and not e2e"
 
-integration:
-	$(PY) -m pytest tests/integration
+integration:  ## real sockets on 127.0.0.1 (the `integration` marker)
+	$(PY) -m pytest -m integration
 
 conformance:
 	$(PY) -m pytest tests/conformance
@@ -46,7 +46,7 @@ bench-deps: $(PY)  ## matplotlib (the `bench` dependency group), installed into 
 	@$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install --quiet $$($(BENCH_DEPS))
 
 load:  ## the load test at full length: 500 streaming clients for 30 s through one process (issue 6)
-	RAWPROXY_LOAD_SECONDS=30 $(PY) -m pytest -q -s -p no:randomly tests/integration/test_load.py
+	RAWPROXY_LOAD_SECONDS=30 $(PY) -m pytest -q -s -p no:randomly tests/server/test_load.py
 
 bench: bench-deps  ## the full bench suite (a few minutes): table, JSON and chart in bench/results/
 	$(PY) bench/run.py

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             children.start(
                 [
                     sys.executable,
-                    str(BENCH / "upstream.py"),
+                    str(BENCH / "canned_upstream.py"),
                     "--port",
                     str(upstream),
                     "--max-seconds",

@@ -1,7 +1,7 @@
 """Request bodies for the bench, in both dialects: a small one and a Claude-Code-sized one.
 
 The last user message carries the bench upstream's marker, ``bench:<kind>:<delay ms>`` (see
-``upstream.py``), so the same answer comes back whichever way the request travels. The large request is
+``canned_upstream.py``), so the same answer comes back whichever way the request travels. The large request is
 the size of a Claude Code turn: a 48 KB system prompt (as text blocks with ``cache_control``) and 40 tools
 with realistic JSON schemas, about 60 KB in all.
 """

@@ -1,6 +1,6 @@
 """rawproxy's benchmark suite: what the proxy adds, measured against the direct upstream and a bare relay.
 
-Three processes are started on free ports of 127.0.0.1: the bench upstream (``upstream.py``, canned bytes
+Three processes are started on free ports of 127.0.0.1: the bench upstream (``canned_upstream.py``, canned bytes
 for both dialects), the proxy (``python -m rawproxy``, log level warning, both upstreams pointing at the
 bench upstream) and the relay floor (``relay_floor.py``). This script is the client (``loadgen.py``).
 
@@ -730,7 +730,7 @@ def run(counts: Counts, quick: bool) -> dict[str, Any]:
         upstream = children.start(
             [
                 sys.executable,
-                str(BENCH / "upstream.py"),
+                str(BENCH / "canned_upstream.py"),
                 "--port",
                 str(ports.upstream),
                 "--max-seconds",

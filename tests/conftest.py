@@ -10,8 +10,8 @@ from typing import Any
 import hypothesis  # noqa: F401  (see below)
 import pytest
 
+from rawproxy import Proxy
 from rawproxy.config import Config
-from rawproxy.service import serve
 from rawproxy.testing.fake_upstream import FakeUpstream
 
 # hypothesis is imported here, at collection, on purpose: its pytest plugin otherwise imports it lazily
@@ -22,12 +22,13 @@ from rawproxy.testing.fake_upstream import FakeUpstream
 
 @dataclass
 class RunningProxy:
+    """A started ``rawproxy.Proxy`` (the public embedding API) and the ``Config`` it serves."""
+
     url: str
     host: str
     port: int
     config: Config
-    stop: asyncio.Event
-    task: asyncio.Task[None]
+    proxy: Proxy
 
 
 @pytest.fixture
@@ -52,19 +53,13 @@ async def proxy_factory(fake: FakeUpstream) -> AsyncIterator[ProxyFactory]:
         }
         settings.update(overrides)
         config = Config(**settings)
-        ready: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
-        stop = asyncio.Event()
-        task = asyncio.create_task(serve(config, ready=lambda h, p: ready.set_result((h, p)), stop=stop))
-        host, port = await asyncio.wait_for(ready, 5)
-        proxy = RunningProxy(f"http://{host}:{port}", host, port, config, stop, task)
-        running.append(proxy)
-        return proxy
+        proxy = await asyncio.wait_for(Proxy(config, free_port=False).start(), 5)
+        started = RunningProxy(proxy.url, proxy.host, proxy.port, config, proxy)
+        running.append(started)
+        return started
 
     yield start
-    for proxy in running:
-        proxy.stop.set()
-    for proxy in running:
-        await asyncio.wait_for(proxy.task, 10)
+    await asyncio.wait_for(asyncio.gather(*(started.proxy.stop() for started in running)), 10)
 
 
 @pytest.fixture
@@ -82,7 +77,7 @@ async def anthropic_client(proxy: RunningProxy) -> AsyncIterator[Any]:
 
 # In CI (CI=true) a skipped end-to-end or nginx test fails the run: a green run with the real clients
 # skipped would prove nothing (the machine lacked node, npm or nginx, and the run must say so).
-_MUST_RUN = ("tests/e2e/", "tests/integration/test_nginx.py")
+_MUST_RUN = ("tests/e2e/", "tests/server/test_nginx.py")
 _skipped_must_run: list[str] = []
 
 

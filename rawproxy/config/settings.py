@@ -6,7 +6,7 @@ set it at top level, its check, how ``GET /`` shows it, and whether a hot reload
 it needs a restart. From the table come the command-line parser and the reading of flags, environment
 and file (load.py), the file's accepted top-level keys (file.py), the defaults, validation and
 ``summary()`` (model.py) and the reload rules (reload.py). Adding a setting is adding a row (and its
-``Config`` field); ``tests/unit/test_config.py`` fails when the two disagree.
+``Config`` field); ``tests/config/test_config.py`` fails when the two disagree.
 
 Kinds of row: ``value`` (a flag with a value, a variable, a file key: the first set wins), ``switch`` (a
 flag without value or a variable turns it to ``not default``, else the file's ``true``/``false``) and

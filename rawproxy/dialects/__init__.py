@@ -126,6 +126,8 @@ class DialectSpec:
     max_tokens_field: str  # where a route's max_tokens override is written
     replaces: tuple[str, ...]  # fields a max_tokens override removes (the dialect's other name for it)
     compact: Callable[[dict[str, Any]], bool]  # shortens the system prompt of a raw request body
+    messages_field: str | None  # the list every request must carry (None: an ``input`` the parser checks)
+    chains_responses: bool  # ``previous_response_id`` names an earlier answer the proxy may keep
 
 
 REGISTRY: tuple[DialectSpec, ...] = (
@@ -139,6 +141,8 @@ REGISTRY: tuple[DialectSpec, ...] = (
         max_tokens_field="max_tokens",
         replaces=(),
         compact=anthropic_messages.compact_body,
+        messages_field="messages",
+        chains_responses=False,
     ),
     DialectSpec(
         name="openai_chat",
@@ -150,6 +154,8 @@ REGISTRY: tuple[DialectSpec, ...] = (
         max_tokens_field="max_tokens",
         replaces=("max_completion_tokens",),
         compact=openai_chat.compact_body,
+        messages_field="messages",
+        chains_responses=False,
     ),
     DialectSpec(
         name="openai_responses",
@@ -161,6 +167,8 @@ REGISTRY: tuple[DialectSpec, ...] = (
         max_tokens_field="max_output_tokens",
         replaces=(),
         compact=openai_responses.compact_body,
+        messages_field=None,
+        chains_responses=True,
     ),
 )
 _BY_PATH = {spec.path: spec for spec in REGISTRY}

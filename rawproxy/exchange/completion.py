@@ -44,15 +44,19 @@ async def complete(ex: Exchange) -> None:
     data = ex.data = load_json_object(ex.req.body)
     model, sent_model = request_model(data, config.routes.default)
     data["model"] = model
-    messages = data.get("messages")
-    if spec.upstream is None:  # the Responses API: an input string or items, checked by its parser
+    if spec.chains_responses:
         state.continue_conversation(shared.responses, data)
-        messages = []
-    elif not isinstance(messages, list) or not messages:  # both APIs' rule, a passthrough's too
-        raise ClientError("messages: field required (a non-empty list of messages)")
+    messages = data.get(spec.messages_field) if spec.messages_field else None
+    if spec.messages_field and (not isinstance(messages, list) or not messages):
+        # both APIs' rule, a passthrough's too
+        raise ClientError(f"{spec.messages_field}: field required (a non-empty list of messages)")
     anthropic = spec.protocol == "anthropic"
     decision = shared.router.decide(model, RequestFacts(data, "anthropic" if anthropic else "openai"))
-    if messages and decision.upstream.protocol != spec.protocol and all_blank(messages, anthropic=anthropic):
+    if (
+        isinstance(messages, list)
+        and decision.upstream.protocol != spec.protocol
+        and all_blank(messages, anthropic=anthropic)
+    ):
         raise ClientError("messages: every message is empty; there is nothing to answer")
     ex.rewritten = model != sent_model
     if decision.overrides:

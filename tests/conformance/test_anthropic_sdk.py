@@ -20,7 +20,7 @@ import pytest
 from rawproxy.routing import ModelRoutes
 from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 from rawproxy.toolcalls import wire_tool_name
-from tests.openai_fields import OPENAI_REQUEST_FIELDS
+from tests.support.openai_fields import OPENAI_REQUEST_FIELDS
 
 anthropic = pytest.importorskip("anthropic")
 

@@ -18,6 +18,8 @@ import pytest
 
 from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 
+pytestmark = pytest.mark.integration
+
 anthropic = pytest.importorskip("anthropic")
 
 MODEL = "claude-sonnet-4-6"
