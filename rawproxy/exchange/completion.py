@@ -68,26 +68,21 @@ async def complete(ex: Exchange) -> None:
         ex.rewritten = True
     ex.record.client_model, ex.record.upstream_model = model, decision.model
 
-    async def attempt(up: Upstream, target: str, final: bool) -> None:
-        ex.record.upstream, ex.record.upstream_model = up.name, target
-        if spec.protocol == up.protocol:
-            await passthrough.relay(ex, up, target, final)
-        else:
-            await _translated(ex, up, target, final)
-
-    sink = ex.sink
-    answer = await with_retries(
-        [(decision.upstream, decision.model), *decision.fallbacks],
-        attempt,
-        base=config.retry_backoff,
-        cap=config.retry_backoff_max,
-        started=lambda: sink.started and not sink.discard(),
-        on_failure=shared.metrics.upstream_error,
-    )
+    answer = await with_retries(ex, [(decision.upstream, decision.model), *decision.fallbacks], _attempt)
     if answer is not None:  # a passthrough's last error, untouched
         status, headers, body = answer
         ex.record.status = status
-        await sink.respond(status, headers, body)
+        await ex.sink.respond(status, headers, body)
+
+
+async def _attempt(ex: Exchange, up: Upstream, target: str, final: bool) -> None:
+    """One try on one upstream: passed through when it speaks the client's protocol, else translated."""
+    assert ex.spec is not None
+    ex.record.upstream, ex.record.upstream_model = up.name, target
+    if ex.spec.protocol == up.protocol:
+        await passthrough.relay(ex, up, target, final)
+    else:
+        await _translated(ex, up, target, final)
 
 
 async def _translated(ex: Exchange, up: Upstream, target: str, final: bool) -> None:

@@ -28,6 +28,7 @@ from ..errors import ClientError, ProxyError
 from ..profiles import Profile
 from ..routing import Upstream
 from ..translate import Prepared
+from .context import Exchange
 
 __all__ = [
     "RETRYABLE",
@@ -107,28 +108,23 @@ def rewrite_for(prepared: Prepared, status: int, error_body: bytes) -> Profile |
     return found
 
 
-Try = Callable[[Upstream, str, bool], Awaitable[None]]  # (upstream, its model, whether the last try)
+Try = Callable[[Exchange, Upstream, str, bool], Awaitable[None]]  # (exchange, upstream, model, last try?)
 
 
 async def with_retries(
-    tries: Sequence[tuple[Upstream, str]],
-    attempt: Try,
-    *,
-    base: float,
-    cap: float,
-    started: Callable[[], bool],
-    on_failure: Callable[[Upstream, ProxyError], None],
+    ex: Exchange, tries: Sequence[tuple[Upstream, str]], attempt: Try
 ) -> tuple[int, Headers, bytes] | None:
     """The route's upstream, then its fallbacks; each tried again up to its ``retries``. Returns a
     passthrough's last error answer to relay untouched (when its tries ended early), else None once a try
-    succeeded; raises the last failure otherwise. ``started()`` says whether the client already has bytes
-    (then nothing is tried again)."""
+    succeeded; raises the last failure otherwise. Nothing is tried again once the client has bytes."""
+    config, sink, on_failure = ex.shared.config, ex.sink, ex.shared.metrics.upstream_error
+    base, cap = config.retry_backoff, config.retry_backoff_max
     failure: Retry | None = None
     for number, (up, target) in enumerate(tries):
         for count in range(up.retries + 1):
             final = number == len(tries) - 1 and count == up.retries
             try:
-                await attempt(up, target, final)
+                await attempt(ex, up, target, final)
                 return None
             except Retry as exc:
                 failure = exc
@@ -136,7 +132,7 @@ async def with_retries(
             except ProxyError as exc:
                 if not isinstance(exc, ClientError):
                     on_failure(up, exc)
-                if final or exc.info.status not in RETRYABLE or started():
+                if final or exc.info.status not in RETRYABLE or (sink.started and not sink.discard()):
                     raise
                 failure = Retry(exc)
             if count == up.retries:

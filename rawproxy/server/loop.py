@@ -39,17 +39,12 @@ _NO_REQUEST = ClientRequest(method="", path="", query="", headers=[], body=b"") 
 class Server:
     def __init__(self, config: Config, app: App) -> None:
         self._start_config = config  # where to listen: read once
-        self.app = app
+        self.app = app  # its config is the one of the moment: a reload changes the limits of the next request
         self._connections: set[asyncio.Task[None]] = set()
         self._idle: set[asyncio.Task[None]] = set()  # waiting for a request head: closed at once on shutdown
         self._closing = False
         self._server: asyncio.Server | None = None
         self.reads = Ticker()  # the deadline of every client read that waits
-
-    @property
-    def config(self) -> Config:
-        """The configuration of the moment: a reload changes the limits for the next request."""
-        return self.app.config
 
     async def start(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -109,12 +104,12 @@ class Server:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event, held  # pipelined: the whole head is here already
-        data = await client.read(self.config.idle_timeout)
+        data = await client.read(self.app.config.idle_timeout)
         if data is None:
             return None, held
         conn.receive_data(data)
         fed = held + len(data)
-        deadline = time.monotonic() + self.config.head_timeout
+        deadline = time.monotonic() + self.app.config.head_timeout
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
@@ -128,7 +123,7 @@ class Server:
 
     @property
     def _crowded(self) -> bool:
-        return len(self._connections) > self.config.max_connections
+        return len(self._connections) > self.app.config.max_connections
 
     async def _refuse(
         self,
@@ -150,7 +145,7 @@ class Server:
         """An error that ends the connection: the answer, then the input drained (``linger``)."""
         sink = ResponseWriter(client, head_only=False, http10=http10, close=True)
         await sink.respond(status, headers, body)
-        await client.linger(min(LINGER_SECONDS, self.config.idle_timeout))
+        await client.linger(min(LINGER_SECONDS, self.app.config.idle_timeout))
 
     def _new_cycle(self, leftover: tuple[bytes, bool] = (b"", False)) -> h11.Connection:
         """A fresh h11 parser for the next request, holding what the client sent beyond the last one.
@@ -159,7 +154,7 @@ class Server:
         (see ``ResponseWriter``), so its state machine would never reach DONE on our side. A new
         ``h11.Connection`` costs about 1 µs.
         """
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.config.max_head_bytes)
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.app.config.max_head_bytes)
         data, closed = leftover
         if data:
             conn.receive_data(data)
@@ -226,7 +221,7 @@ class Server:
         measured here (unless all that was read for it, ``fed`` bytes, is within the limit anyway); a
         declared body over the limit is refused before ``100 Continue`` asks for it.
         """
-        head_limit = self.config.max_head_bytes
+        head_limit = self.app.config.max_head_bytes
         if fed > head_limit and (
             len(head.method) + len(head.target) + sum(len(k) + len(v) + 4 for k, v in headers) > head_limit
         ):
@@ -237,7 +232,7 @@ class Server:
                 type=ErrorType.INVALID_REQUEST,
                 message=f"HTTP/{head.http_version.decode()} is not supported; use HTTP/1.1",
             )
-        limit = self.config.max_body_bytes
+        limit = self.app.config.max_body_bytes
         chunked = length = False
         for name, value in headers:
             if name == b"content-length":
@@ -267,7 +262,7 @@ class Server:
             data, closed = conn.trailing_data
             parts, size = [data], len(data)
             while size < length:
-                more = b"" if closed else await client.read(self.config.idle_timeout)
+                more = b"" if closed else await client.read(self.app.config.idle_timeout)
                 if more is None:
                     return _body_timeout(), (b"", False)
                 if not more:  # the client ended its side mid-body (it may still read the answer)
@@ -282,11 +277,11 @@ class Server:
             return _client_request(head, headers, data[:length]), (data[length:], closed)
         body = bytearray()
         while True:
-            event = await self._next_event(conn, client, self.config.idle_timeout)
+            event = await self._next_event(conn, client, self.app.config.idle_timeout)
             if isinstance(event, h11.Data):
                 body += event.data
-                if len(body) > self.config.max_body_bytes:
-                    return _too_large(self.config.max_body_bytes), (b"", False)
+                if len(body) > self.app.config.max_body_bytes:
+                    return _too_large(self.app.config.max_body_bytes), (b"", False)
             elif isinstance(event, h11.EndOfMessage):
                 break
             elif event is None:
