@@ -25,9 +25,8 @@ from ..errors import ProxyError
 from ..observe.access import log_exchange
 from ..observe.metrics import Metrics
 from .catalog import Catalog
-from .context import Exchange, Shared
+from .context import Exchange, Shared, Streams
 from .endpoints import find
-from .relay import Streams
 from .state import ResponseStore
 
 __all__ = ["App", "error_response"]

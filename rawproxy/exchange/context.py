@@ -7,10 +7,13 @@ takes the ``Shared`` of the moment it began, so a reload never changes a request
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._types import AccessRecord, ClientRequest, ResponseSink
+from ..timers import Ticker
 
 if TYPE_CHECKING:
     from .. import ir
@@ -20,10 +23,9 @@ if TYPE_CHECKING:
     from ..observe.metrics import Metrics
     from ..routing import Router
     from .catalog import Catalog
-    from .relay import Streams
     from .state import ResponseStore
 
-__all__ = ["Exchange", "Shared"]
+__all__ = ["Exchange", "Shared", "Streams"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -56,3 +58,20 @@ class Exchange:
             return key
         scheme, _, token = (self.req.header(b"authorization") or "").partition(" ")
         return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class Streams:
+    """The relays in flight, and the one ticker that keeps their pings and time limits."""
+
+    def __init__(self, ping_interval: float) -> None:
+        self.ping_interval = ping_interval
+        self.ticker = Ticker()
+
+    @functools.cached_property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the relays run on (first asked for from inside it), kept: in Python 3.11 every
+        ``get_running_loop()`` is a ``getpid()`` system call."""
+        return asyncio.get_running_loop()
+
+    def close(self) -> None:
+        self.ticker.close()

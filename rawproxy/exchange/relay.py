@@ -16,15 +16,13 @@ Rules:
 - Until the client has its first bytes, the events of a read are translated one at a time; after the
   first token, the rest of that read waits for the loop's next turn, so other streams' first tokens read
   in the same turn go first (bench/README: about 0.6 ms off the p50 at 32 streams).
-- :class:`Streams` keeps every relay in one ``timers.Ticker``: a ping when a translated stream has
+- ``context.Streams`` keeps every relay in one ``timers.Ticker``: a ping when a translated stream has
   written nothing for ``ping_interval`` (A2O-S16), and the end, as an upstream timeout (decision 6), of a
   stream past ``max_stream_seconds``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import time
 
@@ -32,30 +30,13 @@ from .._types import AccessRecord, ResponseSink
 from ..client import UpstreamResponse
 from ..errors import ProxyError, UpstreamStatus, UpstreamTimeout
 from ..http1 import ResponseHead
-from ..timers import Ticker
 from ..translate import Translator
+from .context import Streams
 from .retry import RETRYABLE, Retry
 
-__all__ = ["Relay", "Streams", "streams"]
+__all__ = ["Relay", "streams"]
 
 log = logging.getLogger("rawproxy")
-
-
-class Streams:
-    """The relays in flight, and the one ticker that keeps their pings and time limits."""
-
-    def __init__(self, ping_interval: float) -> None:
-        self.ping_interval = ping_interval
-        self.ticker = Ticker()
-
-    @functools.cached_property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The loop the relays run on (first asked for from inside it), kept: in Python 3.11 every
-        ``get_running_loop()`` is a ``getpid()`` system call."""
-        return asyncio.get_running_loop()
-
-    def close(self) -> None:
-        self.ticker.close()
 
 
 class Relay:

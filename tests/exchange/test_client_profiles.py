@@ -7,7 +7,6 @@ must fail these tests.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from rawproxy import __version__
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.testing.fake_upstream import FakeUpstream
-from tests.support.rawhttp import HTTPConnection, Response, T, start
+from tests.support.rawhttp import call, start
 
 pytestmark = pytest.mark.integration
 
@@ -89,16 +88,6 @@ async def anthropic_only(proxy_factory: Any, fake: FakeUpstream, **config: Any) 
     )
     assert not proxy.config.openai_enabled
     return proxy
-
-
-async def call(
-    proxy: Any, method: str, path: str, headers: list[tuple[str, str]], body: Any = None
-) -> Response:
-    data = json.dumps(body).encode() if body is not None else None
-    async with await HTTPConnection.open(proxy.host, proxy.port, timeout=T) as conn:
-        resp = await conn.request(method, path, headers, data, timeout=T)
-    assert resp.status == 200, resp.body
-    return resp
 
 
 def chat(stream: bool) -> dict[str, Any]:

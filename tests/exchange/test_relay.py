@@ -13,7 +13,8 @@ import orjson
 from rawproxy import ir
 from rawproxy._types import AccessRecord
 from rawproxy.dialects import anthropic_messages, openai_chat
-from rawproxy.exchange.relay import Relay, Streams
+from rawproxy.exchange.context import Streams
+from rawproxy.exchange.relay import Relay
 from rawproxy.translate import StreamTranslator
 
 

@@ -17,7 +17,7 @@ import pytest
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.routing import ModelRoutes
 from rawproxy.testing.fake_upstream import FakeUpstream
-from tests.support.rawhttp import HTTPConnection, Response, T, parse_sse, start
+from tests.support.rawhttp import call, parse_sse, start
 
 pytestmark = pytest.mark.integration
 
@@ -50,16 +50,6 @@ async def both(proxy_factory: Any, fake: FakeUpstream, anthropic_fake: FakeUpstr
     )
     assert proxy.config.openai_enabled and proxy.config.anthropic_enabled
     return proxy
-
-
-async def call(
-    proxy: Any, method: str, path: str, headers: list[tuple[str, str]], body: Any = None
-) -> Response:
-    data = json.dumps(body).encode() if body is not None else None
-    async with await HTTPConnection.open(proxy.host, proxy.port, timeout=T) as conn:
-        resp = await conn.request(method, path, headers, data, timeout=T)
-    assert resp.status == 200, resp.body
-    return resp
 
 
 def messages_request(model: str, stream: bool) -> dict[str, Any]:

@@ -348,3 +348,14 @@ async def start(proxy_factory: Any, **config: Any) -> Any:
     """A proxy whose shutdown grace is short, so a test's teardown never waits long."""
     config.setdefault("grace_seconds", 1.0)
     return await proxy_factory(**config)
+
+
+async def call(
+    proxy: Any, method: str, path: str, headers: list[tuple[str, str]], body: Any = None
+) -> Response:
+    """One request on a connection of its own, which must answer 200 (the JSON ``body``, if any)."""
+    data = json.dumps(body).encode() if body is not None else None
+    async with await HTTPConnection.open(proxy.host, proxy.port, timeout=T) as conn:
+        resp = await conn.request(method, path, headers, data, timeout=T)
+    assert resp.status == 200, resp.body
+    return resp
