@@ -7,7 +7,7 @@ Theory of operation, by module:
 - ``pool.py``: the lean HTTP/1.1 keep-alive pool of the hot path (``ConnectionPool``, ``LeanResponse``):
   idle connections per origin, one retry of a stale reused connection, and the read timeout of every
   exchange in flight kept by one ``timers.Ticker``.
-- ``upstream.py``: the API the proxy calls (``Client``, ``open_stream``, ``request``, ``fetch``): default
+- ``http.py``: the API the proxy calls (``Client``, ``open_stream``, ``request``, ``fetch``): default
   headers, the identity-encoding rule, the header filter of passthrough (``relayable``), and httpx for
   what is off the hot path.
 - ``faults.py``: the one table from every exception the client can meet to the typed error
@@ -20,8 +20,7 @@ Only typed errors leave this package: ``ClientError``, ``UpstreamUnreachable``, 
 from __future__ import annotations
 
 from .faults import fault, map_exception
-from .pool import ConnectionPool, LeanResponse, OnBody, OnHead, Origin
-from .upstream import (
+from .http import (
     USER_AGENT,
     Client,
     UpstreamResponse,
@@ -31,6 +30,7 @@ from .upstream import (
     relayable,
     request,
 )
+from .pool import ConnectionPool, LeanResponse, OnBody, OnHead, Origin
 
 __all__ = [
     "USER_AGENT",

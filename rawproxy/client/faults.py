@@ -2,7 +2,7 @@
 
 Theory of operation: the client meets three families of exceptions. The lean pool (pool.py) meets
 ``OSError`` (``TimeoutError`` among them) while it connects, and raises :class:`Silent` into an exchange
-whose upstream stayed quiet past the read timeout; httpx (used off the hot path, upstream.py) raises its
+whose upstream stayed quiet past the read timeout; httpx (used off the hot path, http.py) raises its
 own ``httpx.HTTPError`` tree. Whoever catches one calls :func:`fault` and raises what it returns, so
 that only the typed errors of ``errors.py`` leave the client, each naming its fault:
 

@@ -6,7 +6,7 @@ whole budget. This module does only what the hot path needs: one pool of idle co
 LIFO reuse, the framing of ``http1.py`` (h11 would cost 40 µs an exchange here, more than all the rest
 of this package), a read timeout on every read, TLS through ``ssl``. One connection's protocol is
 connection.py; this module pools them and runs exchanges on them. Everything else (model lists,
-configuration-level calls) stays on httpx, in ``client/upstream.py``, the only module that uses this one.
+configuration-level calls) stays on httpx, in ``client/http.py``, the only module that uses this one.
 
 Rules:
 - A connection returns to the pool only after its response ended cleanly and both sides may go on;
