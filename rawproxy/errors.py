@@ -96,10 +96,6 @@ class UpstreamProtocolError(ProxyError):
         super().__init__(ErrorInfo(status=status, type=type, message=message))
 
 
-# The name the dialects used before the split (an error body of a 200 answer is an upstream status).
-UpstreamError = UpstreamStatus
-
-
 class ConfigError(ValueError):
     """A configuration that cannot work (flags, environment or ``--config`` file); the message says which
     setting and why. Raised at start and on a reload, never while serving a request."""

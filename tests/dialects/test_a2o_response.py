@@ -18,7 +18,7 @@ from anthropic.types import Message
 
 from rawproxy import ir, profiles, toolcalls
 from rawproxy.dialects import anthropic_messages, openai_chat
-from rawproxy.errors import ProxyError, UpstreamError, UpstreamProtocolError
+from rawproxy.errors import ProxyError, UpstreamProtocolError, UpstreamStatus
 
 CLIENT_MODEL = "claude-sonnet-4-6"
 ZERO_USAGE = {
@@ -600,7 +600,7 @@ def test_a2o_n12_non_json_body_is_502() -> None:
 
 def test_a2o_n12_error_object_with_200_status() -> None:
     body = {"error": {"message": "Provider returned error", "code": 502}}
-    with pytest.raises(UpstreamError) as excinfo:
+    with pytest.raises(UpstreamStatus) as excinfo:
         openai_chat.parse_response(orjson.dumps(body), make_ctx())
     status, error = anthropic_messages.build_error(excinfo.value.info)
     assert status == 502

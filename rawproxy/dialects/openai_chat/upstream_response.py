@@ -16,7 +16,7 @@ from typing import Any, Final
 import orjson
 
 from ... import ir
-from ...errors import UpstreamError, UpstreamProtocolError
+from ...errors import UpstreamProtocolError, UpstreamStatus
 from ...toolcalls import client_tool_id, parse_arguments
 from .._common import ERROR_TYPES_BY_STATUS, error_type_for_status, load_upstream_json
 
@@ -76,7 +76,7 @@ _THINK_TAGS = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL)
 def parse_response(body: bytes, ctx: ir.Context) -> ir.Response:
     data = load_upstream_json(body)
     if isinstance(data, dict) and data.get("error") and not data.get("choices"):
-        raise UpstreamError(parse_error(502, body))
+        raise UpstreamStatus(parse_error(502, body))
     choices = data.get("choices") if isinstance(data, dict) else None
     if not choices or not isinstance(choices[0], dict):
         raise UpstreamProtocolError("upstream response has no choices")  # A2O-N12
