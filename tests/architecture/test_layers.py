@@ -19,7 +19,20 @@ PACKAGE = Path(__file__).resolve().parents[2] / "rawproxy"
 LAYERS: dict[str, int] = {
     # 0: leaves, sans-I/O or plain data
     **dict.fromkeys(
-        ["_types", "ids", "ir", "sse", "http1", "errors", "timers", "profiles", "tokens", "toolcalls"], 0
+        [
+            "_types",
+            "ids",
+            "ir",
+            "sse",
+            "http1",
+            "errors",
+            "timers",
+            "profiles",
+            "models",
+            "tokens",
+            "toolcalls",
+        ],
+        0,
     ),
     "dialects": 1,  # the only owner of dialect knowledge
     "translate": 2,  # glue between two dialects

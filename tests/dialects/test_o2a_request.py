@@ -1217,3 +1217,45 @@ def test_o2a_r29_request_is_unchanged_by_building_it_twice() -> None:
     _, again = anthropic_messages.build_request(prepared.request, prepared.ctx)
     assert again == prepared.body
     assert orjson.dumps(orjson.loads(again)).count(b'"cache_control"') == 3
+
+
+# ------------------------------------------------------------- M26: the models of 2026 (models.py)
+
+
+def test_m26_02_reasoning_effort_on_opus_4_8_is_adaptive_thinking_at_that_effort() -> None:
+    """The headline 400 of 2026: ``"thinking.type.enabled" is not supported for this model``. An
+    OpenAI client's ``reasoning_effort`` becomes adaptive thinking plus ``output_config.effort``, shown
+    summarized (M26-05: these models omit it otherwise, and the client asked to see reasoning)."""
+    body = upstream_body(
+        req(user("q"), reasoning_effort="high", max_tokens=2000), upstream_model="claude-opus-4-8"
+    )
+    assert body["thinking"] == {"type": "adaptive", "display": "summarized"}
+    assert body["output_config"] == {"effort": "high"}
+    assert body["max_tokens"] == 2000  # no budget to fit under it
+
+
+def test_m26_04_effort_the_4_6_models_refuse_is_never_sent_there() -> None:
+    body = upstream_body(req(user("q"), reasoning_effort="xhigh"), upstream_model="claude-sonnet-4-6")
+    assert body["thinking"]["type"] == "enabled" and "output_config" not in body  # budgets, as before
+
+
+def test_m26_03_sampling_parameters_are_not_sent_to_opus_4_8(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="rawproxy")
+    for _ in range(3):
+        body = upstream_body(
+            req(user("q"), temperature=0.2, top_p=0.9), upstream_model="claude-opus-4-8-m26-03"
+        )
+        assert "temperature" not in body and "top_p" not in body and "thinking" not in body
+    said = [r for r in caplog.records if "claude-opus-4-8-m26-03" in r.getMessage()]
+    assert len(said) == 1  # once per model, not per request
+    kept = upstream_body(req(user("q"), temperature=0.2, top_p=0.9), upstream_model="claude-sonnet-4-6")
+    assert (kept["temperature"], kept["top_p"]) == (0.2, 0.9)
+
+
+def test_m26_06_fable_thinks_unasked_so_a_forced_tool_becomes_auto_and_disabled_is_never_sent() -> None:
+    body = upstream_body(
+        req(user("q"), tools=[function()], tool_choice="required", reasoning_effort="none"),
+        upstream_model="claude-fable-1-0",
+    )
+    assert "thinking" not in body  # never {"type": "disabled"}: Fable refuses it
+    assert body["tool_choice"] == {"type": "auto"}  # a forced tool is refused while it thinks

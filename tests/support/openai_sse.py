@@ -29,7 +29,13 @@ from rawproxy.translate import StreamTranslator
 UPSTREAM_MODEL = "claude-sonnet-4-6"
 
 
-def prepare(body: dict[str, Any], *, auto_cache: bool = False, max_output_tokens: int | None = None) -> Any:
+def prepare(
+    body: dict[str, Any],
+    *,
+    auto_cache: bool = False,
+    max_output_tokens: int | None = None,
+    upstream_model: str = UPSTREAM_MODEL,
+) -> Any:
     """The proxy's sans-I/O request pipeline: parse, default ``max_tokens``, build the upstream body."""
     req = openai_chat.parse_request(orjson.dumps(body))
     req.max_tokens = req.max_tokens or 16384
@@ -37,7 +43,7 @@ def prepare(body: dict[str, Any], *, auto_cache: bool = False, max_output_tokens
         openai_chat,
         anthropic_messages,
         req,
-        upstream_model=UPSTREAM_MODEL,
+        upstream_model=upstream_model,
         profile=profiles.PROFILES["generic"],
         max_output_tokens=max_output_tokens,
         auto_cache=auto_cache,

@@ -17,6 +17,7 @@ from typing import Any, Final
 import orjson
 
 from ... import ir
+from ...models import anthropic_effort, family_of
 from ...toolcalls import client_tool_id
 from .._common import MISSING_RESULT_TEXT, orphan_result_text, pair_tool_results
 
@@ -26,6 +27,7 @@ UPSTREAM_PATH: Final = "/v1/messages"
 FIRST_USER_TEXT: Final = "(continue)"
 MAX_CACHE_BREAKPOINTS: Final = 4
 THINKING_MIN_BUDGET: Final = 1024
+_SAMPLING_LOGGED: set[str] = set()  # models whose dropped sampling parameters were logged (bounded)
 
 
 def _image_dict(block: ir.ImageBlock) -> dict[str, Any]:
@@ -227,27 +229,41 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
         ]
         choice = ir.ToolChoice(type="none")
     thinking = req.thinking
-    if thinking is not None and thinking.enabled and thinking.type != "adaptive":
+    family = family_of(ctx.upstream_model)
+    asked = thinking is not None and thinking.enabled
+    if asked and not family.budgets and family.adaptive:
+        # M26-02: an adaptive-only model refuses a budget: adaptive thinking at the asked effort (M26-04),
+        # shown as the client asked to see it (M26-05: these models omit it unless told otherwise).
+        assert thinking is not None
+        body["thinking"] = {"type": "adaptive"}
+        if not family.shows_thinking:
+            body["thinking"]["display"] = "summarized"
+        effort = anthropic_effort(thinking.effort, family)
+        if effort is not None:
+            body["output_config"] = {"effort": effort}
+    elif asked and thinking is not None and thinking.type != "adaptive":
         fitted = _thinking_budget(thinking.budget_tokens, max_tokens, ctx.max_output_tokens)
         if fitted is None:
             log.warning("max_tokens %d leaves no room for a thinking budget; thinking is off", max_tokens)
-            thinking = None
+            asked = False
         else:
             budget, max_tokens = fitted
             body["max_tokens"] = max_tokens
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-    elif thinking is not None and thinking.enabled:
+    elif asked:
         body["thinking"] = {"type": "adaptive"}
-    if thinking is not None and thinking.enabled:
+    if asked or family.thinks_unasked:
         if choice is not None and choice.type in ("any", "tool"):
             choice = ir.ToolChoice(type="auto", disable_parallel=choice.disable_parallel)  # O2A-R20
-    else:
+    elif family.sampling:
         if req.temperature is not None:
             body["temperature"] = min(max(req.temperature, 0.0), 1.0)  # O2A-R25: clamped to [0, 1]
         if req.top_p is not None:
             body["top_p"] = req.top_p
         if req.top_k is not None:
             body["top_k"] = req.top_k
+    elif req.temperature is not None or req.top_p is not None or req.top_k is not None:
+        _sampling_dropped(ctx.upstream_model)  # M26-03: removed from the model; said once per model
     if tools:
         body["tools"] = tools
         if choice is not None:
@@ -262,6 +278,12 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
     if ctx.auto_cache:
         _add_cache_breakpoints(body)
     return UPSTREAM_PATH, orjson.dumps(body)
+
+
+def _sampling_dropped(model: str) -> None:
+    if model not in _SAMPLING_LOGGED and len(_SAMPLING_LOGGED) < 256:
+        _SAMPLING_LOGGED.add(model)
+        log.info("%s takes no temperature, top_p or top_k: they are not sent (said once per model)", model)
 
 
 def _thinking_budget(asked: int | None, max_tokens: int, cap: int | None) -> tuple[int, int] | None:
