@@ -81,6 +81,7 @@ def collect(
         raise ConfigError(f"--model-map: {exc}") from None
     values["routes"] = ModelRoutes(
         model_map=model_map,
+        top=values.pop("top_model"),
         big=values.pop("big_model"),
         middle=values.pop("middle_model"),
         small=values.pop("small_model"),

@@ -29,7 +29,9 @@ from .upstreams import Upstream, build_upstreams, upstream_for
 __all__ = ["Decision", "Router", "parse_model_map", "resolve_model"]
 
 
-_TIERS = (("opus", "big"), ("sonnet", "middle"), ("haiku", "small"))
+# Claude Code 2.1.33x names its models claude-fable-*, claude-mythos-* (the top tier, above Opus), and
+# claude-opus-*, claude-sonnet-*, claude-haiku-* of the 4 and 5 generations (CONFORMANCE.md M26-09).
+_TIERS = (("fable", "top"), ("mythos", "top"), ("opus", "big"), ("sonnet", "middle"), ("haiku", "small"))
 
 
 def resolve_model(client_model: str, routes: ModelRoutes) -> str:
@@ -38,6 +40,8 @@ def resolve_model(client_model: str, routes: ModelRoutes) -> str:
     lowered = client_model.lower()
     for keyword, tier in _TIERS:
         target: str | None = getattr(routes, tier)
+        if tier == "top":
+            target = target or routes.big  # unset: the big model serves the top tier too
         if keyword in lowered and target:
             return target
     if routes.default and (not client_model or lowered.startswith("claude")):

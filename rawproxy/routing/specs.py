@@ -82,6 +82,7 @@ class ModelRoutes:
     """The flags' model map and tiers (``--model-map``, ``--big-model`` ...): see ``resolve_model``."""
 
     model_map: Mapping[str, str] = field(default_factory=dict)
+    top: str | None = None  # Claude Code's 2026 top tier (Fable, Mythos); unset: the big model serves it
     big: str | None = None
     middle: str | None = None
     small: str | None = None

@@ -471,7 +471,7 @@ PRECEDENCE_ROWS: dict[str, Row] = {
         "no_rules",
         "anthropic",
         anth(),
-        "claude-fable-1",
+        "claude-instant-1",
         ("big", "tier-default", "model_map"),
     ),
     "default_for_an_empty_model": ("no_rules", "anthropic", anth(), "", ("big", "tier-default", "model_map")),
@@ -998,7 +998,9 @@ def test_a2o_r32_tier_keywords(client_model: str, expected: str) -> None:
         ("claude-sonnet-4-6-20260101", "gpt-4.1"),
         ("my-alias", "qwen3-coder"),
         ("claude-haiku-4-5-20251001", "gpt-4o-mini"),
-        ("claude-fable-1", "gpt-4o"),  # a claude name no tier took -> default
+        ("claude-instant-1", "gpt-4o"),  # a claude name no tier took -> default
+        ("claude-fable-1", "gpt-5"),  # the top tier (M26-09): unset, so the big model's
+        ("claude-mythos-preview", "gpt-5"),
         ("CLAUDE-mystery", "gpt-4o"),
         ("", "gpt-4o"),  # no model at all -> default
         ("gpt-4o-mini", "gpt-4o-mini"),  # non-claude names never take the default
@@ -1076,3 +1078,18 @@ def test_a2o_r32_config_flags_feed_the_same_routes() -> None:
     assert resolve_model("claude-opus-4-8", routes) == "gpt-5"
     assert resolve_model("claude-x", routes) == "gpt-4o"
     assert resolve_model("gpt-4o-mini", routes) == "gpt-4o-mini"
+
+
+@pytest.mark.parametrize(
+    ("client_model", "expected"),
+    [
+        ("claude-fable-1-0", "top-model"),
+        ("claude-mythos-1", "top-model"),
+        ("claude-opus-5-0", "big-model"),  # the 5 generation keeps its tier words
+        ("claude-sonnet-5-0", "middle-model"),
+        ("claude-haiku-5-0", "small-model"),
+    ],
+)
+def test_m26_09_claude_codes_2026_names_map_to_tiers(client_model: str, expected: str) -> None:
+    routes = ModelRoutes(top="top-model", big="big-model", middle="middle-model", small="small-model")
+    assert resolve_model(client_model, routes) == expected
