@@ -14,8 +14,10 @@ Sources (the public record, verified against the live API by the projects named;
   (tontinton/maki#331, docker/docker-agent#2563, Kilo-Org/kilocode#11906);
 - Opus 4.7 and later removed the sampling parameters (Anthropic, "What's new in Claude 4.7";
   models.dev#1468, QuantumNous/new-api#4335);
-- Fable and Mythos think by default and refuse ``disabled``; Sonnet 5 thinks by default; Opus 4.7/4.8
-  think only when asked (promptfoo/promptfoo#10631);
+- Fable and Mythos (and Opus 5.5) think by default and refuse ``disabled``; the other 5-generation
+  models think by default; Opus 4.7/4.8 think only when asked (promptfoo/promptfoo#10631);
+- Mythos Preview takes no ``xhigh``; the 5.1/5.5 models refuse a forced tool_choice even unasked.
+The research behind each cell, with the verbatim refusals: tests/fixtures/research/anthropic_models_2026.md.
 - on the adaptive-only models thinking is shown as "omitted" unless ``display: "summarized"`` is asked
   (AAswordman/Operit#568).
 """
@@ -50,8 +52,19 @@ _NO_XHIGH = ("low", "medium", "high", "max")
 
 FAMILIES: Final[tuple[ModelFamily, ...]] = (
     ModelFamily(
-        name="fable-mythos",
-        patterns=("claude-fable*", "claude-mythos*"),
+        name="mythos-preview",  # before "claude-mythos*": no xhigh (platform.claude.com effort docs)
+        patterns=("claude-mythos-preview*",),
+        budgets=False,
+        adaptive=True,
+        thinks_unasked=True,
+        may_disable=False,
+        efforts=_NO_XHIGH,
+        sampling=False,
+        shows_thinking=False,
+    ),
+    ModelFamily(
+        name="always-thinking",  # Fable and Mythos 5.x, Opus 5.5: adaptive only, "disabled" refused
+        patterns=("claude-fable*", "claude-mythos*", "claude-opus-5-5*"),
         budgets=False,
         adaptive=True,
         thinks_unasked=True,

@@ -11,8 +11,11 @@ from rawproxy.models import UNKNOWN, anthropic_effort, family_of
 @pytest.mark.parametrize(
     "model, family",
     [
-        ("claude-fable-1-0", "fable-mythos"),
-        ("claude-mythos-preview", "fable-mythos"),
+        ("claude-fable-1-0", "always-thinking"),
+        ("claude-fable-5-1", "always-thinking"),
+        ("claude-mythos-5", "always-thinking"),
+        ("claude-opus-5-5", "always-thinking"),  # before claude-opus-5*: it refuses "disabled"
+        ("claude-mythos-preview", "mythos-preview"),
         ("claude-sonnet-5-0", "claude-5"),
         ("claude-opus-5", "claude-5"),
         ("claude-opus-4-8", "opus-4.7+"),
@@ -53,6 +56,7 @@ def test_m26_03_sampling_removed_from_opus_4_7_on() -> None:
         ("claude-opus-4-8", "high", "high"),
         ("claude-opus-4-8", "xhigh", "xhigh"),
         ("claude-sonnet-4-6", "xhigh", "high"),  # the 4.6 models refuse xhigh: the nearest lower value
+        ("claude-mythos-preview", "xhigh", "high"),  # so does Mythos Preview
         ("claude-opus-4-5", "xhigh", "high"),  # Opus 4.5 takes low, medium, high
         ("claude-sonnet-4-5", "high", None),  # refuses output_config.effort altogether
         ("claude-haiku-4-5", "low", None),
