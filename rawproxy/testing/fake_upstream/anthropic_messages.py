@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 import h11
 import orjson
 
+from .anthropic_rules import refusal
 from .script import Script, ToolCall, arguments_input, arguments_json, split, tokens
 from .state import UpstreamState
 from .wire import Wire
@@ -67,6 +68,9 @@ async def answer(state: UpstreamState, wire: Wire, body: Any) -> bool:
     """``POST .../v1/messages``; False when the connection is done with."""
     if not isinstance(body, dict):
         return await _error(state, wire, 400, "the request body is not a JSON object")
+    refused = refusal(body) if state.strict else None
+    if refused is not None:  # what the real API refuses, in its words (anthropic_rules.py)
+        return await _error(state, wire, 400, refused)
     script = state.choose(body)
     if not await wire.before_head(script):
         return False

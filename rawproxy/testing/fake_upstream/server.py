@@ -37,8 +37,9 @@ class FakeUpstream(UpstreamState):
         models: Sequence[str] = DEFAULT_MODELS,
         *,
         models_page_size: int | None = None,
+        strict: bool = True,
     ) -> None:
-        super().__init__(default, models, models_page_size)
+        super().__init__(default, models, models_page_size, strict)
         self.host = host
         self.port = port
         self._handlers: set[asyncio.Task[Any]] = set()  # one per open connection

@@ -25,10 +25,12 @@ class UpstreamState:
         default: Script | None = None,
         models: Sequence[str] = DEFAULT_MODELS,
         models_page_size: int | None = None,
+        strict: bool = True,
     ) -> None:
         self.default = default or Script()
         self.models = list(models)  # what Anthropic's GET /v1/models lists
         self.models_page_size = models_page_size  # a page of that list at most, whatever limit is asked
+        self.strict = strict  # refuse what Anthropic's API refuses for the model asked (anthropic_rules.py)
         # What OpenAI's GET .../models lists: whole entries, so that a test can report output caps the
         # way providers do (``max_completion_tokens``, ``top_provider.max_completion_tokens``...).
         self.openai_models: list[dict[str, Any]] = [

@@ -1,0 +1,91 @@
+"""The refusals of Anthropic's Messages API for the models of 2026, as the fake upstream's strict mode.
+
+A test passes only with a request the real API would take: the fake refuses what the API refuses, with
+the API's own words (the 400 ``invalid_request_error`` messages quoted verbatim in
+``tests/fixtures/research/anthropic_models_2026.md``, section b). Which model takes what comes from the
+proxy's own registry (``rawproxy.models``), so the two cannot drift apart; the wordings are the API's.
+Checked in the API's order where the research shows it (with thinking on, the thinking rule on
+temperature wins over the "deprecated" one).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ...models import family_of
+
+__all__ = ["refusal"]
+
+ENABLED_REFUSED: Final = (
+    '"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" and '
+    '"output_config.effort" to control thinking behavior.'
+)
+DISABLED_REFUSED: Final = (
+    '"thinking.type.disabled" is not supported for this model. Use "thinking.type.adaptive" and '
+    '"output_config.effort" to control thinking behavior.'
+)
+ADAPTIVE_REFUSED: Final = "adaptive thinking is not supported on this model"
+EFFORT_REFUSED: Final = "This model does not support the effort parameter."
+FORCED_TOOL_REFUSED: Final = "Thinking may not be enabled when tool_choice forces tool use."
+TEMPERATURE_WITH_THINKING: Final = (
+    "`temperature` may only be set to 1 when thinking is enabled or in adaptive mode. Please consult our "
+    "documentation at https://platform.claude.com/docs/en/build-with-claude/extended-thinking"
+)
+BUDGET_OVER_MAX: Final = (
+    "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at "
+    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size"
+)
+
+
+def _deprecated(name: str) -> str:
+    return f"`{name}` is deprecated for this model."
+
+
+def _effort_not_supported(effort: str, values: tuple[str, ...]) -> str:
+    """Recorded from api.anthropic.com (xhigh on claude-opus-4-6, pydantic-ai's cassette in
+    tests/fixtures/transcripts): the levels are listed sorted."""
+    return (
+        f"This model does not support effort level '{effort}'. Supported levels: {', '.join(sorted(values))}."
+    )
+
+
+def refusal(body: dict[str, Any]) -> str | None:
+    """The API's 400 message for ``body`` sent to its model, or None when the model takes it."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.lower().startswith("claude-"):
+        return None  # an Anthropic-compatible server's own model: its rules are not Anthropic's
+    family = family_of(model)
+    thinking = body.get("thinking")
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if kind == "enabled" and not family.budgets:
+        return ENABLED_REFUSED
+    if kind == "adaptive" and not family.adaptive:
+        return ADAPTIVE_REFUSED
+    if kind == "disabled" and not family.may_disable:
+        return DISABLED_REFUSED
+    output_config = body.get("output_config")
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    if effort is not None:
+        if not family.efforts:
+            return EFFORT_REFUSED
+        if effort not in family.efforts:
+            return _effort_not_supported(str(effort), family.efforts)
+    thinks = kind in ("enabled", "adaptive") or (kind is None and family.thinks_unasked)
+    if kind == "enabled" and isinstance(thinking, dict):
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, int) and budget >= int(body.get("max_tokens") or 0):
+            return BUDGET_OVER_MAX
+    temperature = body.get("temperature")
+    if thinks:
+        if temperature is not None and temperature != 1:
+            return TEMPERATURE_WITH_THINKING
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+            return FORCED_TOOL_REFUSED
+    if not family.sampling:
+        if temperature is not None and temperature != 1:
+            return _deprecated("temperature")
+        for name in ("top_p", "top_k"):
+            if name in body:
+                return _deprecated(name)
+    return None
