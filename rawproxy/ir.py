@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from .models import ModelFamily
 from .profiles import PROFILES, Profile
 
 
@@ -344,3 +345,4 @@ class Context:
     json_tool: str | None = None  # see Request.json_tool
     auto_cache: bool = False  # add prompt-caching breakpoints for an Anthropic upstream (decision 8)
     echo: dict[str, Any] = field(default_factory=dict)  # see Request.echo; the same dict
+    family: ModelFamily | None = None  # what the upstream model takes, when learned (else models.family_of)

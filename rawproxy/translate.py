@@ -19,6 +19,7 @@ import orjson
 from . import ir, tokens
 from .dialects import ClientDialect, Dialect, UpstreamDialect
 from .errors import ProxyError
+from .models import ModelFamily
 from .profiles import Profile
 from .sse import SSEDecoder
 
@@ -51,8 +52,10 @@ def prepare_request(
     profile: Profile,
     max_output_tokens: int | None,
     auto_cache: bool = False,
+    family: ModelFamily | None = None,
 ) -> Prepared:
-    """Build the upstream request for an already parsed (and routed) client request."""
+    """Build the upstream request for an already parsed (and routed) client request; ``family`` is what
+    the upstream model was learned to take (exchange/retry.py), when the registry's guess was wrong."""
     ctx = ir.Context(
         client_model=req.model,
         upstream_model=upstream_model,
@@ -66,6 +69,7 @@ def prepare_request(
         json_tool=req.json_tool,
         auto_cache=auto_cache,
         echo=req.echo,
+        family=family,
     )
     path, body = upstream.build_request(req, ctx)
     return Prepared(request=req, ctx=ctx, path=path, body=body)

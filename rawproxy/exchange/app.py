@@ -27,6 +27,7 @@ from ..observe.metrics import Metrics
 from .catalog import Catalog
 from .context import Exchange, Shared, Streams
 from .endpoints import find
+from .lessons import Lessons
 from .state import ResponseStore
 
 __all__ = ["App", "error_response"]
@@ -50,6 +51,7 @@ class App:
         self.streams = Streams(config.ping_interval)
         self.catalog = Catalog(client)
         self.responses = ResponseStore(config.responses_store)
+        self.lessons = Lessons()
         self.use(config)
 
     def use(self, config: Config) -> None:
@@ -68,6 +70,7 @@ class App:
             catalog=self.catalog,
             responses=self.responses,
             metrics=self.metrics,
+            lessons=self.lessons,
             config=config,
             router=router,
         )

@@ -18,6 +18,7 @@ from ..config import Config
 from ..dialects import all_blank, apply_overrides, load_json_object, request_model
 from ..errors import ClientError, ProxyError, UpstreamStatus
 from ..http1 import ResponseHead
+from ..models import ModelFamily
 from ..profiles import Profile
 from ..routing import RequestFacts, Upstream
 from ..translate import (
@@ -121,6 +122,7 @@ def prepare(
     profile: Profile | None = None,
     *,
     cap: int | None,
+    family: ModelFamily | None = None,
 ) -> Prepared:
     assert ex.spec is not None
     return prepare_request(
@@ -131,17 +133,28 @@ def prepare(
         profile=profile or up.profile,
         max_output_tokens=cap,
         auto_cache=ex.shared.config.auto_cache and up.protocol == "anthropic",
+        family=family or ex.shared.lessons.get(up.name, target),
     )
 
 
 def _again(ex: Exchange, prepared: Prepared, up: Upstream, status: int, body: bytes) -> Prepared | None:
-    """The same request once more without a field the upstream refused (retry.rewrite_for), under the
-    same cap; None when that would not help."""
-    profile = rewrite_for(prepared, status, body)
-    if profile is None:
+    """The same request once more, rewritten as the refusal says (retry.rewrite_for), under the same
+    cap; None when that would not help. What the model was found to take is remembered (M26-08)."""
+    rewrite = rewrite_for(prepared, status, body)
+    if rewrite is None:
         return None
     ctx = prepared.ctx
-    return prepare(ex, prepared.request, ctx.upstream_model, up, profile, cap=ctx.max_output_tokens)
+    if rewrite.family is not None:
+        ex.shared.lessons.learn(up.name, ctx.upstream_model, rewrite.family, rewrite.lesson)
+    return prepare(
+        ex,
+        prepared.request,
+        ctx.upstream_model,
+        up,
+        rewrite.profile or ctx.profile,
+        cap=ctx.max_output_tokens,
+        family=rewrite.family or ctx.family,
+    )
 
 
 def _status_error(up: Upstream, status: int, body: bytes, headers: dict[str, str]) -> ProxyError:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..observe.metrics import Metrics
     from ..routing import Router
     from .catalog import Catalog
+    from .lessons import Lessons
     from .state import ResponseStore
 
 __all__ = ["Exchange", "Shared", "Streams"]
@@ -35,6 +36,7 @@ class Shared:
     catalog: Catalog
     responses: ResponseStore
     metrics: Metrics
+    lessons: Lessons  # what upstream models were found to take (M26-08)
     config: Config
     router: Router
 

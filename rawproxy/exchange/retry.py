@@ -19,20 +19,26 @@ import asyncio
 import email.utils
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+
+import orjson
 
 from .._types import Headers
 from ..errors import ClientError, ProxyError
+from ..models import ANTHROPIC_EFFORTS, ModelFamily, family_of
 from ..profiles import Profile
 from ..routing import Upstream
 from ..translate import Prepared
 from .context import Exchange
 
 __all__ = [
+    "LADDER",
     "RETRYABLE",
     "Retry",
+    "Rewrite",
     "backoff",
     "parse_retry_after",
     "retry_after",
@@ -88,24 +94,97 @@ def backoff(attempt: int, wait: str | None, *, base: float, cap: float) -> float
     return min(base * (1 << min(attempt, 30)), cap) * (1 - 0.25 * random.random())
 
 
-def rewrite_for(prepared: Prepared, status: int, error_body: bytes) -> Profile | None:
-    """A2O-R16 / A2O-S23: the profile for one more try without a field the upstream refused with a 400,
-    when we sent that field; None when sending it again would not help."""
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """How to send a refused request once more: with another profile (a field dropped), or for what the
+    model was found to take (``family``, with ``lesson`` saying what was learned)."""
+
+    profile: Profile | None = None
+    family: ModelFamily | None = None
+    lesson: str = ""
+
+
+def _adaptive_only(f: ModelFamily, _: re.Match[str]) -> ModelFamily:
+    return replace(
+        f, budgets=False, adaptive=True, efforts=f.efforts or ANTHROPIC_EFFORTS, shows_thinking=False
+    )
+
+
+def _levels(f: ModelFamily, m: re.Match[str]) -> ModelFamily:
+    named = {v.strip() for v in m.group(1).split(",")}
+    return replace(f, efforts=tuple(v for v in ANTHROPIC_EFFORTS if v in named))
+
+
+# M26-08, the ladder: Anthropic's refusals (verbatim in tests/fixtures/research/anthropic_models_2026.md)
+# and what each teaches about the model that answered it. An error no rule matches is relayed unmodified.
+LADDER: tuple[tuple[re.Pattern[str], Callable[[ModelFamily, re.Match[str]], ModelFamily], str], ...] = (
+    (
+        re.compile(r'"thinking\.type\.enabled" is not supported for this model'),
+        _adaptive_only,
+        "adaptive thinking only",
+    ),
+    (
+        re.compile(r"^adaptive thinking is not supported on this model"),
+        lambda f, _: replace(f, adaptive=False, budgets=True, efforts=()),
+        "no adaptive thinking: budgets",
+    ),
+    (re.compile(r"does not support the effort parameter"), lambda f, _: replace(f, efforts=()), "no effort"),
+    (
+        re.compile(r"does not support effort level '\w+'\. Supported levels: ([a-z, ]+)\."),
+        _levels,
+        "its effort levels",
+    ),
+    (
+        re.compile(r"^`?(?:temperature|top_p|top_k)`? is deprecated for this model"),
+        lambda f, _: replace(f, sampling=False),
+        "no temperature, top_p or top_k",
+    ),
+    (
+        re.compile(r"^Thinking may not be enabled when tool_choice forces tool use"),
+        lambda f, _: replace(f, thinks_unasked=True),
+        "no forced tool (it thinks)",
+    ),
+)
+
+
+def _message(error_body: bytes) -> str:
+    try:
+        data = orjson.loads(error_body)
+    except orjson.JSONDecodeError:
+        return ""
+    error = data.get("error") if isinstance(data, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else ""
+
+
+def rewrite_for(prepared: Prepared, status: int, error_body: bytes) -> Rewrite | None:
+    """How to send a request the upstream refused with a 400 once more, when another try can cure it:
+    without a field we sent that it refused (A2O-R16, A2O-S23), or for what the model was found to take
+    (the ladder, M26-08); None when sending it again would not help."""
     if status != 400:
         return None
-    profile = prepared.ctx.profile
+    ctx = prepared.ctx
+    profile = ctx.profile
     if (
         profile.replay_reasoning
         and b"reasoning_content" in error_body
         and b'"reasoning_content"' in prepared.body
     ):
-        found: Profile | None = replace(profile, replay_reasoning=False)
-    elif profile.stream_usage and b"stream_options" in error_body and b'"stream_options"' in prepared.body:
-        found = replace(profile, stream_usage=False)
-    else:
+        log.warning("upstream rejected a field; retrying once without it")
+        return Rewrite(profile=replace(profile, replay_reasoning=False))
+    if profile.stream_usage and b"stream_options" in error_body and b'"stream_options"' in prepared.body:
+        log.warning("upstream rejected a field; retrying once without it")
+        return Rewrite(profile=replace(profile, stream_usage=False))
+    message = _message(error_body)
+    if not message:
         return None
-    log.warning("upstream rejected a field; retrying once without it")
-    return found
+    family = ctx.family or family_of(ctx.upstream_model)
+    for pattern, learn, lesson in LADDER:
+        found = pattern.search(message)
+        if found is not None:
+            learned = learn(family, found)
+            return Rewrite(family=learned, lesson=lesson) if learned != family else None
+    return None
 
 
 Try = Callable[[Exchange, Upstream, str, bool], Awaitable[None]]  # (exchange, upstream, model, last try?)

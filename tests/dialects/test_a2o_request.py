@@ -620,9 +620,9 @@ def test_a2o_r16_upstream_rejecting_reasoning_content_gets_one_retry_without_it(
     prepared = prepare(THINKING_HISTORY, profile=profile_for("deepseek"), upstream_model="deepseek-reasoner")
     assert b'"reasoning_content"' in prepared.body
     error = b'{"error":{"message":"Unknown field: reasoning_content","type":"invalid_request_error"}}'
-    fallback = rewrite_for(prepared, 400, error)
-    assert fallback is not None and not fallback.replay_reasoning
-    retried = prepare(THINKING_HISTORY, profile=fallback, upstream_model="deepseek-reasoner")
+    rewrite = rewrite_for(prepared, 400, error)
+    assert rewrite is not None and rewrite.profile is not None and not rewrite.profile.replay_reasoning
+    retried = prepare(THINKING_HISTORY, profile=rewrite.profile, upstream_model="deepseek-reasoner")
     assert b"reasoning_content" not in retried.body
     # an unrelated 400 is not retried
     assert rewrite_for(prepared, 400, b'{"error":{"message":"bad max_tokens"}}') is None

@@ -229,7 +229,7 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
         ]
         choice = ir.ToolChoice(type="none")
     thinking = req.thinking
-    family = family_of(ctx.upstream_model)
+    family = ctx.family or family_of(ctx.upstream_model)
     asked = thinking is not None and thinking.enabled
     if asked and not family.budgets and family.adaptive:
         # M26-02: an adaptive-only model refuses a budget: adaptive thinking at the asked effort (M26-04),

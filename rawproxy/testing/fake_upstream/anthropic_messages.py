@@ -68,7 +68,7 @@ async def answer(state: UpstreamState, wire: Wire, body: Any) -> bool:
     """``POST .../v1/messages``; False when the connection is done with."""
     if not isinstance(body, dict):
         return await _error(state, wire, 400, "the request body is not a JSON object")
-    refused = refusal(body) if state.strict else None
+    refused = refusal(body, state.behaves_like) if state.strict else None
     if refused is not None:  # what the real API refuses, in its words (anthropic_rules.py)
         return await _error(state, wire, 400, refused)
     script = state.choose(body)

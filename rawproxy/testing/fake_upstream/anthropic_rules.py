@@ -10,6 +10,7 @@ temperature wins over the "deprecated" one).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ...models import family_of
@@ -49,12 +50,14 @@ def _effort_not_supported(effort: str, values: tuple[str, ...]) -> str:
     )
 
 
-def refusal(body: dict[str, Any]) -> str | None:
-    """The API's 400 message for ``body`` sent to its model, or None when the model takes it."""
+def refusal(body: dict[str, Any], behaves_like: Mapping[str, str] | None = None) -> str | None:
+    """The API's 400 message for ``body`` sent to its model, or None when the model takes it.
+    ``behaves_like`` plays a model no registry knows yet by the rules of a known one (the ladder's
+    test: ``{"claude-opus-6-0": "claude-opus-4-8"}``)."""
     model = body.get("model")
     if not isinstance(model, str) or not model.lower().startswith("claude-"):
         return None  # an Anthropic-compatible server's own model: its rules are not Anthropic's
-    family = family_of(model)
+    family = family_of((behaves_like or {}).get(model, model))
     thinking = body.get("thinking")
     kind = thinking.get("type") if isinstance(thinking, dict) else None
     if kind == "enabled" and not family.budgets:

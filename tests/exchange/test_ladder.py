@@ -1,0 +1,133 @@
+"""The ladder (CONFORMANCE.md M26-08, exchange/retry.py and lessons.py): an Anthropic upstream's 400 in a
+known wording is cured once by rewriting the request as it says, before any byte reaches the client, and
+the lesson is kept for that upstream and model; any other error is relayed as it came."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
+from rawproxy.exchange.retry import rewrite_for
+from rawproxy.testing.fake_upstream import FakeUpstream, Script
+from rawproxy.testing.fake_upstream import anthropic_rules as rules
+
+pytestmark = pytest.mark.integration
+
+ANTHROPIC_ONLY: dict[str, Any] = {"openai_upstream": DEFAULT_OPENAI_UPSTREAM, "openai_key": None}
+
+
+def sent(fake: FakeUpstream) -> list[dict[str, Any]]:
+    return [r.body for r in fake.requests if r.method == "POST" and r.path.endswith("/v1/messages")]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_m26_08_a_model_no_table_knows_is_right_after_one_rewrite_then_at_once(
+    proxy_factory: Any, fake: FakeUpstream, caplog: pytest.LogCaptureFixture, stream: bool
+) -> None:
+    """``claude-opus-6-0`` (no family in models.py: budgets assumed) behaves like Opus 4.8 upstream."""
+    caplog.set_level(logging.INFO, logger="rawproxy")
+    fake.behaves_like["claude-opus-6-0"] = "claude-opus-4-8"
+    proxy = await proxy_factory(anthropic_upstream=fake.anthropic_url, anthropic_key="k", **ANTHROPIC_ONLY)
+    body = {
+        "model": "claude-opus-6-0",
+        "reasoning_effort": "high",
+        "stream": stream,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    async with httpx.AsyncClient(timeout=5) as client:
+        first = await client.post(proxy.url + "/v1/chat/completions", json=body)
+        after_first = len(sent(fake))
+        second = await client.post(proxy.url + "/v1/chat/completions", json=body)
+    assert first.status_code == 200 and second.status_code == 200, (first.text, second.text)
+    bodies = sent(fake)
+    assert after_first == 2 and len(bodies) == 3  # one rewrite for the first, none for the second
+    assert bodies[0]["thinking"]["type"] == "enabled"  # the registry's guess, refused upstream
+    for rewritten in bodies[1:]:
+        assert rewritten["thinking"] == {"type": "adaptive", "display": "summarized"}
+        assert rewritten["output_config"] == {"effort": "high"}
+    learned = [r.getMessage() for r in caplog.records if "learned from upstream" in r.getMessage()]
+    assert learned == [
+        "learned from upstream anthropic that claude-opus-6-0 takes adaptive thinking only; retrying once"
+    ]
+
+
+async def test_m26_08_an_error_no_rule_matches_is_relayed_unmodified_and_not_retried(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    message = "prompt is too long: 300000 tokens > 200000 maximum"
+    error = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+    fake.enqueue(Script(status=400, error_body=orjson.dumps(error)))
+    proxy = await proxy_factory(anthropic_upstream=fake.anthropic_url, anthropic_key="k", **ANTHROPIC_ONLY)
+    body = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(timeout=5) as client:
+        answer = await client.post(proxy.url + "/v1/chat/completions", json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"] == message  # Claude Code and the SDKs read it
+    assert len(sent(fake)) == 1
+
+
+async def test_m26_08_a_known_wording_about_a_field_we_did_not_send_is_not_retried(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    """A refusal that teaches nothing new (the registry already says so) is the client's to read."""
+    message = "`temperature` is deprecated for this model."
+    error = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+    fake.enqueue(Script(status=400, error_body=orjson.dumps(error)))
+    proxy = await proxy_factory(anthropic_upstream=fake.anthropic_url, anthropic_key="k", **ANTHROPIC_ONLY)
+    body = {"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(timeout=5) as client:
+        answer = await client.post(proxy.url + "/v1/chat/completions", json=body)
+    assert answer.status_code == 400 and answer.json()["error"]["message"] == message
+    assert len(sent(fake)) == 1
+
+
+def _prepared(model: str) -> Any:
+    from tests.support.openai_sse import prepare
+
+    return prepare({"model": model, "messages": [{"role": "user", "content": "hi"}]}, upstream_model=model)
+
+
+def _refused(message: str) -> bytes:
+    return orjson.dumps({"type": "error", "error": {"type": "invalid_request_error", "message": message}})
+
+
+@pytest.mark.parametrize(
+    "model, message, what",
+    [
+        (
+            "claude-opus-6-0",
+            rules.ENABLED_REFUSED,
+            lambda f: not f.budgets and f.adaptive and not f.shows_thinking,
+        ),
+        (
+            "claude-sonnet-4-6",
+            rules.ADAPTIVE_REFUSED,
+            lambda f: f.budgets and not f.adaptive and not f.efforts,
+        ),
+        ("claude-opus-4-6", rules.EFFORT_REFUSED, lambda f: f.efforts == ()),
+        (
+            "claude-opus-4-8",
+            "This model does not support effort level 'max'. Supported levels: high, low, medium.",
+            lambda f: f.efforts == ("low", "medium", "high"),
+        ),
+        ("claude-opus-6-0", "`top_p` is deprecated for this model.", lambda f: not f.sampling),
+        (
+            "claude-opus-6-0",
+            "temperature is deprecated for this model.",
+            lambda f: not f.sampling,
+        ),  # Bedrock's
+        ("claude-opus-6-0", rules.FORCED_TOOL_REFUSED, lambda f: f.thinks_unasked),
+    ],
+)
+def test_m26_08_each_known_refusal_teaches_what_it_says(model: str, message: str, what: Any) -> None:
+    rewrite = rewrite_for(_prepared(model), 400, _refused(message))
+    assert rewrite is not None and rewrite.family is not None and what(rewrite.family), rewrite
+
+
+def test_m26_08_only_a_400_teaches() -> None:
+    assert rewrite_for(_prepared("claude-opus-6-0"), 500, _refused(rules.ENABLED_REFUSED)) is None
