@@ -1222,7 +1222,7 @@ def test_o2a_r29_request_is_unchanged_by_building_it_twice() -> None:
 # ------------------------------------------------------------- M26: the models of 2026 (models.py)
 
 
-def test_m26_02_reasoning_effort_on_opus_4_8_is_adaptive_thinking_at_that_effort() -> None:
+def test_m26_02_m26_05_reasoning_effort_on_opus_4_8_is_adaptive_thinking_shown_summarized() -> None:
     """The headline 400 of 2026: ``"thinking.type.enabled" is not supported for this model``. An
     OpenAI client's ``reasoning_effort`` becomes adaptive thinking plus ``output_config.effort``, shown
     summarized (M26-05: these models omit it otherwise, and the client asked to see reasoning)."""
