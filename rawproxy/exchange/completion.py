@@ -52,7 +52,8 @@ async def complete(ex: Exchange) -> None:
         # both APIs' rule, a passthrough's too
         raise ClientError(f"{spec.messages_field}: field required (a non-empty list of messages)")
     anthropic = spec.protocol == "anthropic"
-    decision = shared.router.decide(model, RequestFacts(data, "anthropic" if anthropic else "openai"))
+    facts = RequestFacts(data, "anthropic" if anthropic else "openai", ex.req.headers)
+    decision = shared.router.decide(model, facts)
     if (
         isinstance(messages, list)
         and decision.upstream.protocol != spec.protocol

@@ -114,7 +114,7 @@ async def _count_tokens(ex: Exchange) -> None:
     req, shared = ex.req, ex.shared
     request = anthropic_messages.parse_request(req.body, count_tokens=True)
     data = orjson.loads(req.body)
-    decision = shared.router.decide(request.model, RequestFacts(data, "anthropic"))
+    decision = shared.router.decide(request.model, RequestFacts(data, "anthropic", req.headers))
     up, target = decision.upstream, decision.model
     ex.record.client_model, ex.record.upstream_model = request.model, target
     if up.protocol != "anthropic":

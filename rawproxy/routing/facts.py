@@ -7,7 +7,7 @@ tokens.py's rules of thumb; base64 data counts as one image, never as text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -21,10 +21,16 @@ class RequestFacts:
     """What the content rules look at, read from the client's request body (either dialect), each
     computed only when a configured rule asks for it: a proxy with no rules pays nothing."""
 
-    __slots__ = ("_data", "_image", "_tokens", "dialect")
+    __slots__ = ("_data", "_headers", "_image", "_tokens", "dialect")
 
-    def __init__(self, data: Mapping[str, Any], dialect: Literal["anthropic", "openai"]) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        dialect: Literal["anthropic", "openai"],
+        headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
         self._data = data
+        self._headers = headers  # the client's, names lower-cased
         self.dialect = dialect
         self._tokens: int | None = None
         self._image: bool | None = None
@@ -49,6 +55,19 @@ class RequestFacts:
         if isinstance(reasoning, dict):
             effort = effort or reasoning.get("effort") or ("medium" if reasoning.get("enabled") else None)
         return isinstance(effort, str) and effort not in ("none", "minimal")
+
+    def _header(self, name: bytes) -> bytes | None:
+        return next((value for key, value in self._headers if key == name), None)
+
+    @property
+    def subagent(self) -> bool:
+        """Claude Code (2.1.33x) marks a subagent's requests with ``x-claude-code-agent-id`` (M26-09)."""
+        return self._header(b"x-claude-code-agent-id") is not None
+
+    @property
+    def background(self) -> bool:
+        """Claude Code's background work says ``x-app: cli-bg`` (M26-09)."""
+        return (self._header(b"x-app") or b"").strip().lower() == b"cli-bg"
 
     @property
     def web_search(self) -> bool:

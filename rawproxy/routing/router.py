@@ -80,8 +80,8 @@ class Router:
 
     Precedence, first that applies wins:
     1. ``force_model``;
-    2. the content rules, in this order: ``long_context``, ``image``, ``web_search``, ``background``,
-       ``think`` (capabilities the request cannot do without come before cost and preference);
+    2. the content rules, in this order: ``long_context``, ``image``, ``web_search``, ``subagent``,
+       ``background``, ``think`` (capabilities the request cannot do without come before cost and preference);
     3. the routes: an exact ``match`` first, then the globs in file order;
     4. the flags' model map and tiers (:func:`resolve_model`);
     5. the client's model, unchanged.
@@ -175,8 +175,10 @@ class Router:
             return facts.image
         if name == "web_search":
             return facts.web_search
-        if name == "background":
-            return "haiku" in model.lower()  # Claude Code's small-model side calls (titles, summaries)
+        if name == "subagent":
+            return facts.subagent
+        if name == "background":  # Claude Code's side calls: small-model ones (titles), or marked cli-bg
+            return "haiku" in model.lower() or facts.background
         return facts.thinking
 
     def _to(self, target: Target, model: str, why: str) -> Decision:

@@ -22,7 +22,7 @@ __all__ = [
     "UpstreamSpec",
 ]
 
-RULE_NAMES = ("long_context", "image", "web_search", "background", "think")  # checked in this order
+RULE_NAMES = ("long_context", "image", "web_search", "subagent", "background", "think")  # checked in order
 DEFAULT_LONG_CONTEXT = 60000
 
 
@@ -68,6 +68,7 @@ class Rules:
     long_context: Target | None = None
     image: Target | None = None
     web_search: Target | None = None
+    subagent: Target | None = None  # a Claude Code subagent's requests (x-claude-code-agent-id)
     background: Target | None = None
     think: Target | None = None
     long_context_threshold: int = DEFAULT_LONG_CONTEXT

@@ -1093,3 +1093,30 @@ def test_a2o_r32_config_flags_feed_the_same_routes() -> None:
 def test_m26_09_claude_codes_2026_names_map_to_tiers(client_model: str, expected: str) -> None:
     routes = ModelRoutes(top="top-model", big="big-model", middle="middle-model", small="small-model")
     assert resolve_model(client_model, routes) == expected
+
+
+@pytest.mark.parametrize(
+    "headers, rules, expected",
+    [
+        (
+            [(b"x-claude-code-agent-id", b"agent-7")],
+            Rules(subagent=Target("cheap", "sub-model")),
+            "sub-model",
+        ),
+        ([], Rules(subagent=Target("cheap", "sub-model")), "tier-middle"),  # no header: not a subagent
+        ([(b"x-app", b"cli-bg")], Rules(background=Target("cheap", "bg-model")), "bg-model"),
+        ([(b"x-app", b"CLI-BG ")], Rules(background=Target("cheap", "bg-model")), "bg-model"),
+        ([(b"x-app", b"cli")], Rules(background=Target("cheap", "bg-model")), "tier-middle"),  # foreground
+        (  # a subagent's background work: the subagent rule comes first
+            [(b"x-app", b"cli-bg"), (b"x-claude-code-agent-id", b"a")],
+            Rules(subagent=Target("cheap", "sub-model"), background=Target("cheap", "bg-model")),
+            "sub-model",
+        ),
+    ],
+)
+def test_m26_09_rules_match_subagent_and_background_requests_by_their_headers(
+    headers: list[tuple[bytes, bytes]], rules: Rules, expected: str
+) -> None:
+    config = replace(FULL, route_table=(), rules=rules)
+    facts = RequestFacts(anth(), "anthropic", headers)
+    assert config.router().decide("claude-sonnet-4-6", facts).model == expected
