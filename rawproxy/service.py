@@ -34,7 +34,7 @@ async def serve(
     is reloaded on SIGHUP and when its ``--config`` file changes (reload.py)."""
     client = make_client(connect_timeout=config.connect_timeout, read_timeout=config.timeout)
     app = App(config, client)
-    server = Server(config, app)
+    server = Server(app)
     host, port = await server.start()
     if not config.api_keys and not _loopback(config.host):
         log.warning(

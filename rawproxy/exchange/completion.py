@@ -16,7 +16,7 @@ from .._types import JSON_HEADERS, SSE_HEADERS
 from ..client import OnBody
 from ..config import Config
 from ..dialects import all_blank, apply_overrides, load_json_object, request_model
-from ..errors import ClientError, ProxyError, UpstreamStatus
+from ..errors import ClientError
 from ..http1 import ResponseHead
 from ..models import ModelFamily
 from ..profiles import Profile
@@ -31,7 +31,7 @@ from ..translate import (
 from . import passthrough, state
 from .context import Exchange
 from .relay import Relay, streams
-from .retry import retry_after, rewrite_for, with_retries
+from .retry import rewrite_for, upstream_status, with_retries
 
 __all__ = ["apply_defaults", "complete", "prepare"]
 
@@ -158,12 +158,6 @@ def _again(ex: Exchange, prepared: Prepared, up: Upstream, status: int, body: by
     )
 
 
-def _status_error(up: Upstream, status: int, body: bytes, headers: dict[str, str]) -> ProxyError:
-    info = up.dialect.parse_error(status, body)
-    info.retry_after = retry_after(headers)
-    return UpstreamStatus(info)
-
-
 async def _unary(
     ex: Exchange, up: Upstream, prepared: Prepared, key: str | None, retried: bool = False
 ) -> None:
@@ -180,7 +174,7 @@ async def _unary(
         if again is not None:
             await _unary(ex, up, again, key, retried=True)
             return
-        raise _status_error(up, status, body, headers)
+        raise upstream_status(up.dialect, status, body, headers)
     assert ex.spec is not None
     response = up.dialect.parse_response(body, prepared.ctx)
     ex.record.usage = response.usage
@@ -231,7 +225,7 @@ async def _stream(
                 if again is not None:
                     await _stream(ex, up, again, key, final, retried=True)
                     return
-                raise _status_error(up, resp.status, body, resp.headers)
+                raise upstream_status(up.dialect, resp.status, body, resp.headers)
             # the upstream ignored stream:true and answered with JSON
             response = up.dialect.parse_response(await resp.read(), prepared.ctx)
             record.usage = response.usage

@@ -15,13 +15,13 @@ from .. import client as upstream_client
 from .. import ir
 from .._types import SSE_HEADERS
 from ..client import OnBody, relayable
-from ..errors import UpstreamProtocolError, UpstreamStatus
+from ..errors import UpstreamProtocolError
 from ..http1 import ResponseHead
 from ..routing import Upstream
 from ..translate import Passthrough, response_as_stream
 from .context import Exchange
 from .relay import Relay, streams
-from .retry import RETRYABLE, Retry, retry_after
+from .retry import RETRYABLE, Retry, upstream_status
 
 __all__ = ["relay", "with_query"]
 
@@ -82,18 +82,15 @@ async def relay(ex: Exchange, up: Upstream, target: str, final: bool) -> None:
                 return
             answer = await resp.read(shared.config.max_body_bytes)
             if not final and resp.status in RETRYABLE:  # the last try relays it untouched
-                info = dialect.parse_error(resp.status, answer)
-                info.retry_after = retry_after(resp.headers)
-                raise Retry(UpstreamStatus(info), (resp.status, resp.relayable_headers(), answer))
+                error = upstream_status(dialect, resp.status, answer, resp.headers)
+                raise Retry(error, (resp.status, resp.relayable_headers(), answer))
             record.status = resp.status
             try:
                 parsed = orjson.loads(answer)
             except orjson.JSONDecodeError:
                 if resp.status < 400:
                     raise UpstreamProtocolError("upstream returned a response that is not JSON") from None
-                info = dialect.parse_error(resp.status, answer)
-                info.retry_after = retry_after(resp.headers)
-                raise UpstreamStatus(info) from None
+                raise upstream_status(dialect, resp.status, answer, resp.headers) from None
             if stream and resp.status < 400:  # stream:true ignored: the answer as the stream asked for
                 ctx.thinking = True  # a passthrough keeps what the upstream said
                 response = dialect.parse_response(answer, ctx)

@@ -108,7 +108,9 @@ class Relay:
         if out:
             record = self.record
             if record.ttft_ms is None:
-                if self._retryable_failure():
+                retry = self._retry()
+                if retry is not None:
+                    self._abort(retry)  # raised in run()
                     return
                 record.ttft_ms = (time.perf_counter() - record.received) * 1000
                 self.sink.send_nowait(out)
@@ -117,15 +119,14 @@ class Relay:
             else:
                 self.sink.send_nowait(out)
 
-    def _retryable_failure(self) -> bool:
+    def _retry(self) -> Retry | None:
         """A translated stream whose first output is its failure (an in-band error event, or a body that
         ended before any event): while nothing reached the client, that is another try's to cure."""
         error = self.translator.error
         if error is not None and self.may_retry and error.status in RETRYABLE and self.sink.discard():
             self._queued = None
-            self._abort(Retry(UpstreamStatus(error)))
-            return True
-        return False
+            return Retry(UpstreamStatus(error))
+        return None
 
     def on_body(self, chunk: bytes, last: bool) -> bool:
         if self._failure is not None:
@@ -182,8 +183,9 @@ class Relay:
                 await resp.relay(self.on_body, self.sink.drain, _hold if self.may_retry else self.sink.flush)
                 self._flush_queued()  # the body ended before the loop's next turn
                 tail = self.translator.close()
-                if self.record.ttft_ms is None and self._retryable_failure():
-                    raise self._failure  # type: ignore[misc]
+                retry = self._retry() if self.record.ttft_ms is None else None
+                if retry is not None:
+                    raise retry
             except Retry:
                 raise
             except ProxyError as exc:

@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 import orjson
 
 from .._types import Headers
-from ..errors import ClientError, ProxyError
+from ..dialects import UpstreamDialect
+from ..errors import ClientError, ProxyError, UpstreamStatus
 from ..models import ANTHROPIC_EFFORTS, ModelFamily, family_of
 from ..profiles import Profile
 from ..routing import Upstream
@@ -43,6 +44,7 @@ __all__ = [
     "parse_retry_after",
     "retry_after",
     "rewrite_for",
+    "upstream_status",
     "with_retries",
 ]
 
@@ -70,6 +72,16 @@ def retry_after(headers: dict[str, str]) -> str | None:
         except ValueError:
             pass
     return headers.get("retry-after")
+
+
+def upstream_status(
+    dialect: UpstreamDialect, status: int, body: bytes, headers: dict[str, str]
+) -> UpstreamStatus:
+    """An upstream's error answer as the typed fault, with the wait it asked for (for the client's
+    Retry-After, and for ``backoff``)."""
+    info = dialect.parse_error(status, body)
+    info.retry_after = retry_after(headers)
+    return UpstreamStatus(info)
 
 
 def parse_retry_after(value: str) -> float | None:

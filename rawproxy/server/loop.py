@@ -19,7 +19,6 @@ import time
 import h11
 
 from .._types import ClientRequest, Headers
-from ..config import Config
 from ..exchange import App, error_response
 from ..http1 import connection_tokens
 from ..ir import ErrorInfo, ErrorType
@@ -37,9 +36,8 @@ _NO_REQUEST = ClientRequest(method="", path="", query="", headers=[], body=b"") 
 
 
 class Server:
-    def __init__(self, config: Config, app: App) -> None:
-        self._start_config = config  # where to listen: read once
-        self.app = app  # its config is the one of the moment: a reload changes the limits of the next request
+    def __init__(self, app: App) -> None:
+        self.app = app  # app.config is the one of the moment: a reload changes the next request's limits
         self._connections: set[asyncio.Task[None]] = set()
         self._idle: set[asyncio.Task[None]] = set()  # waiting for a request head: closed at once on shutdown
         self._closing = False
@@ -48,7 +46,7 @@ class Server:
 
     async def start(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        config = self._start_config
+        config = self.app.config  # where to listen: read once, at start
         self._server = await loop.create_server(
             lambda: ClientConnection(self._serve, self.reads),
             config.host,
