@@ -176,6 +176,15 @@ class ThinkingConfig:
 
 
 @dataclass(slots=True, kw_only=True)
+class ResponseSchema:
+    """A JSON schema the answer must follow, with the name and strictness OpenAI's APIs carry."""
+
+    schema: dict[str, Any]
+    name: str = "response"
+    strict: bool | None = None
+
+
+@dataclass(slots=True, kw_only=True)
 class Request:
     model: str
     messages: list[Message]
@@ -192,9 +201,9 @@ class Request:
     user_id: str | None = None
     # OpenAI clients: usage in the last stream chunk (stream_options.include_usage).
     include_usage: bool = False
-    # OpenAI clients' response_format json_schema travels as a forced tool of this name; its input is
-    # the answer, shown to the client as message content again.
-    json_tool: str | None = None
+    # The client asked for its answer as JSON of this schema (response_format / text.format /
+    # output_config.format json_schema); the upstream dialect says how it travels (Context.json_tool).
+    response_schema: ResponseSchema | None = None
     # What the client dialect keeps of its request for its answer (the Responses API echoes its
     # parameters and names namespaced tools back); other dialects leave it empty.
     echo: dict[str, Any] = field(default_factory=dict)
@@ -342,7 +351,9 @@ class Context:
     max_output_tokens: int | None = None
     profile: Profile = field(default_factory=lambda: PROFILES["generic"])
     include_usage: bool = False  # the OpenAI client asked for a usage chunk
-    json_tool: str | None = None  # see Request.json_tool
+    # An upstream that takes no JSON schema gets the answer asked as a forced tool of this name; its
+    # input is the answer, shown to the client as message content again (O2A-R23). None: native.
+    json_tool: str | None = None
     auto_cache: bool = False  # add prompt-caching breakpoints for an Anthropic upstream (decision 8)
     echo: dict[str, Any] = field(default_factory=dict)  # see Request.echo; the same dict
     family: ModelFamily | None = None  # what the upstream model takes, when learned (else models.family_of)

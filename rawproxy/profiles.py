@@ -10,12 +10,10 @@ A profile is guessed from the upstream base URL (:func:`guess_profile`) and can 
 
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
-__all__ = ["CLIENT_PROFILES", "PROFILES", "Profile", "guess_profile", "is_reasoning_model", "output_cap"]
+__all__ = ["CLIENT_PROFILES", "PROFILES", "Profile", "guess_profile"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,43 +85,6 @@ def guess_profile(base_url: str, name: str | None = None, **overrides: object) -
     except KeyError:
         raise ValueError(f"unknown upstream profile {name!r} (known: {', '.join(PROFILES)})") from None
     return replace(profile, **overrides) if overrides else profile  # type: ignore[arg-type]
-
-
-_REASONING_MODEL = re.compile(r"^(?:.*/)?(?:o\d|gpt-5)", re.IGNORECASE)
-
-
-def is_reasoning_model(model: str) -> bool:
-    """OpenAI's reasoning families (o1, o3, o4-mini, gpt-5...), also behind a ``provider/`` prefix."""
-    return _REASONING_MODEL.match(model) is not None
-
-
-# Output caps of well-known models, so that Claude Code's max_tokens (32000 to 128000) does not earn an
-# upstream 400 on every request. Longest prefix wins; configuration overrides this table.
-_KNOWN_OUTPUT_CAPS = (
-    ("gpt-4o", 16384),
-    ("chatgpt-4o", 16384),
-    ("gpt-4.1", 32768),
-    ("gpt-4-turbo", 4096),
-    ("gpt-4", 8192),
-    ("gpt-3.5", 4096),
-    ("gpt-5", 128000),
-    ("o1", 100000),
-    ("o3", 100000),
-    ("o4", 100000),
-    ("deepseek-chat", 8192),
-    ("deepseek-reasoner", 65536),
-)
-
-
-@functools.lru_cache(maxsize=1024)
-def output_cap(model: str) -> int | None:
-    """The known output cap for ``model`` (provider prefix ignored), or None."""
-    bare = model.rsplit("/", 1)[-1].lower()
-    best: tuple[int, int] | None = None
-    for prefix, cap in _KNOWN_OUTPUT_CAPS:
-        if bare.startswith(prefix) and (best is None or len(prefix) > best[0]):
-            best = (len(prefix), cap)
-    return best[1] if best else None
 
 
 # ------------------------------------------------------------------------- client identity presets

@@ -66,11 +66,11 @@ def prepare_request(
         max_output_tokens=max_output_tokens,
         profile=profile,
         include_usage=req.include_usage,
-        json_tool=req.json_tool,
         auto_cache=auto_cache,
         echo=req.echo,
         family=family,
     )
+    ctx.json_tool = upstream.json_tool(req, ctx)
     path, body = upstream.build_request(req, ctx)
     return Prepared(request=req, ctx=ctx, path=path, body=body)
 

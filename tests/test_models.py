@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rawproxy.models import UNKNOWN, anthropic_effort, family_of
+from rawproxy.models import UNKNOWN, anthropic_effort, family_of, openai_effort
 
 
 @pytest.mark.parametrize(
@@ -24,9 +24,11 @@ from rawproxy.models import UNKNOWN, anthropic_effort, family_of
         ("claude-sonnet-4-6", "claude-4.6"),
         ("claude-opus-4-6", "claude-4.6"),
         ("claude-opus-4-5-20251101", "opus-4.5"),
-        ("claude-sonnet-4-5", UNKNOWN.name),  # budgets, sampling, no effort: the pre-2026 rules
-        ("claude-haiku-4-5-20251001", UNKNOWN.name),
-        ("claude-3-7-sonnet-latest", UNKNOWN.name),
+        ("claude-sonnet-4-5", "claude-4.5"),  # budgets, sampling, no effort, structured outputs
+        ("claude-haiku-4-5-20251001", "claude-4.5"),
+        ("us.anthropic.claude-opus-4-6-v1:0", "claude-4.6"),  # a Bedrock id
+        ("anthropic/claude-opus-4-8", "opus-4.7+"),  # a router's provider prefix
+        ("claude-3-7-sonnet-latest", UNKNOWN.name),  # the pre-2026 rules: budgets, sampling
         ("claude-opus-4-1", UNKNOWN.name),
     ],
 )
@@ -74,3 +76,81 @@ def test_m26_06_fable_and_mythos_think_unasked_and_refuse_disabled() -> None:
         assert family.thinks_unasked and not family.may_disable
     assert family_of("claude-sonnet-5-0").thinks_unasked and family_of("claude-sonnet-5-0").may_disable
     assert not family_of("claude-opus-4-8").thinks_unasked  # Opus 4.7/4.8 think only when asked
+
+
+@pytest.mark.parametrize(
+    "model, family, reasoning",
+    [
+        ("gpt-5.6-terra", "gpt-5.6", True),
+        ("gpt-5.5-pro", "gpt-5.4/5.5", True),
+        ("gpt-5.2-codex", "gpt-5.2", True),
+        ("gpt-5.1-codex-max", "gpt-5.1-codex-max", True),  # before gpt-5.1*: it takes xhigh
+        ("gpt-5.1", "gpt-5.1", True),
+        ("gpt-5-pro", "gpt-5-pro", True),  # before gpt-5*: high only
+        ("openai/gpt-5-mini", "gpt-5", True),
+        ("o3-mini", "o-series", True),
+        ("o4-mini-2025-04-16", "o-series", True),
+        ("gpt-4.1-mini", "gpt-4.1", False),
+        ("gpt-4o", "gpt-4o", False),
+        ("deepseek-chat", "deepseek-chat", False),
+        ("qwen3-coder", UNKNOWN.name, False),
+    ],
+)
+def test_m26_01_openai_names_find_their_family_on_the_same_table(
+    model: str, family: str, reasoning: bool
+) -> None:
+    assert (family_of(model).name, family_of(model).reasoning) == (family, reasoning)
+
+
+@pytest.mark.parametrize(
+    "model, asked, sent",
+    [
+        ("gpt-5.6", "max", "max"),  # gpt-5.6 added max
+        ("gpt-5.2", "max", "xhigh"),  # clamped to the nearest lower value the model takes
+        ("gpt-5.1", "max", "high"),
+        ("gpt-5.1", "xhigh", "high"),
+        ("gpt-5", "xhigh", "high"),
+        ("gpt-5", "low", "low"),
+        ("gpt-5-pro", "low", "high"),  # high only: the lowest it takes
+        ("o3", "max", "high"),
+        ("qwen3-coder", "max", "high"),  # unknown: low, medium or high, what every reasoning API takes
+        ("qwen3-coder", "xhigh", "high"),
+        ("qwen3-coder", "medium", "medium"),
+        ("claude-opus-4-8", "max", "high"),  # a Claude name behind an OpenAI upstream: the classic scale
+    ],
+)
+def test_m26_04_anthropic_effort_on_the_openai_models_scale(model: str, asked: str, sent: str) -> None:
+    assert openai_effort(asked, family_of(model)) == sent
+
+
+@pytest.mark.parametrize(
+    "model, cap, window",
+    [
+        ("claude-opus-4-8", 128_000, 1_000_000),  # platform.claude.com/docs/*/models/opus-4-8/overview
+        ("claude-sonnet-4-6", 128_000, 1_000_000),
+        ("claude-fable-5-1", 128_000, 1_000_000),  # the models overview table
+        ("claude-haiku-4-5", 64_000, 200_000),
+        ("claude-opus-4-5", 64_000, 200_000),
+        ("gpt-5", 128_000, 400_000),
+        ("gpt-4o-mini", 16384, 128_000),
+        ("deepseek-chat", 8192, None),
+        ("claude-3-7-sonnet", None, None),  # not known: the upstream's own /models decides
+    ],
+)
+def test_the_registry_knows_output_caps_and_context_windows(
+    model: str, cap: int | None, window: int | None
+) -> None:
+    assert (family_of(model).output_cap, family_of(model).context_window) == (cap, window)
+
+
+def test_m26_07_structured_outputs_from_the_4_5_generation_on() -> None:
+    for model in (
+        "claude-haiku-4-5",
+        "claude-opus-4-5",
+        "claude-sonnet-4-6",
+        "claude-opus-4-8",
+        "claude-fable-5",
+    ):
+        assert family_of(model).json_schema, model
+    assert not family_of("claude-opus-4-1").json_schema and not family_of("claude-3-7-sonnet").json_schema
+    assert not family_of("deepseek-chat").json_schema and family_of("gpt-4o").json_schema

@@ -61,7 +61,8 @@ async def test_python_openai_sdk_recipe(proxy_factory, fake) -> None:
     assert result.returncode == 0, result.stderr
     assert "Hello from the fake upstream." in result.stdout.replace("\n", "")  # streamed, then usage
     assert "prompt_tokens" in result.stdout
-    assert fake.requests[-1].body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert fake.requests[-1].body["thinking"] == {"type": "adaptive"}  # Claude 4.6: adaptive, effort low
+    assert fake.requests[-1].body["output_config"] == {"effort": "low"}
 
 
 async def test_javascript_openai_sdk_recipe(proxy_factory, fake, tmp_path) -> None:

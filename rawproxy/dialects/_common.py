@@ -93,7 +93,15 @@ def positive_int(value: Any, name: str) -> int | None:
 JSON_TOOL_NAME: Final = "json_answer"
 JSON_OBJECT_INSTRUCTION: Final = "Respond with a single valid JSON object and nothing else."
 # reasoning_effort -> thinking budget (LiteLLM's defaults; minimal is Anthropic's floor).
-EFFORT_BUDGETS: Final = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096, "xhigh": 8192}
+# reasoning_effort -> a thinking budget for a model that only has budgets; max is gpt-5.6's (M26-04)
+EFFORT_BUDGETS: Final = {
+    "minimal": 1024,
+    "low": 1024,
+    "medium": 2048,
+    "high": 4096,
+    "xhigh": 8192,
+    "max": 16384,
+}
 IMAGE_MEDIA_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 # The tool_choice words of both OpenAI APIs -> the IR's.
 TOOL_CHOICE_WORDS: Final[dict[str, Literal["auto", "any", "none"]]] = {
@@ -166,9 +174,19 @@ def tool_schema(schema: Any, where: str) -> dict[str, Any]:
     return schema
 
 
+def answer_schema(schema: Any, name: Any, strict: Any) -> ir.ResponseSchema:
+    """A client's json_schema answer format (``response_format``, ``text.format``); no schema is any
+    object. How it travels is the upstream's business (``json_tool``)."""
+    return ir.ResponseSchema(
+        schema=schema if isinstance(schema, dict) else {"type": "object"},
+        name=name if isinstance(name, str) and name else "response",
+        strict=strict if isinstance(strict, bool) else None,
+    )
+
+
 def json_answer_tool(schema: dict[str, Any]) -> ir.Tool:
-    """``response_format``/``text.format`` json_schema travels as a forced tool whose input is shown as
-    the answer's text (O2A-R23)."""
+    """A json_schema answer for an upstream that takes no schema: a forced tool whose input is shown
+    as the answer's text (O2A-R23)."""
     return ir.Tool(
         name=JSON_TOOL_NAME, description="Give the answer as this tool's input.", input_schema=schema
     )

@@ -24,7 +24,7 @@ from ..dialects import (
     reported_caps,
 )
 from ..errors import ProxyError
-from ..profiles import output_cap
+from ..models import family_of
 from ..routing import Upstream
 
 __all__ = ["SAFE_MAX_TOKENS", "Catalog"]
@@ -99,13 +99,13 @@ class Catalog:
         self, up: Upstream, model: str, asked: int | None, configured: int | None
     ) -> int | None:
         """The cap on the upstream's output tokens the client's max_tokens is clamped to (decision 5):
-        the upstream's setting, the global one (``configured``), the known table, or what the upstream's
-        ``/models`` reports."""
+        the upstream's setting, the global one (``configured``), the registry's (models.py), or what an
+        OpenAI upstream's ``/models`` reports."""
         explicit = up.max_output_tokens or configured
-        if explicit or up.protocol != "openai":
+        if explicit:
             return explicit
-        known = output_cap(model)
-        if known is not None or (asked or 0) <= SAFE_MAX_TOKENS:
+        known = family_of(model).output_cap  # models.py, for both protocols
+        if known is not None or up.protocol != "openai" or (asked or 0) <= SAFE_MAX_TOKENS:
             return known
         cached = self._caps.get(up.name)
         if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:

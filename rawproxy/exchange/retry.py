@@ -140,7 +140,18 @@ LADDER: tuple[tuple[re.Pattern[str], Callable[[ModelFamily, re.Match[str]], Mode
         lambda f, _: replace(f, adaptive=False, budgets=True, efforts=()),
         "no adaptive thinking: budgets",
     ),
-    (re.compile(r"does not support the effort parameter"), lambda f, _: replace(f, efforts=()), "no effort"),
+    (
+        re.compile(
+            r"does not support the effort parameter|^output_config\.effort: Extra inputs are not permitted"
+        ),
+        lambda f, _: replace(f, efforts=()),
+        "no effort",
+    ),
+    (
+        re.compile(r"^output_config\.format: Extra inputs are not permitted"),  # Bedrock (models.dev#1765)
+        lambda f, _: replace(f, json_schema=False),
+        "no JSON schema: a forced answer tool",
+    ),
     (
         re.compile(r"does not support effort level '\w+'\. Supported levels: ([a-z, ]+)\."),
         _levels,

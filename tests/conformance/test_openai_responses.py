@@ -218,8 +218,10 @@ async def test_r8_image_input(proxy_factory: Any, fake: FakeUpstream, clients: A
 async def test_r8_json_schema_output(
     proxy_factory: Any, fake: FakeUpstream, clients: Any, upstream: str, mode: str
 ) -> None:
+    """Both upstreams take the schema natively (M26-07): an OpenAI one as ``response_format``, Claude 4.6
+    as ``output_config.format``; the answer is the message text, no tool in sight."""
     answer = {"city": "Paris", "temp": 24}
-    fake.enqueue(Script(text="", tool_calls=[ToolCall(name="json_answer", arguments=answer)]))
+    fake.enqueue(Script(text=json.dumps(answer)))
     proxy = await start(proxy_factory, fake, upstream)
     schema = {"type": "object", "properties": {"city": {"type": "string"}, "temp": {"type": "number"}}}
     fmt = {"type": "json_schema", "name": "weather", "schema": schema, "strict": True}
@@ -227,8 +229,14 @@ async def test_r8_json_schema_output(
     assert json.loads(result.output_text) == answer
     assert [item.type for item in result.output] == ["message"]
     body = upstream_body(fake)
-    names = [t.get("name") or t["function"]["name"] for t in body["tools"]]
-    assert names == ["json_answer"]
+    assert "tools" not in body and "tool_choice" not in body
+    if upstream == "openai":
+        assert body["response_format"] == {
+            "type": "json_schema",
+            "json_schema": {"name": "weather", "schema": schema, "strict": True},
+        }
+    else:
+        assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
 
 
 @pytest.mark.parametrize("mode", ["create", "stream"])
@@ -255,7 +263,7 @@ async def test_r8_reasoning_becomes_a_reasoning_item_with_its_summary(
     assert result.usage.output_tokens_details.reasoning_tokens > 0
     body = upstream_body(fake)
     if upstream == "anthropic":
-        assert body["thinking"]["type"] == "enabled" and body["thinking"]["budget_tokens"] >= 1024
+        assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "high"}
         # the thinking signature, said to be one, for the round trip
         assert reasoning.encrypted_content == "anthropic-signature:sig-fake-0001"
     else:

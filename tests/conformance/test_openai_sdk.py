@@ -494,8 +494,8 @@ async def test_o2a_r20_n03_s05_reasoning_content(client, fake, mode):
     assert result.reasoning == "Two plus two is four."
     assert result.finish_reason == "stop"
     body = last_body(fake)
-    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
-    assert body["max_tokens"] > 1024
+    # M26-01: Claude 4.6 has adaptive thinking, at the asked effort (budgets: test_o2a_request R20)
+    assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "low"}
     assert "temperature" not in body  # O2A-R20: Anthropic rejects temperature with thinking on
     if mode != "create":
         thoughts = [c for c in result.chunks if c.choices and _extra(c.choices[0].delta, "reasoning_content")]
@@ -607,21 +607,30 @@ CITY_SCHEMA = {
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_o2a_r23_response_format_json_schema(client, fake, mode):
+@pytest.mark.parametrize(
+    "model", ["claude-sonnet-4-6", "claude-3-7-sonnet-latest"], ids=["native-M26-07", "forced-tool-O2A-R23"]
+)
+async def test_o2a_r23_response_format_json_schema(client, fake, mode, model):
+    """A model with structured outputs gets ``output_config.format`` and answers text (M26-07); one
+    without gets the forced answer tool, whose input is shown as the content (O2A-R23)."""
     answer = {"name": "Paris", "population": 2102650}
-    fake.enqueue(
-        Script(
-            text="",
-            tool_calls=[ToolCall(id="toolu_01json", name=JSON_TOOL_NAME, arguments=answer)],
-            arg_fragments=4,
+    native = model == "claude-sonnet-4-6"
+    if native:
+        fake.enqueue(Script(text=json.dumps(answer)))
+    else:
+        fake.enqueue(
+            Script(
+                text="",
+                tool_calls=[ToolCall(id="toolu_01json", name=JSON_TOOL_NAME, arguments=answer)],
+                arg_fragments=4,
+            )
         )
-    )
     city = _city_model()
     messages = user("Describe Paris as JSON")
     async with asyncio.timeout(BOUND):
         if mode == "create":  # the SDK's parse(): pydantic model -> strict json_schema
             completion = await client.chat.completions.parse(
-                model=MODEL, messages=messages, response_format=city
+                model=model, messages=messages, response_format=city
             )
             result = from_completion(completion)
             parsed = completion.choices[0].message.parsed
@@ -629,6 +638,7 @@ async def test_o2a_r23_response_format_json_schema(client, fake, mode):
             result = await run(
                 client,
                 mode,
+                model=model,
                 messages=messages,
                 response_format={
                     "type": "json_schema",
@@ -637,13 +647,19 @@ async def test_o2a_r23_response_format_json_schema(client, fake, mode):
             )
             parsed = city.model_validate_json(result.content)
         else:  # the stream helper with a pydantic model
-            result = await run(client, mode, messages=messages, response_format=city)
+            result = await run(client, mode, model=model, messages=messages, response_format=city)
             parsed = result.completion.choices[0].message.parsed
     assert json.loads(result.content) == answer
     assert result.finish_reason == "stop"
     assert result.tool_calls == []  # the forced tool is the answer, not a tool call
     assert parsed is not None and parsed.name == "Paris" and parsed.population == 2102650
     body = last_body(fake)
+    if native:
+        assert "tools" not in body and "tool_choice" not in body
+        assert body["output_config"]["format"]["type"] == "json_schema"
+        assert body["output_config"]["format"]["schema"]["properties"].keys() == {"name", "population"}
+        return
+    assert "output_config" not in body
     assert body["tool_choice"]["type"] == "tool"
     forced = [t for t in body["tools"] if t["name"] == body["tool_choice"]["name"]]
     assert len(forced) == 1

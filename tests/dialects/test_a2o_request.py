@@ -21,6 +21,7 @@ import pytest
 from rawproxy import ir, profiles, translate
 from rawproxy.dialects import anthropic_messages, openai_chat
 from rawproxy.errors import ClientError
+from rawproxy.models import family_of
 from rawproxy.profiles import Profile
 from rawproxy.routing import ModelRoutes, resolve_model
 from rawproxy.translate import estimate_input_tokens
@@ -942,14 +943,14 @@ def test_a2o_r23_forced_choice_of_a_filtered_server_tool_is_not_sent() -> None:
     ("profile", "model", "max_tokens", "cap", "expected"),
     [
         ("generic", "qwen3-coder", 32000, None, {"max_tokens": 32000}),  # never a tiny global default
-        ("deepseek", "deepseek-chat", 32000, profiles.output_cap("deepseek-chat"), {"max_tokens": 8192}),
+        ("deepseek", "deepseek-chat", 32000, family_of("deepseek-chat").output_cap, {"max_tokens": 8192}),
         ("deepseek", "deepseek-chat", 128000, 8192, {"max_tokens": 8192}),
-        ("openai", "gpt-4o", 128000, profiles.output_cap("gpt-4o"), {"max_tokens": 16384}),
+        ("openai", "gpt-4o", 128000, family_of("gpt-4o").output_cap, {"max_tokens": 16384}),
         ("openai", "gpt-4o", 1000, 16384, {"max_tokens": 1000}),  # clamp, never raise
-        ("openai", "o3-mini", 32000, profiles.output_cap("o3-mini"), {"max_completion_tokens": 32000}),
+        ("openai", "o3-mini", 32000, family_of("o3-mini").output_cap, {"max_completion_tokens": 32000}),
         ("openai", "o1", 200000, 100000, {"max_completion_tokens": 100000}),
         ("openai", "o4-mini", 32000, None, {"max_completion_tokens": 32000}),
-        ("openai", "gpt-5", 128000, profiles.output_cap("gpt-5"), {"max_completion_tokens": 128000}),
+        ("openai", "gpt-5", 128000, family_of("gpt-5").output_cap, {"max_completion_tokens": 128000}),
         ("openai", "gpt-5-mini", 64000, 4096, {"max_completion_tokens": 4096}),  # configured cap wins
         ("openrouter", "openai/gpt-5", 32000, None, {"max_tokens": 32000}),
         ("generic", "gpt-5", 32000, None, {"max_tokens": 32000}),
@@ -965,9 +966,9 @@ def test_a2o_r24_max_tokens_cap_and_parameter_name(
 
 
 def test_a2o_r24_known_output_caps() -> None:
-    assert profiles.output_cap("deepseek-chat") == 8192
-    assert profiles.output_cap("openai/gpt-4o-mini") == 16384
-    assert profiles.output_cap("some-unknown-model") is None
+    assert family_of("deepseek-chat").output_cap == 8192
+    assert family_of("openai/gpt-4o-mini").output_cap == 16384
+    assert family_of("some-unknown-model").output_cap is None
 
 
 @pytest.mark.parametrize(
@@ -1067,7 +1068,7 @@ def test_a2o_r28_unknown_top_level_fields_never_forwarded() -> None:
         [user("x")],
         context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
         diagnostics={"enabled": True},
-        output_config={"effort": "medium", "format": {"type": "json_schema", "schema": {}}},
+        output_config={"effort": "medium"},
         service_tier="auto",
         container="container_1",
         mcp_servers=[{"type": "url", "url": "https://mcp.example", "name": "m"}],
@@ -1079,6 +1080,32 @@ def test_a2o_r28_unknown_top_level_fields_never_forwarded() -> None:
     for name in URLS:
         out = build(body, profile=name, upstream_model="gpt-4o")
         assert set(out) == {"model", "messages", "max_tokens"}, name
+
+
+_SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+
+
+@pytest.mark.parametrize(
+    ("model", "sent"),
+    [
+        ("gpt-4o", {"type": "json_schema", "json_schema": {"name": "response", "schema": _SCHEMA}}),
+        ("qwen3-coder", {"type": "json_schema", "json_schema": {"name": "response", "schema": _SCHEMA}}),
+        ("deepseek-chat", {"type": "json_object"}),  # DeepSeek has JSON mode, no schema
+    ],
+)
+def test_m26_07_output_config_format_becomes_response_format(model: str, sent: dict[str, Any]) -> None:
+    """Structured outputs the other way: an Anthropic client's ``output_config.format`` is the OpenAI
+    upstream's ``response_format`` (platform.claude.com structured-outputs; OpenAI's response_format)."""
+    body = anth([user("x")], output_config={"format": {"type": "json_schema", "schema": _SCHEMA}})
+    assert build(body, profile="generic", upstream_model=model)["response_format"] == sent
+
+
+@pytest.mark.parametrize(
+    "fmt", [{"type": "json_schema"}, {"type": "text"}, "json", {"type": "json_schema", "schema": 1}]
+)
+def test_m26_07_a_malformed_output_config_format_is_a_400(fmt: Any) -> None:
+    with pytest.raises(ClientError, match=r"^output_config\.format: expected"):
+        anthropic_messages.parse_request(orjson.dumps(anth([user("x")], output_config={"format": fmt})))
 
 
 def test_a2o_r29_cache_control_stripped_everywhere() -> None:
@@ -1308,7 +1335,7 @@ def test_a2o_r36_warmup_request_translates_normally_on_the_small_model() -> None
     model = resolve_model(body["model"], routes)
     assert model == "gpt-4o-mini"
     prepared = prepare(
-        body, profile="openai", upstream_model=model, max_output_tokens=profiles.output_cap(model)
+        body, profile="openai", upstream_model=model, max_output_tokens=family_of(model).output_cap
     )
     out = orjson.loads(prepared.body)
     assert out == {
@@ -1440,7 +1467,7 @@ def test_claude_code_capture_builds_a_valid_openai_request(
     capture: str, profile: str, model: str, configured_cap: int | None
 ) -> None:
     body = load_fixture(capture)
-    cap = configured_cap or profiles.output_cap(model)
+    cap = configured_cap or family_of(model).output_cap
     assert cap is not None
     prepared = prepare(
         json.dumps(body).encode(), profile=profile, upstream_model=model, max_output_tokens=cap
@@ -1507,7 +1534,7 @@ def test_claude_code_capture_without_config_cap_uses_known_model_cap() -> None:
     raw = json.dumps(load_fixture("tool_bash")).encode()
     out = orjson.loads(
         prepare(
-            raw, profile="openai", upstream_model="gpt-4o", max_output_tokens=profiles.output_cap("gpt-4o")
+            raw, profile="openai", upstream_model="gpt-4o", max_output_tokens=family_of("gpt-4o").output_cap
         ).body
     )
     assert out["max_tokens"] == 16384

@@ -839,7 +839,9 @@ def test_o2a_r19_invalid_max_tokens_is_a_400(value: Any) -> None:
     [(1000, "high", 5120), (4096, "high", 5120), (20000, "high", 20000), (2048, "medium", 3072)],
 )
 def test_o2a_r19_max_tokens_above_the_thinking_budget(max_tokens: int, effort: str, want_max: int) -> None:
-    body = upstream_body(req(user("q"), max_tokens=max_tokens, reasoning_effort=effort))
+    body = upstream_body(
+        req(user("q"), max_tokens=max_tokens, reasoning_effort=effort), upstream_model=BUDGETS_MODEL
+    )
     assert body["max_tokens"] == want_max
     assert body["max_tokens"] > body["thinking"]["budget_tokens"]
 
@@ -847,18 +849,24 @@ def test_o2a_r19_max_tokens_above_the_thinking_budget(max_tokens: int, effort: s
 def test_o2a_r19_thinking_budget_fits_under_the_output_cap() -> None:
     """With a configured output cap (``--max-output-tokens``) the cap still holds with thinking on: the
     budget shrinks below it (Anthropic's floor is 1024) rather than max_tokens growing past it."""
-    body = upstream_body(req(user("q"), reasoning_effort="high"), max_output_tokens=2000)
+    body = upstream_body(
+        req(user("q"), reasoning_effort="high"), max_output_tokens=2000, upstream_model=BUDGETS_MODEL
+    )
     assert body["max_tokens"] == 2000
     assert 1024 <= body["thinking"]["budget_tokens"] < 2000
 
 
-R20_BUDGETS = [("minimal", 1024), ("low", 1024), ("medium", 2048), ("high", 4096)]
+R20_BUDGETS = [("minimal", 1024), ("low", 1024), ("medium", 2048), ("high", 4096), ("xhigh", 8192)]
+# Budgets are for the models that only have budgets (M26-01): Sonnet and Haiku 4.5 and older.
+BUDGETS_MODEL = "claude-haiku-4-5"
+# The forced-tool emulation of a json_schema answer is for models without structured outputs (M26-07).
+NO_SCHEMA_MODEL = "claude-3-7-sonnet-latest"
 
 
 @pytest.mark.parametrize(("effort", "budget"), R20_BUDGETS)
 def test_o2a_r20_reasoning_effort_becomes_thinking_budget(effort: str, budget: int) -> None:
-    assert upstream_body(req(user("q"), reasoning_effort=effort)) == expected(
-        turn("user", text("q")), thinking={"type": "enabled", "budget_tokens": budget}
+    assert upstream_body(req(user("q"), reasoning_effort=effort), upstream_model=BUDGETS_MODEL) == expected(
+        turn("user", text("q")), model=BUDGETS_MODEL, thinking={"type": "enabled", "budget_tokens": budget}
     )
 
 
@@ -877,8 +885,9 @@ def test_o2a_r20_thinking_drops_sampling_params_and_forced_tool_choice() -> None
         tool_choice={"type": "function", "function": {"name": "get"}},
         parallel_tool_calls=False,
     )
-    assert upstream_body(body) == expected(
+    assert upstream_body(body, upstream_model=BUDGETS_MODEL) == expected(
         turn("user", text("q")),
+        model=BUDGETS_MODEL,
         thinking={"type": "enabled", "budget_tokens": 1024},
         tools=[{"name": "get", "input_schema": _EMPTY}],
         tool_choice={"type": "auto", "disable_parallel_tool_use": True},
@@ -983,10 +992,11 @@ def test_o2a_r23_json_schema_becomes_forced_json_answer_tool() -> None:
             "json_schema": {"name": "answer", "schema": _ANSWER_SCHEMA, "strict": True},
         },
     )
-    prepared = prepare(body)
+    prepared = prepare(body, upstream_model=NO_SCHEMA_MODEL)
     assert prepared.ctx.json_tool == "json_answer"
     assert orjson.loads(prepared.body) == expected(
         turn("user", text("q")),
+        model=NO_SCHEMA_MODEL,
         tools=[
             {
                 "name": "json_answer",
@@ -1005,7 +1015,7 @@ def test_o2a_r23_json_schema_next_to_client_tools() -> None:
         tool_choice="auto",
         response_format={"type": "json_schema", "json_schema": {"name": "a"}},
     )
-    out = upstream_body(body)
+    out = upstream_body(body, upstream_model=NO_SCHEMA_MODEL)
     assert out["tools"] == [
         {"name": "get", "input_schema": _EMPTY},
         {
@@ -1236,7 +1246,43 @@ def test_m26_02_m26_05_reasoning_effort_on_opus_4_8_is_adaptive_thinking_shown_s
 
 def test_m26_04_effort_the_4_6_models_refuse_is_never_sent_there() -> None:
     body = upstream_body(req(user("q"), reasoning_effort="xhigh"), upstream_model="claude-sonnet-4-6")
-    assert body["thinking"]["type"] == "enabled" and "output_config" not in body  # budgets, as before
+    assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "high"}
+
+
+def test_m26_01_an_effort_on_a_4_6_model_is_adaptive_thinking_at_that_effort() -> None:
+    """Adaptive where the model has it, even when it still takes budgets (4.6: "enabled" is deprecated);
+    its thinking is shown by default, so no display is asked."""
+    body = upstream_body(req(user("q"), reasoning_effort="low"), upstream_model="claude-opus-4-6")
+    assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "low"}
+
+
+def test_m26_04_opus_4_5_has_budgets_and_effort_both() -> None:
+    body = upstream_body(req(user("q"), reasoning_effort="xhigh"), upstream_model="claude-opus-4-5")
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 8192}
+    assert body["output_config"] == {"effort": "high"}  # low, medium, high: the nearest lower value
+
+
+_SCHEMA_FORMAT = {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}}
+
+
+@pytest.mark.parametrize("effort", [None, "high"])
+def test_m26_07_json_schema_is_output_config_format_where_supported(effort: str | None) -> None:
+    """Structured outputs (no forced tool), with or without thinking: the two coexist (M26-07)."""
+    extra = {"reasoning_effort": effort} if effort else {}
+    prepared = prepare(
+        req(user("q"), response_format=_SCHEMA_FORMAT, **extra), upstream_model="claude-opus-4-8"
+    )
+    body = orjson.loads(prepared.body)
+    assert prepared.ctx.json_tool is None and "tools" not in body and "tool_choice" not in body
+    assert body["output_config"]["format"] == {"type": "json_schema", "schema": {"type": "object"}}
+    assert ("effort" in body["output_config"]) is (effort is not None)
+
+
+def test_m26_07_the_emulation_with_thinking_on_is_never_a_forced_tool() -> None:
+    body = upstream_body(
+        req(user("q"), response_format=_SCHEMA_FORMAT, reasoning_effort="low"), upstream_model=NO_SCHEMA_MODEL
+    )
+    assert body["tools"][-1]["name"] == "json_answer" and body["tool_choice"] == {"type": "auto"}
 
 
 def test_m26_03_sampling_parameters_are_not_sent_to_opus_4_8(caplog: pytest.LogCaptureFixture) -> None:

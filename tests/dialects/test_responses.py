@@ -114,9 +114,8 @@ def refused(match: str, **fields: Any) -> ClientError:
 
 def context(request: ir.Request | None = None) -> ir.Context:
     request = request if request is not None else parse()
-    return ir.Context(
-        client_model=MODEL, upstream_model=UPSTREAM, echo=request.echo, json_tool=request.json_tool
-    )
+    json_tool = JSON_TOOL_NAME if request.response_schema is not None else None  # the emulation's
+    return ir.Context(client_model=MODEL, upstream_model=UPSTREAM, echo=request.echo, json_tool=json_tool)
 
 
 def answer(
@@ -619,29 +618,29 @@ def test_reasoning_none_or_absent_is_no_thinking() -> None:
     assert parse().echo["reasoning"] == {"effort": None, "summary": None}
 
 
-def test_text_format_json_schema_is_a_forced_tool() -> None:
+def test_text_format_json_schema_is_the_requests_response_schema() -> None:
+    """The upstream decides how it travels (natively, or as a forced tool: test_o2a_request R23/M26-07);
+    the client's own tools and tool_choice are left as they were."""
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     fmt = {"type": "json_schema", "name": "count", "schema": schema, "strict": True}
     request = parse(tools=[WEATHER], tool_choice="auto", text={"format": fmt})
-    assert request.json_tool == JSON_TOOL_NAME
-    assert request.tools[-1].name == JSON_TOOL_NAME
-    assert request.tools[-1].input_schema == schema
-    assert request.tools[0].name == "get_weather"
-    assert request.tool_choice == ir.ToolChoice(type="tool", name=JSON_TOOL_NAME)
+    assert request.response_schema == ir.ResponseSchema(schema=schema, name="count", strict=True)
+    assert [t.name for t in request.tools] == ["get_weather"]
+    assert request.tool_choice == ir.ToolChoice(type="auto")
     assert request.echo["text"] == {"format": fmt}
 
 
 def test_text_format_json_object_is_an_instruction() -> None:
     request = parse(instructions="Be brief.", text={"format": {"type": "json_object"}})
     assert request.system == [ir.TextBlock(text="Be brief."), ir.TextBlock(text=JSON_OBJECT_INSTRUCTION)]
-    assert request.json_tool is None
+    assert request.response_schema is None
     assert request.tools == []
 
 
 def test_text_format_text_changes_nothing() -> None:
     request = parse(text={"format": {"type": "text"}, "verbosity": "low"})
     assert request.system == []
-    assert request.json_tool is None
+    assert request.response_schema is None
     assert parse().echo["text"] == {"format": {"type": "text"}}
 
 

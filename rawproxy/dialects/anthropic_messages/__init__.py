@@ -19,7 +19,7 @@ from .._common import MISSING_RESULT_TEXT, error_type_for_status
 from .client_request import compact_body, parse_request, parse_request_data
 from .client_response import build_error, build_response, message_id
 from .client_stream import StreamEncoder
-from .upstream_request import UPSTREAM_PATH, build_request, tool_name_map
+from .upstream_request import UPSTREAM_PATH, build_request, json_tool, tool_name_map
 from .upstream_response import event_usage, parse_error, parse_response, parse_usage
 from .upstream_stream import StreamDecoder
 
@@ -39,6 +39,7 @@ __all__ = [
     "compact_body",
     "error_type_for_status",
     "event_usage",
+    "json_tool",
     "message_id",
     "parse_error",
     "parse_request",

@@ -264,6 +264,21 @@ def _parse_thinking(data: dict[str, Any]) -> ir.ThinkingConfig | None:
     )
 
 
+def _parse_output_format(data: dict[str, Any]) -> ir.ResponseSchema | None:
+    """``output_config.format``: structured outputs, the one type there is (json_schema)."""
+    output_config = data.get("output_config")
+    fmt = output_config.get("format") if isinstance(output_config, dict) else None
+    if fmt is None:
+        return None
+    if (
+        not isinstance(fmt, dict)
+        or fmt.get("type") != "json_schema"
+        or not isinstance(fmt.get("schema"), dict)
+    ):
+        raise ClientError("output_config.format: expected {'type': 'json_schema', 'schema': {...}}")
+    return ir.ResponseSchema(schema=fmt["schema"])
+
+
 def parse_request(body: bytes, *, count_tokens: bool = False) -> ir.Request:
     """Parse and validate an Anthropic Messages request.
 
@@ -302,6 +317,7 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
         stream=stream and not count_tokens,
         thinking=_parse_thinking(data),
         user_id=user_id if isinstance(user_id, str) else None,
+        response_schema=_parse_output_format(data),
     )
 
 

@@ -19,7 +19,13 @@ import orjson
 from ... import ir
 from ...models import anthropic_effort, family_of
 from ...toolcalls import client_tool_id
-from .._common import MISSING_RESULT_TEXT, orphan_result_text, pair_tool_results
+from .._common import (
+    JSON_TOOL_NAME,
+    MISSING_RESULT_TEXT,
+    json_answer_tool,
+    orphan_result_text,
+    pair_tool_results,
+)
 
 log = logging.getLogger("rawproxy")
 
@@ -215,8 +221,15 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
     if system:
         body["system"] = system
     tools = [_tool_dict(t) for t in req.tools]
-    used_tools = any(b.get("type") in ("tool_use", "tool_result") for m in messages for b in m["content"])
     choice = req.tool_choice
+    output_config: dict[str, Any] = {}
+    if req.response_schema is not None:
+        if ctx.json_tool is not None:  # O2A-R23: no schema taken natively; a forced answer tool
+            tools.append(_tool_dict(json_answer_tool(req.response_schema.schema)))
+            choice = ir.ToolChoice(type="tool", name=ctx.json_tool)
+        else:  # M26-07: structured outputs, which also work with thinking on
+            output_config["format"] = {"type": "json_schema", "schema": req.response_schema.schema}
+    used_tools = any(b.get("type") in ("tool_use", "tool_result") for m in messages for b in m["content"])
     if not tools and used_tools:
         # O2A-R18: Anthropic rejects tool blocks in a request that declares no tools. A placeholder that
         # cannot be chosen keeps the history intact.
@@ -228,30 +241,35 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
             }
         ]
         choice = ir.ToolChoice(type="none")
-    thinking = req.thinking
     family = ctx.family or family_of(ctx.upstream_model)
-    asked = thinking is not None and thinking.enabled
-    if asked and not family.budgets and family.adaptive:
-        # M26-02: an adaptive-only model refuses a budget: adaptive thinking at the asked effort (M26-04),
-        # shown as the client asked to see it (M26-05: these models omit it unless told otherwise).
-        assert thinking is not None
+    thinking = req.thinking if req.thinking is not None and req.thinking.enabled else None
+    if (
+        thinking is not None
+        and family.adaptive
+        and (thinking.effort or thinking.type == "adaptive" or not family.budgets)
+    ):
+        # M26-01/02: adaptive thinking at the asked effort (M26-04), shown as the client asked to see
+        # it (M26-05: the adaptive-only models omit it unless told otherwise).
         body["thinking"] = {"type": "adaptive"}
         if not family.shows_thinking:
             body["thinking"]["display"] = "summarized"
-        effort = anthropic_effort(thinking.effort, family)
-        if effort is not None:
-            body["output_config"] = {"effort": effort}
-    elif asked and thinking is not None and thinking.type != "adaptive":
+    elif thinking is not None and family.budgets:
         fitted = _thinking_budget(thinking.budget_tokens, max_tokens, ctx.max_output_tokens)
         if fitted is None:
             log.warning("max_tokens %d leaves no room for a thinking budget; thinking is off", max_tokens)
-            asked = False
+            thinking = None
         else:
             budget, max_tokens = fitted
             body["max_tokens"] = max_tokens
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-    elif asked:
-        body["thinking"] = {"type": "adaptive"}
+    else:
+        thinking = None  # a model with neither way to think is not asked to
+    effort = anthropic_effort(thinking.effort, family) if thinking is not None else None
+    if effort is not None:
+        output_config["effort"] = effort
+    if output_config:
+        body["output_config"] = output_config
+    asked = thinking is not None
     if asked or family.thinks_unasked:
         if choice is not None and choice.type in ("any", "tool"):
             choice = ir.ToolChoice(type="auto", disable_parallel=choice.disable_parallel)  # O2A-R20
@@ -311,6 +329,14 @@ def _strip_prefill(messages: list[dict[str, Any]]) -> None:
             content[-1] = {**content[-1], "text": text}
         else:
             del content[-1]
+
+
+def json_tool(req: ir.Request, ctx: ir.Context) -> str | None:
+    """The forced tool a json_schema answer travels as, for a model that takes no ``output_config.format``
+    (O2A-R23); None when it takes the schema itself (M26-07)."""
+    if req.response_schema is None or (ctx.family or family_of(ctx.upstream_model)).json_schema:
+        return None
+    return JSON_TOOL_NAME
 
 
 def tool_name_map(req: ir.Request) -> dict[str, str]:

@@ -22,7 +22,7 @@ from .._common import build_openai_error as build_error
 from .client_request import compact_body, parse_request, parse_request_data
 from .client_response import build_response
 from .client_stream import StreamEncoder
-from .upstream_request import UPSTREAM_PATH, build_request, sanitize_schema, tool_name_map
+from .upstream_request import UPSTREAM_PATH, build_request, json_tool, sanitize_schema, tool_name_map
 from .upstream_response import (
     content_parts,
     event_usage,
@@ -51,6 +51,7 @@ __all__ = [
     "compact_body",
     "content_parts",
     "event_usage",
+    "json_tool",
     "map_status",
     "parse_error",
     "parse_request",

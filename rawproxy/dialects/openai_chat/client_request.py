@@ -4,7 +4,8 @@ system and developer messages compacted in place for a ``compact`` route.
 Requests are validated as they are parsed (a ``ClientError`` naming the field, in OpenAI's error shape).
 What Anthropic cannot do is refused with a 400 that says why (``n > 1``, logprobs, audio), never
 silently dropped (decision 8); parameters with no Anthropic meaning (penalties, seed...) are dropped.
-``response_format`` json_schema travels as a forced tool whose input is shown as the message content.
+``response_format`` json_schema is the request's ``response_schema``: the upstream takes it natively or as a
+forced tool whose input is shown as the message content.
 Content parts, tool schemas and the ``tool_choice`` words are the Responses API's too: they are in
 ``dialects._common``.
 """
@@ -22,9 +23,9 @@ from .._common import (
     EFFORT_BUDGETS,
     JSON_OBJECT_INSTRUCTION,
     TOOL_CHOICE_WORDS,
+    answer_schema,
     file_block,
     image_block,
-    json_answer_tool,
     load_json_object,
     number,
     optional_bool,
@@ -231,7 +232,7 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
         raise ClientError("stop: expected a string or a list of strings")
     stream = optional_bool(data, "stream")
     user = data.get("user")
-    json_tool = None
+    response_schema = None
     response_format = data.get("response_format")
     if response_format is not None and (
         not isinstance(response_format, dict)
@@ -247,13 +248,7 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
                 else {}
             )
             assert isinstance(spec, dict)
-            schema: dict[str, Any] = (
-                spec["schema"] if isinstance(spec.get("schema"), dict) else {"type": "object"}
-            )
-            answer = json_answer_tool(schema)
-            json_tool = answer.name
-            tools.append(answer)
-            tool_choice = ir.ToolChoice(type="tool", name=json_tool)
+            response_schema = answer_schema(spec.get("schema"), spec.get("name"), spec.get("strict"))
         elif kind == "json_object":
             messages.insert(
                 0, ir.Message(role="system", content=[ir.TextBlock(text=JSON_OBJECT_INSTRUCTION)])
@@ -274,7 +269,7 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
         thinking=_reasoning(data.get("reasoning_effort")),
         user_id=safe_user_id(user),  # O2A-R24
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
-        json_tool=json_tool,
+        response_schema=response_schema,
     )
 
 

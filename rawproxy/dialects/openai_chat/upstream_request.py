@@ -18,7 +18,7 @@ from typing import Any, Final
 import orjson
 
 from ... import ir
-from ...profiles import is_reasoning_model
+from ...models import ModelFamily, family_of, openai_effort
 from ...toolcalls import upstream_tool_id, wire_tool_name
 from .._common import MISSING_RESULT_TEXT, orphan_result_text, pair_tool_results
 
@@ -59,17 +59,29 @@ def sanitize_schema(schema: Any) -> Any:
     return schema
 
 
-def _effort(thinking: ir.ThinkingConfig) -> str | None:
-    """A2O-R27: a budget becomes a reasoning effort bucket (claude-code-router's thresholds)."""
+def _effort(thinking: ir.ThinkingConfig, family: ModelFamily) -> str:
+    """A2O-R27: the asked effort, or a budget's bucket (claude-code-router's thresholds), on the model's
+    own ``reasoning_effort`` scale (M26-04: max is xhigh on gpt-5.2, high on gpt-5.1)."""
     if thinking.effort:
-        return {"max": "high", "xhigh": "high"}.get(thinking.effort, thinking.effort)
-    if thinking.type == "adaptive":
-        return "medium"
-    if thinking.budget_tokens is None:
-        return "medium"
-    if thinking.budget_tokens <= 1024:
-        return "low"
-    return "medium" if thinking.budget_tokens <= 8192 else "high"
+        asked = thinking.effort
+    elif thinking.type == "adaptive" or thinking.budget_tokens is None:
+        asked = "medium"
+    elif thinking.budget_tokens <= 1024:
+        asked = "low"
+    else:
+        asked = "medium" if thinking.budget_tokens <= 8192 else "high"
+    return openai_effort(asked, family)
+
+
+def _response_format(schema: ir.ResponseSchema, family: ModelFamily) -> dict[str, Any]:
+    """M26-07 the other way: the answer's schema as ``response_format``; a model known to take no schema
+    (DeepSeek's) gets JSON mode, the nearest it has."""
+    if family.protocol == "openai" and not family.json_schema:
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": schema.name, "schema": schema.schema}
+    if schema.strict is not None:
+        spec["strict"] = schema.strict
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def _image_part(block: ir.ImageBlock) -> dict[str, Any]:
@@ -287,7 +299,8 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
     """IR -> (path relative to the base URL, JSON body)."""
     profile = ctx.profile
     model = ctx.upstream_model
-    reasoning_model = is_reasoning_model(model)
+    family = ctx.family or family_of(model)
+    reasoning_model = family.reasoning
     body: dict[str, Any] = {"model": model, "messages": build_messages(req, ctx)}
     if req.max_tokens is not None:
         max_tokens = req.max_tokens
@@ -326,11 +339,13 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
     wants_reasoning = req.thinking is not None and req.thinking.enabled and profile.reasoning_param != "none"
     if wants_reasoning and (reasoning_model or not profile.reasoning_effort_only_for_reasoning_models):
         assert req.thinking is not None
-        effort = _effort(req.thinking)
+        effort = _effort(req.thinking, family)
         if profile.reasoning_param == "reasoning_effort":
             body["reasoning_effort"] = effort
         else:
             body["reasoning"] = {"effort": effort}
+    if req.response_schema is not None:
+        body["response_format"] = _response_format(req.response_schema, family)
     if req.user_id and profile.forward_user:
         body["user"] = req.user_id[:64]
     if req.stream:
@@ -338,6 +353,11 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
         if profile.stream_usage:
             body["stream_options"] = {"include_usage": True}
     return UPSTREAM_PATH, orjson.dumps(body)
+
+
+def json_tool(req: ir.Request, ctx: ir.Context) -> str | None:
+    """Never a tool: an OpenAI-compatible upstream takes the answer's schema as ``response_format``."""
+    return None
 
 
 def tool_name_map(req: ir.Request) -> dict[str, str]:

@@ -13,8 +13,8 @@ Request mapping:
   in the output (``name`` and ``namespace``); the hosted ``web_search`` tool becomes Anthropic's web
   search server tool (an OpenAI-compatible upstream drops it, with a warning); any other hosted tool is
   a 400 that names it.
-- ``reasoning.effort`` is a thinking budget as for Chat Completions; ``text.format`` json_schema is a
-  forced answer tool whose input is shown as the message text; ``max_output_tokens``,
+- ``reasoning.effort`` is a thinking budget as for Chat Completions; ``text.format`` json_schema is the
+  request's ``response_schema`` (native upstream, or a forced answer tool shown as the message text); ``max_output_tokens``,
   ``temperature``, ``top_p``, ``tool_choice``, ``parallel_tool_calls``. ``store``, ``include``,
   ``prompt_cache_key``, ``client_metadata``, ``metadata``, ``truncation`` and ``service_tier`` are
   accepted; what the answer echoes is kept in ``Context.echo``.
@@ -37,9 +37,9 @@ from .._common import (
     EFFORT_BUDGETS,
     JSON_OBJECT_INSTRUCTION,
     TOOL_CHOICE_WORDS,
+    answer_schema,
     file_block,
     image_block,
-    json_answer_tool,
     load_json_object,
     number,
     optional_bool,
@@ -58,8 +58,7 @@ NAMESPACE_SEPARATOR: Final = "__"
 # is never sent to an Anthropic upstream as one.
 SIGNATURE_PREFIX: Final = "anthropic-signature:"
 REDACTED_PREFIX: Final = "anthropic-redacted:"
-# reasoning.effort -> thinking budget: Chat Completions' table, and the Responses API's "max"
-EFFORTS: Final = {**EFFORT_BUDGETS, "max": 16384}
+EFFORTS: Final = EFFORT_BUDGETS  # reasoning.effort -> thinking budget: Chat Completions' table
 WEB_SEARCH_TOOLS: Final = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26"})
 # Hosted tools run by OpenAI itself: nothing here can run them.
 HOSTED_TOOLS: Final = {
@@ -387,14 +386,9 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
         not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema")
     ):
         raise ClientError("text.format: expected {'type': 'text'|'json_object'|'json_schema', ...}")
-    json_tool = None
+    response_schema = None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        given = fmt.get("schema")
-        schema: dict[str, Any] = given if isinstance(given, dict) else {"type": "object"}
-        answer = json_answer_tool(schema)
-        json_tool = answer.name
-        tools.append(answer)
-        tool_choice = ir.ToolChoice(type="tool", name=json_tool)
+        response_schema = answer_schema(fmt.get("schema"), fmt.get("name"), fmt.get("strict"))
     elif isinstance(fmt, dict) and fmt.get("type") == "json_object":
         system.append(ir.TextBlock(text=JSON_OBJECT_INSTRUCTION))
     include = data.get("include")
@@ -439,7 +433,7 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
         stream=bool(stream) and not count_tokens,
         thinking=_reasoning(reasoning),
         user_id=safe_user_id(user),
-        json_tool=json_tool,
+        response_schema=response_schema,
         echo=echo,
     )
 

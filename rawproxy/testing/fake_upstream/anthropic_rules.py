@@ -32,6 +32,9 @@ TEMPERATURE_WITH_THINKING: Final = (
     "`temperature` may only be set to 1 when thinking is enabled or in adaptive mode. Please consult our "
     "documentation at https://platform.claude.com/docs/en/build-with-claude/extended-thinking"
 )
+# Bedrock's words for a field a model does not take (models.dev#1765: output_config.format on Opus 4.7
+# there; the research's B1: output_config.effort before 4.6); the direct API's own are not on record.
+FORMAT_REFUSED: Final = "output_config.format: Extra inputs are not permitted"
 BUDGET_OVER_MAX: Final = (
     "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at "
     "https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size"
@@ -73,6 +76,8 @@ def refusal(body: dict[str, Any], behaves_like: Mapping[str, str] | None = None)
             return EFFORT_REFUSED
         if effort not in family.efforts:
             return _effort_not_supported(str(effort), family.efforts)
+    if isinstance(output_config, dict) and "format" in output_config and not family.json_schema:
+        return FORMAT_REFUSED
     thinks = kind in ("enabled", "adaptive") or (kind is None and family.thinks_unasked)
     if kind == "enabled" and isinstance(thinking, dict):
         budget = thinking.get("budget_tokens")

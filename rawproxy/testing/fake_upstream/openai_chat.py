@@ -22,6 +22,7 @@ from typing import Any
 import h11
 import orjson
 
+from .openai_rules import refusal
 from .script import Script, arguments_json, split, tokens
 from .state import UpstreamState
 from .wire import Wire
@@ -31,6 +32,10 @@ __all__ = ["answer", "completion", "models", "not_found"]
 
 async def answer(state: UpstreamState, wire: Wire, body: dict[str, Any]) -> bool:
     """``POST .../chat/completions``; False when the connection is done with."""
+    refused = refusal(body) if state.strict else None
+    if refused is not None:  # what the real API refuses, in its words (openai_rules.py)
+        said = {"message": refused[0], "type": "invalid_request_error", "param": refused[1]}
+        return await wire.json(400, {"error": {**said, "code": "unsupported_value"}})
     script = state.choose(body)
     if not await wire.before_head(script):
         return False
