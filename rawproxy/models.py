@@ -19,7 +19,10 @@ Sources (the public record, verified against the live API by the projects named;
   models.dev#1468, QuantumNous/new-api#4335);
 - Fable and Mythos (and Opus 5.5) think by default and refuse ``disabled``; the other 5-generation
   models think by default; Opus 4.7/4.8 think only when asked (promptfoo/promptfoo#10631);
-- Mythos Preview takes no ``xhigh``; the 5.1/5.5 models refuse a forced tool_choice even unasked.
+- Mythos Preview takes no ``xhigh``; the 5.1/5.5 models refuse a forced tool_choice even unasked;
+- from Opus 4.1 to the 4.6 models, ``temperature`` and ``top_p`` together are refused ("`temperature`
+  and `top_p` cannot both be specified for this model. Please use only one.": BerriAI/litellm#15097 on
+  Sonnet 4.5, Vali-98/ChatterUI#564 on Sonnet 4.6, SalesforceAIResearch/MCP-Universe#49 on Opus 4.5);
 The research behind each cell, with the verbatim refusals: tests/fixtures/research/anthropic_models_2026.md.
 - on the adaptive-only models thinking is shown as "omitted" unless ``display: "summarized"`` is asked
   (AAswordman/Operit#568);
@@ -69,6 +72,7 @@ class ModelFamily:
     reasoning: bool = False  # an OpenAI reasoning model: max_completion_tokens, no temperature
     efforts: tuple[str, ...] = ()  # effort values it takes, on its protocol's scale; () refuses the field
     sampling: bool = True  # takes temperature other than 1, top_p and top_k
+    sampling_pair: bool = True  # takes temperature and top_p in one request
     shows_thinking: bool = True  # False: thinking comes back "omitted" unless display is "summarized"
     json_schema: bool = False  # takes a JSON schema for its answer (output_config.format, response_format)
     output_cap: int | None = None  # the most output tokens it gives, where known
@@ -135,6 +139,7 @@ _CLAUDE: Final[tuple[ModelFamily, ...]] = (
         budgets=True,
         adaptive=True,
         efforts=_NO_XHIGH,
+        sampling_pair=False,
         json_schema=True,
         output_cap=128 * _K,
         context_window=1 * _M,
@@ -144,6 +149,7 @@ _CLAUDE: Final[tuple[ModelFamily, ...]] = (
         patterns=("claude-opus-4-5*",),
         budgets=True,
         efforts=("low", "medium", "high"),
+        sampling_pair=False,
         json_schema=True,
         output_cap=64 * _K,
         context_window=200 * _K,
@@ -152,8 +158,17 @@ _CLAUDE: Final[tuple[ModelFamily, ...]] = (
         name="claude-4.5",  # Sonnet and Haiku 4.5: budgets, no effort at all
         patterns=("claude-sonnet-4-5*", "claude-haiku-4-5*"),
         budgets=True,
+        sampling_pair=False,
         json_schema=True,
         output_cap=64 * _K,
+        context_window=200 * _K,
+    ),
+    ModelFamily(
+        name="opus-4.1",  # the first to refuse temperature and top_p together (MCP-Universe#49)
+        patterns=("claude-opus-4-1*",),
+        budgets=True,
+        sampling_pair=False,
+        output_cap=32 * _K,
         context_window=200 * _K,
     ),
 )

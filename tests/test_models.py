@@ -29,7 +29,7 @@ from rawproxy.models import UNKNOWN, anthropic_effort, family_of, openai_effort
         ("us.anthropic.claude-opus-4-6-v1:0", "claude-4.6"),  # a Bedrock id
         ("anthropic/claude-opus-4-8", "opus-4.7+"),  # a router's provider prefix
         ("claude-3-7-sonnet-latest", UNKNOWN.name),  # the pre-2026 rules: budgets, sampling
-        ("claude-opus-4-1", UNKNOWN.name),
+        ("claude-opus-4-1", "opus-4.1"),
     ],
 )
 def test_m26_01_a_name_finds_its_family(model: str, family: str) -> None:

@@ -163,6 +163,11 @@ LADDER: tuple[tuple[re.Pattern[str], Callable[[ModelFamily, re.Match[str]], Mode
         "no temperature, top_p or top_k",
     ),
     (
+        re.compile(r"^`?temperature`? and `?top_p`? cannot both be specified for this model"),
+        lambda f, _: replace(f, sampling_pair=False),
+        "temperature or top_p, not both",
+    ),
+    (
         re.compile(r"^Thinking may not be enabled when tool_choice forces tool use"),
         lambda f, _: replace(f, thinks_unasked=True),
         "no forced tool (it thinks)",

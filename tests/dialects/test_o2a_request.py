@@ -871,8 +871,8 @@ def test_o2a_r20_reasoning_effort_becomes_thinking_budget(effort: str, budget: i
 
 
 def test_o2a_r20_reasoning_effort_none_means_no_thinking() -> None:
-    body = upstream_body(req(user("q"), reasoning_effort="none", temperature=0.3, top_p=0.9))
-    assert body == expected(turn("user", text("q")), temperature=0.3, top_p=0.9)
+    body = upstream_body(req(user("q"), reasoning_effort="none", temperature=0.3))
+    assert body == expected(turn("user", text("q")), temperature=0.3)
 
 
 def test_o2a_r20_thinking_drops_sampling_params_and_forced_tool_choice() -> None:
@@ -1294,8 +1294,28 @@ def test_m26_03_sampling_parameters_are_not_sent_to_opus_4_8(caplog: pytest.LogC
         assert "temperature" not in body and "top_p" not in body and "thinking" not in body
     said = [r for r in caplog.records if "claude-opus-4-8-m26-03" in r.getMessage()]
     assert len(said) == 1  # once per model, not per request
-    kept = upstream_body(req(user("q"), temperature=0.2, top_p=0.9), upstream_model="claude-sonnet-4-6")
+    kept = upstream_body(
+        req(user("q"), temperature=0.2, top_p=0.9), upstream_model="claude-3-7-sonnet-latest"
+    )
     assert (kept["temperature"], kept["top_p"]) == (0.2, 0.9)
+
+
+@pytest.mark.parametrize(
+    "model", ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-5", "claude-opus-4-1"]
+)
+def test_m26_03_temperature_and_top_p_together_keep_the_temperature(
+    model: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """From Opus 4.1 to the 4.6 models the pair is refused ("`temperature` and `top_p` cannot both be
+    specified for this model. Please use only one.", BerriAI/litellm#15097): the temperature is kept,
+    the more common knob; either alone goes through."""
+    caplog.set_level("INFO", logger="rawproxy")
+    model += "-pair-test"  # a name no other test sends: the log line is said once per model
+    for _ in range(2):
+        body = upstream_body(req(user("q"), temperature=0.2, top_p=0.9), upstream_model=model)
+        assert body["temperature"] == 0.2 and "top_p" not in body
+    assert upstream_body(req(user("q"), top_p=0.9), upstream_model=model)["top_p"] == 0.9
+    assert sum("not both" in r.getMessage() and model in r.getMessage() for r in caplog.records) == 1
 
 
 def test_m26_06_fable_thinks_unasked_so_a_forced_tool_becomes_auto_and_disabled_is_never_sent() -> None:

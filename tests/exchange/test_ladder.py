@@ -13,7 +13,7 @@ import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.exchange.retry import rewrite_for
-from rawproxy.testing.fake_upstream import FakeUpstream, Script
+from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 from rawproxy.testing.fake_upstream import anthropic_rules as rules
 
 pytestmark = pytest.mark.integration
@@ -122,6 +122,9 @@ def _refused(message: str) -> bytes:
             lambda f: not f.sampling,
         ),  # Bedrock's
         ("claude-opus-6-0", rules.FORCED_TOOL_REFUSED, lambda f: f.thinks_unasked),
+        ("claude-opus-6-0", rules.SAMPLING_PAIR_REFUSED, lambda f: not f.sampling_pair),
+        ("claude-opus-4-8", rules.FORMAT_REFUSED, lambda f: not f.json_schema),
+        ("claude-opus-4-6", "output_config.effort: Extra inputs are not permitted", lambda f: not f.efforts),
     ],
 )
 def test_m26_08_each_known_refusal_teaches_what_it_says(model: str, message: str, what: Any) -> None:
@@ -131,3 +134,52 @@ def test_m26_08_each_known_refusal_teaches_what_it_says(model: str, message: str
 
 def test_m26_08_only_a_400_teaches() -> None:
     assert rewrite_for(_prepared("claude-opus-6-0"), 500, _refused(rules.ENABLED_REFUSED)) is None
+
+
+async def test_m26_08_a_gateway_without_structured_outputs_gets_the_forced_tool_after_one_rewrite(
+    proxy_factory: Any, fake: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bedrock refuses ``output_config.format`` on Opus 4.7/4.8 (models.dev#1765) where the direct API
+    takes it: played by an upstream whose claude-opus-4-8 behaves like Opus 4.1. The answer comes back
+    as the message content either way."""
+    caplog.set_level(logging.INFO, logger="rawproxy")
+    fake.behaves_like["claude-opus-4-8"] = "claude-opus-4-1"
+    fake.enqueue(Script(text="", tool_calls=[ToolCall(name="json_answer", arguments={"n": 1})]))
+    proxy = await proxy_factory(anthropic_upstream=fake.anthropic_url, anthropic_key="k", **ANTHROPIC_ONLY)
+    body = {
+        "model": "claude-opus-4-8",
+        "messages": [{"role": "user", "content": "n?"}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "n", "schema": {"type": "object"}},
+        },
+    }
+    async with httpx.AsyncClient(timeout=5) as client:
+        answer = await client.post(proxy.url + "/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    assert orjson.loads(answer.json()["choices"][0]["message"]["content"]) == {"n": 1}
+    first, second = sent(fake)
+    assert first["output_config"]["format"]["type"] == "json_schema" and "tools" not in first
+    assert "output_config" not in second and second["tool_choice"] == {"type": "tool", "name": "json_answer"}
+    assert any("no JSON schema" in r.getMessage() for r in caplog.records)
+
+
+async def test_m26_08_temperature_and_top_p_together_are_cured_once(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    """A model no table knows that takes one or the other (as Claude 4.6 does): top_p is left out."""
+    fake.behaves_like["claude-opus-6-0"] = "claude-sonnet-4-6"
+    proxy = await proxy_factory(anthropic_upstream=fake.anthropic_url, anthropic_key="k", **ANTHROPIC_ONLY)
+    body = {
+        "model": "claude-opus-6-0",
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    async with httpx.AsyncClient(timeout=5) as client:
+        first = await client.post(proxy.url + "/v1/chat/completions", json=body)
+        second = await client.post(proxy.url + "/v1/chat/completions", json=body)
+    assert first.status_code == 200 and second.status_code == 200
+    bodies = sent(fake)
+    assert len(bodies) == 3 and "top_p" in bodies[0]
+    assert all(b["temperature"] == 0.2 and "top_p" not in b for b in bodies[1:])

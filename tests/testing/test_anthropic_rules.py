@@ -13,6 +13,7 @@ from rawproxy.testing.fake_upstream.anthropic_rules import (
     DISABLED_REFUSED,
     ENABLED_REFUSED,
     FORCED_TOOL_REFUSED,
+    SAMPLING_PAIR_REFUSED,
     TEMPERATURE_WITH_THINKING,
     refusal,
 )
@@ -64,7 +65,11 @@ def body(model: str, **fields: Any) -> dict[str, Any]:
         (body("claude-opus-4-8", temperature=1), None),  # 1 is the value it has
         (body("claude-opus-4-8", top_p=1), "`top_p` is deprecated for this model."),  # any top_p
         (body("claude-opus-4-7", top_k=0), "`top_k` is deprecated for this model."),
-        (body("claude-sonnet-4-6", temperature=0.2, top_p=0.9), None),
+        (body("claude-sonnet-4-6", temperature=0.2), None),
+        (body("claude-sonnet-4-6", top_p=0.9), None),
+        (body("claude-sonnet-4-6", temperature=0.2, top_p=0.9), SAMPLING_PAIR_REFUSED),  # one or the other
+        (body("claude-opus-4-1", temperature=0.2, top_p=0.9), SAMPLING_PAIR_REFUSED),
+        (body("claude-3-7-sonnet-latest", temperature=0.2, top_p=0.9), None),  # before Opus 4.1: both
         (
             body("claude-sonnet-4-6", thinking={"type": "adaptive"}, temperature=0.5),
             TEMPERATURE_WITH_THINKING,  # with thinking on, this wins over "deprecated"

@@ -34,6 +34,7 @@ FIRST_USER_TEXT: Final = "(continue)"
 MAX_CACHE_BREAKPOINTS: Final = 4
 THINKING_MIN_BUDGET: Final = 1024
 _SAMPLING_LOGGED: set[str] = set()  # models whose dropped sampling parameters were logged (bounded)
+_PAIR_LOGGED: set[str] = set()  # models whose dropped top_p (beside a temperature) was logged
 
 
 def _image_dict(block: ir.ImageBlock) -> dict[str, Any]:
@@ -276,12 +277,19 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
     elif family.sampling:
         if req.temperature is not None:
             body["temperature"] = min(max(req.temperature, 0.0), 1.0)  # O2A-R25: clamped to [0, 1]
-        if req.top_p is not None:
+        if req.top_p is not None and (req.temperature is None or family.sampling_pair):
             body["top_p"] = req.top_p
+        elif req.top_p is not None:
+            _said_once(
+                _PAIR_LOGGED, ctx.upstream_model, "takes temperature or top_p, not both: top_p is not sent"
+            )
         if req.top_k is not None:
             body["top_k"] = req.top_k
     elif req.temperature is not None or req.top_p is not None or req.top_k is not None:
-        _sampling_dropped(ctx.upstream_model)  # M26-03: removed from the model; said once per model
+        # M26-03: removed from the model
+        _said_once(
+            _SAMPLING_LOGGED, ctx.upstream_model, "takes no temperature, top_p or top_k: they are not sent"
+        )
     if tools:
         body["tools"] = tools
         if choice is not None:
@@ -298,10 +306,11 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
     return UPSTREAM_PATH, orjson.dumps(body)
 
 
-def _sampling_dropped(model: str) -> None:
-    if model not in _SAMPLING_LOGGED and len(_SAMPLING_LOGGED) < 256:
-        _SAMPLING_LOGGED.add(model)
-        log.info("%s takes no temperature, top_p or top_k: they are not sent (said once per model)", model)
+def _said_once(said: set[str], model: str, what: str) -> None:
+    """A parameter left out for what the model takes, logged once per model (a bounded memory)."""
+    if model not in said and len(said) < 256:
+        said.add(model)
+        log.info("%s %s (said once per model)", model, what)
 
 
 def _thinking_budget(asked: int | None, max_tokens: int, cap: int | None) -> tuple[int, int] | None:

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 import h11
 import orjson
 
-from .anthropic_rules import refusal
+from .anthropic_rules import refusal, thinking_shown
 from .script import Script, ToolCall, arguments_input, arguments_json, split, tokens
 from .state import UpstreamState
 from .wire import Wire
@@ -129,7 +129,8 @@ def message(state: UpstreamState, body: dict[str, Any], script: Script) -> dict[
     head = _head(state, body)  # first: tool_use ids take its sequence number
     content: list[dict[str, Any]] = []
     if script.reasoning:
-        content.append({"type": "thinking", "thinking": script.reasoning, "signature": script.signature})
+        shown = script.reasoning if _shown(state, body) else ""  # "omitted": a signature only (M26-05)
+        content.append({"type": "thinking", "thinking": shown, "signature": script.signature})
     if script.text:
         content.append({"type": "text", "text": script.text})
     for i, call in enumerate(script.tool_calls):
@@ -169,11 +170,18 @@ def _tool_use_id(state: UpstreamState, call: ToolCall, i: int) -> str:
     return call.id or f"toolu_fake{i:02d}{state.seq:06d}"
 
 
-def _blocks(state: UpstreamState, script: Script) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def _shown(state: UpstreamState, body: dict[str, Any]) -> bool:
+    return not state.strict or thinking_shown(body, state.behaves_like)
+
+
+def _blocks(
+    state: UpstreamState, body: dict[str, Any], script: Script
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Each content block's ``content_block_start`` payload and its deltas, in order."""
     blocks: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     if script.reasoning:
-        deltas = [{"type": "thinking_delta", "thinking": t} for t in tokens(script.reasoning)]
+        shown = script.reasoning if _shown(state, body) else ""  # "omitted": no thinking deltas (M26-05)
+        deltas = [{"type": "thinking_delta", "thinking": t} for t in tokens(shown)]
         deltas.append({"type": "signature_delta", "signature": script.signature})
         blocks.append(({"type": "thinking", "thinking": "", "signature": ""}, deltas))
     if script.text:
@@ -204,7 +212,7 @@ def _events(state: UpstreamState, body: dict[str, Any], script: Script) -> list[
     events: list[tuple[str, dict[str, Any]]] = [
         ("message_start", {"type": "message_start", "message": start_message})
     ]
-    blocks = _blocks(state, script)
+    blocks = _blocks(state, body, script)
     if script.ping and not blocks:
         events.append(("ping", _PING))
     output = 0

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from ...models import family_of
 
-__all__ = ["refusal"]
+__all__ = ["refusal", "thinking_shown"]
 
 ENABLED_REFUSED: Final = (
     '"thinking.type.enabled" is not supported for this model. Use "thinking.type.adaptive" and '
@@ -35,6 +35,9 @@ TEMPERATURE_WITH_THINKING: Final = (
 # Bedrock's words for a field a model does not take (models.dev#1765: output_config.format on Opus 4.7
 # there; the research's B1: output_config.effort before 4.6); the direct API's own are not on record.
 FORMAT_REFUSED: Final = "output_config.format: Extra inputs are not permitted"
+SAMPLING_PAIR_REFUSED: Final = (  # BerriAI/litellm#15097 (full JSON, direct API), Vali-98/ChatterUI#564
+    "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+)
 BUDGET_OVER_MAX: Final = (
     "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at "
     "https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size"
@@ -96,4 +99,20 @@ def refusal(body: dict[str, Any], behaves_like: Mapping[str, str] | None = None)
         for name in ("top_p", "top_k"):
             if name in body:
                 return _deprecated(name)
+    elif not family.sampling_pair and temperature is not None and body.get("top_p") is not None:
+        return SAMPLING_PAIR_REFUSED
     return None
+
+
+def thinking_shown(body: dict[str, Any], behaves_like: Mapping[str, str] | None = None) -> bool:
+    """Whether the model writes its thinking out: on the adaptive-only models the display defaults to
+    "omitted" (the block comes back with a signature and no text) unless ``display: "summarized"`` is
+    asked (M26-05; AAswordman/Operit#568, promptfoo/promptfoo#10830)."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model.lower().startswith("claude-"):
+        return True
+    thinking = body.get("thinking")
+    display = thinking.get("display") if isinstance(thinking, dict) else None
+    if display is not None:
+        return bool(display != "omitted")
+    return family_of((behaves_like or {}).get(model, model)).shows_thinking
