@@ -44,6 +44,13 @@ BUDGET_OVER_MAX: Final = (
 )
 
 
+def _over_cap(asked: int, cap: int, model: str) -> str:
+    """The API's words for a max_tokens over the model's output cap (anthropics/claude-code#24451:
+    "max_tokens: 128001 > 64000, which is the maximum allowed number of output tokens for
+    claude-opus-4-5-20251101"); the cap is the registry's."""
+    return f"max_tokens: {asked} > {cap}, which is the maximum allowed number of output tokens for {model}"
+
+
 def _deprecated(name: str) -> str:
     return f"`{name}` is deprecated for this model."
 
@@ -64,6 +71,9 @@ def refusal(body: dict[str, Any], behaves_like: Mapping[str, str] | None = None)
     if not isinstance(model, str) or not model.lower().startswith("claude-"):
         return None  # an Anthropic-compatible server's own model: its rules are not Anthropic's
     family = family_of((behaves_like or {}).get(model, model))
+    max_tokens = body.get("max_tokens")
+    if isinstance(max_tokens, int) and family.output_cap is not None and max_tokens > family.output_cap:
+        return _over_cap(max_tokens, family.output_cap, model)
     thinking = body.get("thinking")
     kind = thinking.get("type") if isinstance(thinking, dict) else None
     if kind == "enabled" and not family.budgets:
