@@ -16,22 +16,33 @@ of the connection otherwise. Anything else malformed raises :class:`HTTPProtocol
     reader.head                   # the response head, once complete
     reader.done                   # the response has ended
     reader.close()                # at EOF: ends a close-delimited body, raises if the body was cut short
+
+Besides the framing, two helpers for the server side, which h11 parses: :func:`decode_content`, a body's
+content coding (gzip or deflate) undone with a bound on what it inflates to (a client's compressed
+request body, an upstream's compressed error body); :func:`origin_path`, the path of an absolute-form
+target; and :func:`partial_head`, what the start of a request head that h11 refused before it was
+complete says (its path, for the shape of the error).
 """
 
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "CONTENT_CODINGS",
     "HTTPProtocolError",
     "ResponseHead",
     "ResponseReader",
     "connection_tokens",
+    "decode_content",
     "encode_headers",
     "encode_request",
     "encode_request_with",
+    "origin_path",
+    "partial_head",
 ]
 
 MAX_HEAD_BYTES = 64 * 1024
@@ -310,3 +321,94 @@ class ResponseReader:
         if not out:
             return b""
         return out[0] if len(out) == 1 else b"".join(out)
+
+
+# ------------------------------------------------------------------------------------ content codings
+
+CONTENT_CODINGS = ("gzip", "x-gzip", "deflate")  # what decode_content undoes (RFC 9110 8.4.1)
+
+
+def decode_content(coding: str, data: bytes, limit: int) -> bytes:
+    """``data`` with its content coding undone (``coding`` as a ``Content-Encoding`` names it: one of
+    ``CONTENT_CODINGS``, or identity), inflated to ``limit + 1`` bytes at most: a result longer than
+    ``limit`` only says that the whole is larger, and a zip bomb is never inflated further. Raises
+    ValueError for another coding, several codings, or data that is not in the coding it names.
+
+    ``deflate`` is the zlib format (RFC 9110 8.4.1.2); a raw deflate stream, which some senders use
+    instead, is taken too. A gzip body may hold several members, one after another (RFC 1952 2.2)."""
+    coding = coding.strip().lower()
+    if coding in ("", "identity"):
+        return data
+    if coding not in CONTENT_CODINGS:
+        raise ValueError(f"content coding {coding!r} is not supported (only gzip or deflate)")
+    if not data:
+        return data
+    gzip = coding != "deflate"
+    if gzip:
+        wbits = 16 + zlib.MAX_WBITS
+    else:  # a zlib header: CM 8 (deflate) and a check value that makes the first two bytes a multiple of 31
+        zlib_format = len(data) > 1 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+        wbits = zlib.MAX_WBITS if zlib_format else -zlib.MAX_WBITS
+    room = limit + 1
+    out: list[bytes] = []
+    size = 0
+    pending = data
+    try:
+        while pending:
+            inflater = zlib.decompressobj(wbits)
+            while pending:
+                piece = inflater.decompress(pending, room - size)
+                out.append(piece)
+                size += len(piece)
+                if size >= room:  # past the limit: stop inflating here
+                    return b"".join(out)
+                pending = inflater.unconsumed_tail
+            if not inflater.eof:
+                raise ValueError(f"the {coding} data is cut short")
+            pending = inflater.unused_data if gzip else b""  # a further gzip member, if any
+    except zlib.error as exc:
+        raise ValueError(f"the body is not valid {coding} data ({exc})") from None
+    return b"".join(out)
+
+
+# ------------------------------------------------------------------------------ a partial request head
+
+PartialHead = tuple[str, str, str, list[tuple[bytes, bytes]]]  # method, path, query, header lines
+
+
+def origin_path(path: str) -> str:
+    """The path of a request target's path part (the target less its query): itself in the origin form
+    (``/v1/messages``), the URL's path in the absolute form (``http://host/v1/messages``, which RFC 9112
+    3.2.2 says a server must accept; ``/`` for none). Anything else is returned as it is."""
+    if not path[:8].lower().startswith(("http://", "https://")):
+        return path
+    _, _, rest = path.partition("://")
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else "/"
+
+
+def partial_head(data: bytes) -> PartialHead | None:
+    """What the start of a request head says, when h11 refused the head before it was complete (too
+    large, arriving in pieces): the method, the path and query of its target (the path of an
+    absolute-form target, RFC 9112 3.2.2), and its complete header lines (names lower-cased). None while
+    the path is not known: a request line that ends before the target's ``?`` or its end."""
+    end = data.find(b"\r\n")
+    line = data[:end] if end >= 0 else data
+    method, space, rest = line.partition(b" ")
+    if not space or _TOKEN.fullmatch(method) is None:
+        return None
+    target, space, _ = rest.partition(b" ")
+    if end < 0 and not space and b"?" not in target:
+        return None  # the target may go on: its path is not known yet
+    path, _, query = target.decode("latin-1").partition("?")
+    path = origin_path(path)
+    if not path.startswith("/"):
+        return None
+    headers: list[tuple[bytes, bytes]] = []
+    if end >= 0:
+        lines = data[end + 2 :].split(b"\r\n")
+        for raw in lines[:-1]:  # the last is incomplete (or the head's empty line)
+            name, colon, value = raw.partition(b":")
+            if colon and _TOKEN.fullmatch(name):
+                headers.append((name.lower(), value.strip(b" \t")))
+    return method.decode("latin-1"), path, query, headers

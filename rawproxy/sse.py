@@ -5,6 +5,7 @@ events those bytes complete; ``close()`` is EOF. It follows the WHATWG event-str
 (html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation):
 
 - lines end in LF, CRLF or a lone CR, and a CRLF may be split across two chunks;
+- one UTF-8 byte-order mark at the very start of the stream is dropped, even split across chunks;
 - a line starting with ``:`` is a comment (OpenRouter's ``: OPENROUTER PROCESSING``);
 - ``field:value`` with one optional space after the colon (``data:x`` and ``data: x`` are the same);
 - several ``data`` lines join with ``\\n``; a blank line dispatches the event;
@@ -26,6 +27,11 @@ from dataclasses import dataclass
 
 __all__ = ["SSEDecoder", "SSEEvent", "encode_event"]
 
+_BOM = b"\xef\xbb\xbf"
+# What the start of the next chunk may hold that belongs to what came before it (``SSEDecoder._edge``):
+_LF = 1  # the last chunk ended in CR: a leading LF is the rest of its CRLF
+_START = 2  # nothing yet: a leading byte-order mark is dropped
+
 
 @dataclass(slots=True)
 class SSEEvent:
@@ -36,13 +42,13 @@ class SSEEvent:
 class SSEDecoder:
     """Incremental SSE parser: ``feed(bytes) -> list[SSEEvent]``, ``close() -> list[SSEEvent]``."""
 
-    __slots__ = ("_buf", "_data", "_event", "_skip_lf")
+    __slots__ = ("_buf", "_data", "_edge", "_event")
 
     def __init__(self) -> None:
         self._buf = bytearray()  # an incomplete line, never more
         self._data: list[bytes] = []  # data lines of the event being built
         self._event: str | None = None
-        self._skip_lf = False  # the last chunk ended in CR: a leading LF belongs to it
+        self._edge = _START  # _START, _LF or 0: one test a chunk, as the CR flag it replaces was
 
     @property
     def buffered(self) -> int:
@@ -53,12 +59,10 @@ class SSEDecoder:
         events: list[SSEEvent] = []
         if not chunk:
             return events
-        if self._skip_lf:
-            self._skip_lf = False
-            if chunk[0] == 10:  # b"\n"
-                chunk = chunk[1:]
-                if not chunk:
-                    return events
+        if self._edge:
+            chunk = self._at_edge(chunk)
+            if not chunk:
+                return events
         # The held bytes contain no line end, so only the new chunk needs searching.
         scan = len(self._buf)
         if not scan and not self._data and self._event is None and 13 not in chunk:
@@ -75,7 +79,7 @@ class SSEDecoder:
         if 13 in chunk:  # b"\r": rare (some upstreams use CRLF); normalise to LF first
             buf = buf.replace(b"\r\n", b"\n")
             if buf[-1] == 13:
-                self._skip_lf = True
+                self._edge = _LF
             buf = buf.replace(b"\r", b"\n")
         pos = 0
         find = buf.find
@@ -92,6 +96,20 @@ class SSEDecoder:
         else:
             del self._buf[:pos]
         return events
+
+    def _at_edge(self, chunk: bytes) -> bytes:
+        """The start of a chunk that follows a CR (a leading LF is dropped), or of the stream (a leading
+        byte-order mark is dropped, WHATWG; until 3 bytes have come, what may be one waits in ``_buf``)."""
+        if self._edge == _LF:
+            self._edge = 0
+            return chunk[1:] if chunk[0] == 10 else chunk
+        data = bytes(self._buf) + chunk if self._buf else chunk
+        if len(data) < 3 and _BOM.startswith(data):
+            self._buf = bytearray(data)
+            return b""
+        self._edge = 0
+        self._buf.clear()
+        return data[3:] if data.startswith(_BOM) else data
 
     @staticmethod
     def _whole_events(chunk: bytes, events: list[SSEEvent]) -> int:

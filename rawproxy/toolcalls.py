@@ -12,7 +12,9 @@ always maps the same way, and case-preserving (lower-casing broke "No such tool 
 The reverse map is rebuilt from the request's own tools for every exchange.
 
 Arguments (decision 3): parse; else repair truncated JSON by closing what is open; else ``{}`` and a
-warning naming the call. A JSON value that is not an object is wrapped as ``{"value": ...}``.
+warning naming the call. A JSON value that is not an object is wrapped as ``{"value": ...}``. Streamed
+arguments (``StreamedJson``) are kept in pieces and asked whether they are whole in time linear in their
+length, however they are cut (issue 19: parsing them all again on each fragment was quadratic).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import orjson
 from .ids import random_hex
 
 __all__ = [
+    "StreamedJson",
     "client_tool_id",
     "new_tool_id",
     "parse_arguments",
@@ -131,3 +134,106 @@ def parse_arguments(raw: Any, call_id: str = "") -> dict[str, Any]:
         return value if isinstance(value, dict) else {"value": value}
     log.warning("tool call %s: arguments are not JSON and could not be repaired; using {}", call_id or "?")
     return {}
+
+
+_STRING_END = re.compile(r'["\\]')  # inside a string: its closing quote, or an escape
+_STRUCTURE = re.compile(r'["{}\[\]]')  # outside one: a string's opening quote, or a bracket
+_WS = " \t\n\r"  # JSON's whitespace
+_BEFORE, _INSIDE, _WHOLE, _NEVER = range(4)
+
+
+class StreamedJson:
+    """JSON text that arrives in pieces (a streamed tool call's arguments).
+
+    The pieces are kept as they came, so appending costs nothing, and joined when asked for. ``whole()``
+    says whether they make one complete object or array yet: each character is looked at once, to find
+    where the first bracket closes, and only then is the text parsed, once (before, it cannot be valid
+    JSON; after, anything but whitespace makes it invalid for good). A bare scalar is never whole here:
+    such arguments wait for the end of the message.
+    """
+
+    __slots__ = ("_depth", "_escaped", "_in_string", "_state", "_watched", "parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0  # the total length of the parts
+        self._watched = 0  # how many parts whole() has looked at
+        self._state = _BEFORE
+        self._depth = 0
+        self._in_string = False
+        self._escaped = False  # a piece ended in a string's backslash: the next character is escaped
+
+    def append(self, piece: str) -> None:
+        self.parts.append(piece)
+        self.size += len(piece)
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def since(self, count: int) -> str:
+        """The text of every part after the first ``count``."""
+        parts = self.parts
+        return parts[-1] if count == len(parts) - 1 else "".join(parts[count:])
+
+    def whole(self) -> bool:
+        parts = self.parts
+        while self._watched < len(parts) and self._state < _WHOLE:
+            self._look(parts[self._watched])
+            self._watched += 1
+            if self._state == _WHOLE:  # the first bracket closed: valid JSON, or never
+                try:
+                    orjson.loads(self.text())
+                except orjson.JSONDecodeError:
+                    self._state = _NEVER
+        if self._state == _WHOLE:
+            for piece in parts[self._watched :]:  # only whitespace may follow a whole value
+                if piece.strip(_WS):
+                    self._state = _NEVER
+                    break
+            self._watched = len(parts)
+        return self._state == _WHOLE
+
+    def _look(self, piece: str) -> None:
+        pos = 0
+        if self._state == _BEFORE:
+            start = piece.lstrip(_WS)
+            if not start:
+                return
+            if start[0] not in "{[":
+                self._state = _NEVER
+                return
+            self._state = _INSIDE
+            self._depth = 1
+            pos = len(piece) - len(start) + 1
+        elif self._escaped:
+            self._escaped = False
+            pos = 1
+        depth, in_string, end = self._depth, self._in_string, len(piece)
+        while pos < end:
+            if in_string:
+                found = _STRING_END.search(piece, pos)
+                if found is None:
+                    break
+                pos = found.end()
+                if piece[pos - 1] == '"':
+                    in_string = False
+                elif pos == end:
+                    self._escaped = True
+                else:
+                    pos += 1  # the escaped character
+            else:
+                found = _STRUCTURE.search(piece, pos)
+                if found is None:
+                    break
+                pos = found.end()
+                char = piece[pos - 1]
+                if char == '"':
+                    in_string = True
+                elif char in "{[":
+                    depth += 1
+                else:
+                    depth -= 1
+                    if depth == 0:
+                        self._state = _NEVER if piece[pos:].strip(_WS) else _WHOLE
+                        break
+        self._depth, self._in_string = depth, in_string

@@ -11,6 +11,7 @@ the caller: it becomes the client dialect's in-stream error event, and the strea
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +32,8 @@ __all__ = [
     "prepare_request",
     "response_as_stream",
 ]
+
+log = logging.getLogger("rawproxy")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -134,6 +137,8 @@ class StreamTranslator:
                     out.append(encode(ev))
         except ProxyError as exc:
             out.append(self.fail(exc.info))
+        except Exception:  # a bug: what this read translated still goes out, then a well-formed end
+            out.append(self._bug())
         return b"".join(out)
 
     def close(self) -> bytes:
@@ -153,6 +158,8 @@ class StreamTranslator:
                 out.append(self._encoder.encode(ev))
         except ProxyError as exc:
             out.append(self.fail(exc.info))
+        except Exception:
+            out.append(self._bug())
         out.append(self._encoder.close())
         return b"".join(out)
 
@@ -166,6 +173,18 @@ class StreamTranslator:
             self.error = info
         return out
 
+    def _bug(self) -> bytes:
+        """An unexpected exception while translating (call it in the ``except``): logged with its traceback,
+        and the stream ends in the client's error event rather than mid-body."""
+        log.error("bug while translating a stream", exc_info=True)
+        out = self.fail(
+            ir.ErrorInfo(
+                status=500, type=ir.ErrorType.API, message="internal error while translating the stream"
+            )
+        )
+        self.error = None  # ours, not the upstream's: no other try would cure it
+        return out
+
     def ping(self) -> bytes:
         return self._encoder.ping()
 
@@ -176,12 +195,15 @@ class StreamTranslator:
 class Passthrough:
     """Same dialect on both sides: the upstream's bytes, untouched.
 
-    ``feed`` returns its input as is; the proxy calls ``observe`` with the same chunk *after* it went to
-    the client, so the access log's usage costs the first byte nothing: only events that mention
-    ``"usage"`` are parsed. A failure mid-stream is still reported in the client's own dialect.
+    ``feed`` returns its input as is when it ends on an event's blank line (nearly every read); else only
+    up to the last one, holding the unfinished event back for the next read, so that a stream cut
+    mid-event ends in an error event of its own rather than one that completes a broken event (issue
+    19). The proxy calls ``observe`` with each chunk *after* it went to the client, so the access log's
+    usage costs the first byte nothing: only events that mention ``"usage"`` are parsed. A failure
+    mid-stream is still reported in the client's own dialect.
     """
 
-    __slots__ = ("_dialect", "_encoder", "_sse", "_tail", "usage")
+    __slots__ = ("_dialect", "_encoder", "_held", "_sse", "usage")
 
     observes = True  # usage is read after the bytes went out, so the first byte waits for nothing
     error: ir.ErrorInfo | None = None  # the upstream's own error events are relayed, not retried
@@ -190,23 +212,34 @@ class Passthrough:
         self._dialect = dialect
         self._encoder = dialect.StreamEncoder(ctx)
         self._sse = SSEDecoder()
-        self._tail = b"\n\n"
+        self._held = bytearray()  # the start of an event whose blank line has not arrived yet
         self.usage: ir.Usage | None = None
 
     def start(self) -> bytes:
         return b""
 
     def feed(self, chunk: bytes) -> bytes:
-        return chunk
+        if not self._held and chunk.endswith(_EVENT_ENDS):
+            return chunk  # the common case: whole events, passed on as they came
+        held = self._held
+        scan = max(len(held) - 2, 0)  # only the new bytes (and a blank line straddling the two reads)
+        if held:
+            held += chunk
+            end = _events_end(held, scan)
+            out = bytes(held[:end])
+            del held[:end]
+            return out
+        end = _events_end(chunk, 0)
+        held += chunk[end:]
+        return chunk[:end]
 
     def observe(self, chunk: bytes) -> None:
-        self._tail = (self._tail + chunk)[-2:]
         for event in self._sse.feed(chunk):
             if b'"usage"' not in event.data:
                 continue
             try:
                 update = self._dialect.event_usage(orjson.loads(event.data))
-            except orjson.JSONDecodeError:
+            except Exception:  # usage is for the log: a figure it cannot read must not end the stream
                 continue
             if update is not None:
                 if self.usage is None:
@@ -215,15 +248,31 @@ class Passthrough:
                     self.usage.merge(update)
 
     def close(self) -> bytes:
-        return b""
+        """EOF: a last event without its blank line still goes out (``data: [DONE]\\n``)."""
+        rest = bytes(self._held)
+        self._held.clear()
+        return rest
 
     def fail(self, info: ir.ErrorInfo) -> bytes:
-        # End a half-written event first, so the error frame is parsed on its own.
-        prefix = b"" if self._tail.endswith(b"\n\n") else b"\n\n"
-        return prefix + self._encoder.encode(ir.StreamError(info))
+        # What went out ended on a blank line: the unfinished event is dropped, the error stands alone.
+        self._held.clear()
+        return self._encoder.encode(ir.StreamError(info))
 
     def ping(self) -> bytes:
         return b""
+
+
+_EVENT_ENDS = (b"\n\n", b"\r\r", b"\n\r\n")  # a blank line after LF, CR and CRLF lines
+
+
+def _events_end(data: bytes | bytearray, start: int) -> int:
+    """Where the last event ending in ``data[start:]`` ends (past its blank line); 0 if none does."""
+    end = 0
+    for blank in _EVENT_ENDS:
+        at = data.rfind(blank, start)
+        if at >= 0:
+            end = max(end, at + len(blank))
+    return end
 
 
 def response_as_stream(client: ClientDialect, response: ir.Response, ctx: ir.Context) -> bytes:

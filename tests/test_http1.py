@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import h11
 import pytest
@@ -35,8 +36,11 @@ from rawproxy.http1 import (
     HTTPProtocolError,
     ResponseHead,
     ResponseReader,
+    decode_content,
     encode_headers,
     encode_request,
+    origin_path,
+    partial_head,
 )
 
 Headers = tuple[tuple[bytes, bytes], ...]
@@ -1118,3 +1122,85 @@ def test_control_characters_in_a_header_value_are_refused_both_ways(value: bytes
 def test_a_head_with_bare_lf_line_ends_is_refused_at_once() -> None:
     with pytest.raises(HTTPProtocolError, match="bare LF"):
         ResponseReader().feed(b"HTTP/1.1 200 OK\nContent-Length: 0\n\n")
+
+
+# ---------------------------------------------------------- issue 19: the server side's helpers
+
+
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("X-GZIP", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", lambda b: zlib.compress(b, wbits=-zlib.MAX_WBITS)),
+        ("gzip", lambda b: gzip.compress(b[:3]) + gzip.compress(b[3:])),  # two members
+        ("identity", lambda b: b),
+    ],
+    ids=["gzip", "x-gzip", "deflate", "raw-deflate", "gzip-members", "identity"],
+)
+def test_issue19_decode_content_undoes_gzip_and_deflate(coding: str, encode: Any) -> None:
+    # issue 19, defects 6 and 9
+    body = b'{"hello": "' + b"x" * 5000 + b'"}'
+    assert decode_content(coding, encode(body), len(body)) == body
+
+
+def test_issue19_decode_content_inflates_no_more_than_the_limit_and_a_byte() -> None:
+    # issue 19, defect 9: a zip bomb says it is too large without being inflated
+    bomb = gzip.compress(b"\0" * 20_000_000)
+    assert len(decode_content("gzip", bomb, 1000)) == 1001
+    assert len(decode_content("deflate", zlib.compress(b"\0" * 20_000_000), 10)) == 11
+
+
+@pytest.mark.parametrize(
+    ("coding", "data", "words"),
+    [
+        ("br", b"\x1b", "'br' is not supported"),
+        ("gzip, deflate", b"x", "'gzip, deflate' is not supported"),
+        ("gzip", b"not gzip at all", "not valid gzip"),
+        ("gzip", gzip.compress(b"hello" * 100)[:-6], "cut short"),
+        ("deflate", b"\x78\x9c\xff\xff", "not valid deflate"),
+    ],
+)
+def test_issue19_decode_content_refuses_what_it_cannot_read(coding: str, data: bytes, words: str) -> None:
+    # issue 19, defect 9
+    with pytest.raises(ValueError, match=words):
+        decode_content(coding, data, 1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/v1/messages", "/v1/messages"),
+        ("http://127.0.0.1:8080/v1/messages", "/v1/messages"),
+        ("HTTPS://api.example/v1/chat/completions", "/v1/chat/completions"),
+        ("http://host", "/"),
+        ("*", "*"),
+        ("ftp://host/v1/messages", "ftp://host/v1/messages"),
+    ],
+)
+def test_issue19_origin_path_of_an_absolute_form_target(path: str, expected: str) -> None:
+    # issue 19, defect 11
+    assert origin_path(path) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nAnthropic-Version: 2023-06-01\r\nx-big: aaa",
+            ("POST", "/v1/messages", "", [(b"host", b"x"), (b"anthropic-version", b"2023-06-01")]),
+        ),
+        (b"POST /v1/messages?beta=true&q=aaaa", ("POST", "/v1/messages", "beta=true&q=aaaa", [])),
+        (b"POST http://host/v1/messages HTTP/1.1\r\n", ("POST", "/v1/messages", "", [])),
+        (b"POST /v1/messages HTTP/1.1", ("POST", "/v1/messages", "", [])),
+        (b"POST /v1/mess", None),  # the target may go on
+        (b"\x16\x03\x01\x02\x00", None),  # a TLS hello
+        (b"GARBAGE\r\n", None),
+    ],
+)
+def test_issue19_partial_head_says_the_path_once_the_request_line_tells_it(
+    data: bytes, expected: Any
+) -> None:
+    # issue 19, defect 10
+    assert partial_head(data) == expected

@@ -240,6 +240,32 @@ def test_empty_feed_is_a_no_op() -> None:
     assert dec.feed(b"\n\n") == [E(b"1")]
 
 
+# ---------------------------------------------------------------------- issue 19, defect 3: the BOM
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+def test_issue19_d3_a_leading_bom_is_stripped_at_every_split(eol: bytes) -> None:
+    # issue 19, defect 3
+    assert_all_splits(BOM + ANTHROPIC_LIKE.replace(b"\n", eol), ANTHROPIC_EVENTS)
+    assert_all_splits(BOM + OPENROUTER_LIKE.replace(b"\n", eol), OPENROUTER_EVENTS)
+
+
+def test_issue19_d3_only_one_bom_and_only_at_the_start() -> None:
+    # issue 19, defect 3: a second BOM, or one later on, is part of a line (a field nobody knows)
+    assert_all_splits(BOM + BOM + b"data: 1\n\ndata: 2\n\n", [E(b"2")])
+    assert_all_splits(b"data: 1\n\n" + BOM + b"data: 2\n\ndata: 3\n\n", [E(b"1"), E(b"3")])
+    assert_all_splits(b"\xef\xbbdata: 1\n\ndata: 2\n\n", [E(b"2")])  # half a BOM is no BOM
+
+
+def test_issue19_d3_a_stream_of_only_part_of_a_bom_gives_nothing() -> None:
+    # issue 19, defect 3
+    assert decode([b"\xef"]) == []
+    assert decode([b"\xef", b"\xbb"]) == []
+    assert decode([BOM]) == []
+
+
 # ------------------------------------------------------------------------------- buffering bounds
 
 

@@ -7,7 +7,11 @@ Rules:
 - ``Accept-Encoding: identity``: no decompression and no re-chunking between the upstream's socket and
   the translator (X-02). The client's own ``accept-encoding`` is never forwarded. An answer encoded
   anyway can be neither translated nor relayed (``content-encoding`` is not relayed): a 502 the
-  moment its head arrives; an error status keeps its status and headers, its unreadable body is dropped.
+  moment its head arrives; an error status keeps its status and headers, and its body is read decoded
+  (gzip or deflate, bounded by the read's limit; in another coding it is dropped).
+- The only transfer coding taken is ``chunked`` alone (or none): an answer framed ``gzip, chunked`` (or
+  any other coding) would reach the translator, or a passthrough's client, as compressed bytes. A 502
+  the moment its head arrives (issue 19); an error status keeps its status, its body is dropped.
 - Every failure leaves typed by its fault, by the one table of faults.py, with the status of decision 6:
   connect failures are 502 ``api_error`` (``UpstreamUnreachable``), read timeouts 504 ``timeout_error``
   (``UpstreamTimeout``), resets and protocol breaks 502 (``UpstreamProtocolError``). A header that
@@ -27,7 +31,14 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import ClientError, UpstreamProtocolError
-from ..http1 import HTTPProtocolError, ResponseHead, connection_tokens, encode_headers
+from ..http1 import (
+    CONTENT_CODINGS,
+    HTTPProtocolError,
+    ResponseHead,
+    connection_tokens,
+    decode_content,
+    encode_headers,
+)
 from .faults import fault, map_exception
 from .pool import ConnectionPool, LeanResponse, OnBody, OnHead
 
@@ -170,29 +181,59 @@ class UpstreamResponse:
         self._response.abort(error)
 
     async def read(self, limit: int = 4 * 1024 * 1024) -> bytes:
-        """The whole body (an error body or a non-streamed answer), at most ``limit`` bytes; empty for
-        an error body encoded although we asked for identity (a successful one fails at its head)."""
+        """The whole body (an error body or a non-streamed answer), at most about ``limit`` bytes. An
+        error body encoded although we asked for identity comes decoded (gzip or deflate, to ``limit + 1``
+        bytes at most), or empty in another coding or another transfer coding than chunked (a successful
+        answer of either kind fails at its head)."""
+        head = self._response.head
         body = await self._response.read(limit)
-        return b"" if _coding(self._response.head) else body
+        if _transfer_coding(head) is not None:
+            return b""
+        coding = _coding(head)
+        if coding is None:
+            return body
+        if coding not in CONTENT_CODINGS:
+            return b""
+        try:
+            return decode_content(coding, body, limit)
+        except ValueError:
+            return b""
 
 
 def _coding(head: ResponseHead) -> str | None:
     """The content coding of a response, None for none (or ``identity``)."""
-    value = head.get(b"content-encoding")
-    coding = value.decode("latin-1").strip().lower() if value else ""
+    value = b", ".join(v for k, v in head.headers if k == b"content-encoding")
+    coding = value.decode("latin-1").strip().lower()
     return None if coding in ("", "identity") else coding
 
 
+def _transfer_coding(head: ResponseHead) -> str | None:
+    """The transfer coding of a response if it is not ``chunked`` alone (the only one we take), else None
+    (``chunked``, or no ``Transfer-Encoding``)."""
+    values = [v for k, v in head.headers if k == b"transfer-encoding"]
+    if not values:
+        return None
+    tokens = [t.strip().lower() for v in values for t in v.split(b",")]
+    return None if tokens == [b"chunked"] else b", ".join(values).decode("latin-1")
+
+
 def _identity_only(on_head: OnHead | None) -> OnHead:
-    """``on_head``, after a check that a successful answer is not encoded (X-02): raised from the
-    connection's callback, the error fails the exchange before anything of it reaches the client."""
+    """``on_head``, after a check that a successful answer is neither encoded (X-02) nor framed by a
+    transfer coding other than chunked: raised from the connection's callback, the error fails the
+    exchange before anything of it reaches the client."""
 
     def checked(head: ResponseHead) -> OnBody | None:
-        coding = _coding(head)
-        if coding is not None and head.status < 400:
-            raise UpstreamProtocolError(
-                f"upstream sent a {coding}-encoded body although we asked for identity (Accept-Encoding)"
-            )
+        if head.status < 400:
+            framing = _transfer_coding(head)
+            if framing is not None:
+                raise UpstreamProtocolError(
+                    f"upstream framed its answer with Transfer-Encoding: {framing}; only chunked is accepted"
+                )
+            coding = _coding(head)
+            if coding is not None:
+                raise UpstreamProtocolError(
+                    f"upstream sent a {coding}-encoded body although we asked for identity (Accept-Encoding)"
+                )
         return on_head(head) if on_head is not None else None
 
     return checked

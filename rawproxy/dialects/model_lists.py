@@ -3,8 +3,10 @@
 OpenAI's ``GET /v1/models`` is ``{"object": "list", "data": [{"id", "object", "created", "owned_by"}]}``
 (platform.openai.com/docs/api-reference/models/list); Anthropic's is paginated, ``{"data": [{"type":
 "model", "id", "display_name", "created_at"}], "has_more", "first_id", "last_id"}``, continued with
-``after_id`` (docs.claude.com/en/api/models-list). Entries without a string ``id`` are skipped: a list of
-another shape lists nothing rather than failing the request that asked for it.
+``after_id`` (docs.claude.com/en/api/models-list). An answer other than a 200 lists nothing (an upstream
+without the endpoint). A 200 that is not such a list (not JSON, no ``data`` list, ``{"data": 5}``) raises
+``UpstreamProtocolError`` naming what is wrong: the caller treats it as no list (issue 19). Entries
+without a string ``id`` are skipped.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
+from ..errors import UpstreamProtocolError
 
 __all__ = [
     "anthropic_models_page",
@@ -21,24 +25,49 @@ __all__ = [
 ]
 
 
-def _entries(data: Any) -> list[dict[str, Any]]:
-    listed = data.get("data") if isinstance(data, dict) else None
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _listed(body: bytes) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A 200 list answer: the object, and its entries with a string ``id``; UpstreamProtocolError when it
+    is not JSON, or not an object with a ``data`` list."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError("the upstream's model list is not JSON") from None
+    if not isinstance(data, dict):
+        raise UpstreamProtocolError(f"the upstream's model list is {_json_type(data)}, not an object")
+    listed = data.get("data")
     if not isinstance(listed, list):
-        return []
-    return [m for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)]
+        got = "missing" if "data" not in data else _json_type(listed)
+        raise UpstreamProtocolError(
+            f'the upstream\'s model list is of the wrong shape: "data" is {got}, not an array'
+        )
+    return data, [m for m in listed if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
 
 def openai_model_entries(status: int, body: bytes) -> list[dict[str, Any]]:
     """The entries of an OpenAI-compatible ``/models`` answer (none unless it is a 200)."""
-    return _entries(orjson.loads(body)) if status == 200 else []
+    return _listed(body)[1] if status == 200 else []
 
 
 def anthropic_models_page(status: int, body: bytes) -> tuple[list[dict[str, Any]], str | None]:
     """One page of Anthropic's model list: its entries, and the ``after_id`` of the next page (None at
     the last)."""
-    data = orjson.loads(body) if status == 200 else {}
-    more = isinstance(data, dict) and data.get("has_more") and data.get("last_id")
-    return _entries(data), str(data["last_id"]) if more else None
+    if status != 200:
+        return [], None
+    data, entries = _listed(body)
+    more = data.get("has_more") is True and isinstance(data.get("last_id"), str) and data["last_id"]
+    return entries, data["last_id"] if more else None
 
 
 def reported_caps(entries: list[dict[str, Any]]) -> dict[str, int]:

@@ -4,6 +4,12 @@
 API shape (A2O-M02: Claude Code's model picker; it must answer fast, so an upstream gets 3 s). The same
 lists report output caps (decision 5), fetched once per upstream and only for a request that asks for
 more than any current model can give (Claude Code's 32000 to 128000): a small ask needs no cap.
+
+A list that cannot be had (the upstream down, slow, or answering an error) is no list: the configured
+names are listed alone. A 200 that is no list (``{"data": 5}``, not JSON) is no list either, cached as
+such for ``cache_seconds`` and logged at warning once a fetch, so requests go on (no output cap from it);
+but ``GET /v1/models`` answers it with a 502 naming the upstream (issue 19), as the upstream broke the
+protocol.
 """
 
 from __future__ import annotations
@@ -37,13 +43,21 @@ ANTHROPIC_PAGES = 10  # of 1000 models each (O2A-M01)
 _UNLISTED = (ProxyError, TimeoutError, orjson.JSONDecodeError)
 
 
+class _NoList(Exception):
+    """An upstream answered its model list with a 200 that is no list (the message says why)."""
+
+    def __init__(self, error: ProxyError, up: Upstream) -> None:
+        super().__init__(f"{error} (upstream {up.name})")
+
+
 class Catalog:
     """The upstreams' model lists and output caps, cached for ``cache_seconds``."""
 
     def __init__(self, client: upstream_client.Client) -> None:
         self.client = client
         self.cache_seconds = 300.0
-        self._names: tuple[float, list[str]] | None = None
+        # when fetched, every name listed, and what was wrong with a list of the wrong shape (if one was)
+        self._names: tuple[float, list[str], str | None] | None = None
         self._caps: dict[str, tuple[float, dict[str, int]]] = {}  # upstream name -> reported output caps
         self._caps_pending: dict[str, asyncio.Task[dict[str, int]]] = {}
 
@@ -58,7 +72,10 @@ class Catalog:
         status, _, body = await upstream_client.request(
             self.client, "GET", up.url(OPENAI_MODELS_PATH), headers=up.request_headers(), timeout=up.timeout
         )
-        return openai_model_entries(status, body)
+        try:
+            return openai_model_entries(status, body)
+        except ProxyError as exc:  # a 200 of the wrong shape (model_lists raises nothing else)
+            raise _NoList(exc, up) from None
 
     async def _anthropic_list(self, up: Upstream) -> list[dict[str, Any]]:
         """Anthropic's paginated list (has_more, last_id -> after_id), at most ten pages (O2A-M01)."""
@@ -67,7 +84,10 @@ class Catalog:
         for _ in range(ANTHROPIC_PAGES):
             url = up.base + ANTHROPIC_MODELS_PATH + "?limit=1000" + (f"&after_id={after}" if after else "")
             status, body = await upstream_client.fetch(self.client, url, headers=up.request_headers())
-            page, after = anthropic_models_page(status, body)
+            try:
+                page, after = anthropic_models_page(status, body)
+            except ProxyError as exc:  # a 200 of the wrong shape (model_lists raises nothing else)
+                raise _NoList(exc, up) from None
             entries += page
             if after is None:
                 break
@@ -77,23 +97,28 @@ class Catalog:
         async with asyncio.timeout(LIST_SECONDS):
             return await (self._anthropic_list(up) if up.protocol == "anthropic" else self._openai_list(up))
 
-    async def model_names(self, upstreams: list[Upstream]) -> list[str]:
-        """Every model the upstreams list, in their order (cached)."""
+    async def model_names(self, upstreams: list[Upstream]) -> tuple[list[str], str | None]:
+        """Every model the upstreams list, in their order, and what was wrong with the list of an
+        upstream that answered one of the wrong shape, if one did (cached alike)."""
         now = time.monotonic()
         if self._names and now - self._names[0] < self.cache_seconds:
-            return self._names[1]
+            return self._names[1], self._names[2]
         names: list[str] = []
+        wrong: str | None = None
         for up in upstreams:
             try:
                 entries = await self._list(up)
+            except _NoList as exc:
+                log.warning("%s: taken as no list", exc)
+                wrong, entries = wrong or str(exc), []
             except _UNLISTED as exc:
                 log.warning("could not list the models of upstream %s: %s", up.name, exc)
                 continue
             names += [m["id"] for m in entries]
             if up.protocol == "openai":
                 self._caps[up.name] = (now, reported_caps(entries))
-        self._names = (now, names)
-        return names
+        self._names = (now, names, wrong)
+        return names, wrong
 
     async def output_cap(
         self, up: Upstream, model: str, asked: int | None, configured: int | None
@@ -121,6 +146,8 @@ class Catalog:
         caps: dict[str, int] = {}
         try:
             caps = reported_caps(await self._list(up))
+        except _NoList as exc:
+            log.warning("%s: taken as no list, so no output caps", exc)
         except _UNLISTED as exc:
             log.info("upstream %s reports no output caps: %s", up.name, exc)
         finally:

@@ -9,6 +9,12 @@ Rules:
 - A method the endpoint does not take is a 405 with ``Allow`` (RFC 9110 15.5.6); ``HEAD /v1`` (a client's
   reachability probe) is the one path that answers a single method and is not found for the others.
 - ``/v1/v1/...``: a base URL that already ended in ``/v1`` (A2O-M03), served as ``/v1/...``.
+- An absolute-form target (``POST http://host/v1/messages``, RFC 9112 3.2.2: a server must accept it) is
+  served by its path, as if it were the origin form (the server loop takes the path out of it); the
+  authority is not checked, and the access log shows the path.
+- A body in a content coding (``Content-Encoding: gzip`` or ``deflate``, RFC 9110 8.4) is decoded before
+  anyone reads it, and the body limit holds for what it decodes to as well (413, inflating no more than
+  the limit and a byte); another coding is a 415 that names it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import orjson
 
 from .. import __version__, ir, tokens
 from .. import client as upstream_client
-from .._types import JSON_HEADERS
+from .._types import JSON_HEADERS, ClientRequest
 from ..dialects import (
     ANTHROPIC_COUNT_TOKENS_PATH,
     COUNT_TOKENS_PATH,
@@ -32,7 +38,8 @@ from ..dialects import (
     build_model_list,
     client_spec,
 )
-from ..errors import ClientError
+from ..errors import ClientError, UpstreamProtocolError, UpstreamStatus
+from ..http1 import CONTENT_CODINGS, decode_content
 from ..observe.metrics import CONTENT_TYPE as METRICS_TYPE
 from ..routing import RequestFacts
 from .completion import complete
@@ -98,7 +105,9 @@ async def _metrics(ex: Exchange) -> None:
 
 async def _models(ex: Exchange) -> None:
     shared = ex.shared
-    listed = await shared.catalog.model_names(list(shared.router.upstreams.values()))
+    listed, wrong = await shared.catalog.model_names(list(shared.router.upstreams.values()))
+    if wrong is not None:  # an upstream answered a list of the wrong shape (issue 19)
+        raise UpstreamProtocolError(f"cannot list the models: {wrong}")
     names = list(dict.fromkeys(shared.router.configured_models() + listed))
     try:
         limit = int(parse_qs(ex.req.query).get("limit", ["1000"])[0])
@@ -129,9 +138,32 @@ async def _count_tokens(ex: Exchange) -> None:
         body=orjson.dumps(data),
         timeout=up.timeout,
     )
+    _check_count(status, headers, body)
     ex.record.status = status
     retry = headers.get("retry-after")
     await ex.sink.respond(status, JSON_HEADERS + ([(b"retry-after", retry.encode())] if retry else []), body)
+
+
+def _check_count(status: int, headers: dict[str, str], body: bytes) -> None:
+    """The upstream's count_tokens answer is relayed as it came only when it is JSON: a count (an object
+    with an integer ``input_tokens``), or an error body (its status kept). A body that is not JSON (a
+    gateway's HTML page) cannot be relayed as ``application/json``: a 200 of that kind, or a 200 that is
+    no count, is a 502; an error status keeps its status (and its Retry-After) in Anthropic's shape."""
+    try:
+        answer = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        kind = headers.get("content-type") or "no content-type"
+        what = f"a body that is not JSON ({kind})" if body else "no body"
+        message = f"upstream answered count_tokens with HTTP {status} and {what}"
+        if status < 400:
+            raise UpstreamProtocolError(message) from None
+        info = anthropic_messages.parse_error(status, b"")  # the status kept, its type by the status
+        info.message, info.retry_after = message, headers.get("retry-after")
+        raise UpstreamStatus(info) from None
+    if status < 400:
+        count = answer.get("input_tokens") if isinstance(answer, dict) else None
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise UpstreamProtocolError("upstream answered count_tokens without an integer input_tokens")
 
 
 _READ = ("GET", "HEAD")
@@ -148,8 +180,10 @@ AUTHENTICATED_PREFIX = "/v1/"
 
 
 def find(ex: Exchange, keys: list[bytes]) -> Handler:
-    """The handler of the exchange's request; raises the client's error (401, 404, 405) otherwise."""
-    path, method = ex.req.path, ex.req.method
+    """The handler of the exchange's request; raises the client's error (401, 404, 405, and 413, 415 or
+    400 for a body in a content coding) otherwise."""
+    req = ex.req
+    path, method = req.path, req.method  # an absolute-form target is its path already (server/loop.py)
     if path.startswith("/v1/v1/"):  # a base URL that already ended in /v1 (A2O-M03)
         path = path[3:]
     if path.startswith(AUTHENTICATED_PREFIX):
@@ -160,4 +194,30 @@ def find(ex: Exchange, keys: list[bytes]) -> Handler:
     if method not in endpoint.methods:
         raise not_allowed(method, path, ", ".join(endpoint.methods))
     ex.spec = client_spec(path)
+    _decode_body(req, ex.shared.config.max_body_bytes)
     return endpoint.handler
+
+
+def _decode_body(req: ClientRequest, limit: int) -> None:
+    """The request's body with its content coding undone (gzip or deflate), held to ``limit`` bytes
+    once decoded too: a zip bomb is inflated to ``limit + 1`` bytes at most, then refused (413)."""
+    named = [v for k, v in req.headers if k == b"content-encoding"]
+    coding = b", ".join(named).decode("latin-1").strip().lower()
+    if coding in ("", "identity") or not req.body:
+        return
+    if coding not in CONTENT_CODINGS:
+        raise ClientError(
+            f"Content-Encoding {coding!r} is not supported: send the body uncompressed, or gzip or deflate",
+            status=415,
+        )
+    try:
+        body = decode_content(coding, req.body, limit)
+    except ValueError as exc:
+        raise ClientError(f"request body (Content-Encoding: {coding}): {exc}") from None
+    if len(body) > limit:
+        raise ClientError(
+            f"request body exceeds {limit} bytes once decoded (Content-Encoding: {coding})",
+            status=413,
+            type=ir.ErrorType.REQUEST_TOO_LARGE,
+        )
+    req.body = body

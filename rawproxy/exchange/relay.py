@@ -19,10 +19,13 @@ Rules:
 - ``context.Streams`` keeps every relay in one ``timers.Ticker``: a ping when a translated stream has
   written nothing for ``ping_interval`` (A2O-S16), and the end, as an upstream timeout (decision 6), of a
   stream past ``max_stream_seconds``.
+- A stream still open when the server's shutdown grace period runs out is cancelled with ``SHUTDOWN`` as
+  the message: it ends with the client dialect's error event, so the client can tell the cut from an end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -30,11 +33,14 @@ from .._types import AccessRecord, ResponseSink
 from ..client import UpstreamResponse
 from ..errors import ProxyError, UpstreamStatus, UpstreamTimeout
 from ..http1 import ResponseHead
+from ..ir import ErrorInfo, ErrorType
 from ..translate import Translator
 from .context import Streams
 from .retry import RETRYABLE, Retry
 
-__all__ = ["Relay", "streams"]
+__all__ = ["SHUTDOWN", "Relay", "streams"]
+
+SHUTDOWN = "rawproxy: shutting down"  # the cancellation message of an exchange cut at the end of the grace
 
 log = logging.getLogger("rawproxy")
 
@@ -194,14 +200,29 @@ class Relay:
                     raise Retry(exc) from None
                 log.warning("upstream failed mid-stream: %s", exc.info.message)
                 tail = self.translator.fail(exc.info)
+            except asyncio.CancelledError as exc:
+                if exc.args != (SHUTDOWN,):
+                    raise  # the client went away: nobody to tell
+                self._flush_queued()
+                await self._end(self.translator.fail(_shutting_down()))
+                raise
         finally:
             self.release()
+        await self._end(tail)
+
+    async def _end(self, tail: bytes) -> None:
         await self.sink.end(tail)
         self.record.usage = self.translator.usage
 
     def release(self) -> None:
         self._streams.ticker.discard(self)
         self._queued = None  # the exchange is over (or its client gone): nothing more is written
+
+
+def _shutting_down() -> ErrorInfo:
+    return ErrorInfo(
+        status=503, type=ErrorType.OVERLOADED, message="the proxy is shutting down; retry the request"
+    )
 
 
 def _hold() -> None:

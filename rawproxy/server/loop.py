@@ -20,7 +20,8 @@ import h11
 
 from .._types import ClientRequest, Headers
 from ..exchange import App, error_response
-from ..http1 import connection_tokens
+from ..exchange.relay import SHUTDOWN
+from ..http1 import connection_tokens, origin_path, partial_head
 from ..ir import ErrorInfo, ErrorType
 from ..timers import Ticker
 from .connection import ClientConnection
@@ -130,10 +131,15 @@ class Server:
         head: h11.Request | None = None,
         *,
         http10: bool = False,
+        partial: bytes = b"",
     ) -> None:
-        """An error answered before any request is handled, in the client's shape once its head is known
-        (OpenAI's before: garbage says nothing of who sent it), then the connection closed."""
-        request = _client_request(head, _header_list(head), b"") if head is not None else _NO_REQUEST
+        """An error answered before any request is handled, in the client's shape once its request line
+        is known (from the head, or from the ``partial`` head h11 refused before it was complete), OpenAI's
+        before (garbage says nothing of who sent it), then the connection closed."""
+        if head is not None:
+            request = _client_request(head, _header_list(head), b"")
+        else:
+            request = _partial_request(partial)
         status, headers, body = error_response(request, info)
         await self._answer_and_close(client, status, headers, body, http10=http10)
 
@@ -196,7 +202,8 @@ class Server:
                         client.write(CONTINUE)
                     request, leftover = await self._read_body(conn, client, event, headers)
             except h11.RemoteProtocolError as exc:
-                await self._reject(client, exc, event if isinstance(event, h11.Request) else None)
+                head = event if isinstance(event, h11.Request) else None
+                await self._reject(client, exc, head, b"" if head is not None else conn.trailing_data[0])
                 return
             if request is None:
                 return
@@ -305,15 +312,20 @@ class Server:
         return not client.left
 
     async def _reject(
-        self, client: ClientConnection, exc: h11.RemoteProtocolError, head: h11.Request | None
+        self,
+        client: ClientConnection,
+        exc: h11.RemoteProtocolError,
+        head: h11.Request | None,
+        partial: bytes = b"",
     ) -> None:
         """A request h11 cannot parse: a 400 (431 for an oversized head, 501 for a transfer coding other
-        than chunked), then close. In the client's shape once its head is known (a bad chunked body),
-        OpenAI's before (garbage says nothing of who sent it)."""
+        than chunked), then close. In the client's shape once its request line is known (a bad chunked
+        body; a head refused before it was complete, from what h11 held of it: ``partial``), OpenAI's
+        before (garbage says nothing of who sent it)."""
         status = exc.error_status_hint  # h11's own: 431 for a head past max_incomplete_event_size
         message = "request head too large" if status == 431 else f"malformed HTTP request: {exc}"
         info = ErrorInfo(status=status, type=ErrorType.INVALID_REQUEST, message=message[:200])
-        await self._refuse(client, info, head)
+        await self._refuse(client, info, head, partial=partial)
 
     async def close(self, grace: float) -> None:
         """Stop accepting, let exchanges in flight finish for ``grace`` seconds, then cancel them."""
@@ -325,7 +337,7 @@ class Server:
         if self._connections:
             _, pending = await asyncio.wait(set(self._connections), timeout=grace)
             for task in pending:
-                task.cancel()
+                task.cancel(SHUTDOWN)  # a stream still open ends with an error event (issue 19)
             if pending:
                 await asyncio.wait(pending, timeout=1)
         self.reads.close()
@@ -364,7 +376,18 @@ def _header_list(head: h11.Request) -> Headers:
     return [(name.lower(), value) for name, value in head.headers.raw_items()]
 
 
+def _partial_request(data: bytes) -> ClientRequest:
+    """The request a head refused before it was complete was, as far as its start says (issue 19)."""
+    known = partial_head(data)
+    if known is None:
+        return _NO_REQUEST
+    method, path, query, headers = known
+    return ClientRequest(method=method, path=path, query=query, headers=headers, body=b"")
+
+
 def _client_request(head: h11.Request, headers: Headers, body: bytes) -> ClientRequest:
     target = head.target.decode("latin-1")
     path, _, query = target.partition("?")
-    return ClientRequest(method=head.method.decode(), path=path, query=query, headers=headers, body=body)
+    return ClientRequest(
+        method=head.method.decode(), path=origin_path(path), query=query, headers=headers, body=body
+    )

@@ -399,18 +399,73 @@ def _gzipped(way: Way, stream: bool) -> Script:
     )
 
 
+ANTHROPIC_429 = (
+    b'{"type":"error","error":{"type":"rate_limit_error","message":"Rate limit reached for requests"}}'
+)
 add("compressed", ALL_WAYS, BOTH, _gzipped, Status(502, "api_error", message="gzip"))
+# ...but an error keeps its status and Retry-After, and its body is read decoded (issue 19, defect 6):
+# its message reaches the client, and a passthrough relays the body itself (without content-encoding)
 add(
     "compressed",
     ALL_WAYS,
     BOTH,
     lambda w, s: Script(
         status=429,
-        raw=gzip.compress(OPENAI_429),
+        raw=gzip.compress(OPENAI_429 if w.upstream == "openai" else ANTHROPIC_429),
         content_type=JSON,
         headers=[("content-encoding", "gzip"), ("retry-after", "5")],
     ),
-    Status(429, "rate_limit_error", retry_after="5"),
+    lambda w, s: Status(
+        429,
+        "requests" if w == PASS_OPENAI else "rate_limit_error",
+        retry_after="5",
+        message="Rate limit reached for requests",
+    ),
+    "error_429",
+)
+
+
+# issue 19, defect 3: a transfer coding other than chunked alone (here gzip under the chunks) would reach
+# the translator, or a passthrough's client, as compressed bytes: 502 before the first byte
+def _transfer_coded(coding: str, status: int = 200) -> Callable[[Way, bool], Script]:
+    def script(way: Way, stream: bool) -> Script:
+        if status != 200:
+            body, content_type = OPENAI_429, JSON
+        elif stream:
+            body, content_type = PREFIX[way.upstream] + END[way.upstream], SSE
+        else:
+            body, content_type = COMPLETE_BODY[way.upstream], JSON
+        data = gzip.compress(body)
+        framed = b"%x\r\n%b\r\n0\r\n\r\n" % (len(data), data) if coding.endswith("chunked") else data
+        head = f"HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ntransfer-encoding: {coding}\r\nconnection: close\r\n"
+        extra = "retry-after: 4\r\n" if status != 200 else ""
+        return Script(wire=(head + extra + "\r\n").encode() + framed)
+
+    return script
+
+
+add(
+    "transfer_coding",
+    ALL_WAYS,
+    BOTH,
+    _transfer_coded("gzip, chunked"),
+    Status(502, "api_error", message="Transfer-Encoding: gzip, chunked"),
+    "gzip_chunked",
+)
+add(
+    "transfer_coding",
+    ALL_WAYS,
+    BOTH,
+    _transfer_coded("chunked, gzip"),  # the final coding is not chunked: the body would run to the close
+    Status(502, "api_error", message="Transfer-Encoding: chunked, gzip"),
+    "chunked_gzip",
+)
+add(
+    "transfer_coding",
+    ALL_WAYS,
+    UNARY_ONLY,
+    _transfer_coded("gzip, chunked", status=429),  # an error keeps its status; its unreadable body goes
+    Status(429, "rate_limit_error", retry_after="4"),
     "error_429",
 )
 
@@ -488,6 +543,21 @@ add(
     lambda w, s: Script(raw=COMPLETE_BODY[w.upstream][:-20], content_type=JSON),
     Status(502, "api_error"),
     "truncated_json",
+)
+
+# issue 19, defect 5: a whole answer whose fields have the wrong types (was a 500 and a logged bug)
+MALFORMED_ANSWER: dict[Protocol, bytes] = {
+    "openai": b'{"id":"x","choices":[{"index":0,"message":{"content":"hi"},"finish_reason":"stop"}],'
+    b'"usage":{"prompt_tokens":"many","completion_tokens":1}}',
+    "anthropic": b'{"id":"m","type":"message","content":[{"type":"text","text":"hi"}],'
+    b'"usage":{"input_tokens":"many","output_tokens":1}}',
+}
+add(
+    "malformed_answer",
+    TRANSLATED,
+    BOTH,  # a stream request answered with JSON is read as a whole answer too
+    lambda w, s: Script(raw=MALFORMED_ANSWER[w.upstream], content_type=JSON),
+    lambda w, s: Status(502, "api_error", message="_tokens: expected a token count"),
 )
 
 # an in-band error mid-stream (A2O-S14: code 502 -> api_error; O2A-S07: overloaded_error)
@@ -832,7 +902,23 @@ async def test_x02_compressed_body_is_502_and_a_compressed_error_keeps_its_statu
 ) -> None:
     """We send ``Accept-Encoding: identity``; a gzip body anyway can be neither translated nor relayed
     (``content-encoding`` is not relayed): 502, never garbled bytes as a 200. A compressed error
-    keeps its status and Retry-After; its unreadable body is dropped."""
+    keeps its status and Retry-After, and its body is read decoded (issue 19, defect 6)."""
+    await run_case(battery, case)
+
+
+@cases("transfer_coding")
+async def test_issue19_a_transfer_coding_other_than_chunked_is_502_before_the_first_byte(
+    battery: Battery, case: Case
+) -> None:
+    # issue 19, defect 3
+    await run_case(battery, case)
+
+
+@cases("malformed_answer")
+async def test_issue19_a_malformed_whole_answer_is_502_naming_the_field_never_a_500(
+    battery: Battery, case: Case
+) -> None:
+    # issue 19, defect 5
     await run_case(battery, case)
 
 
@@ -875,10 +961,12 @@ def test_the_battery_covers_every_fault_in_every_direction() -> None:
         "json_for_stream",
         "sse_mislabelled",
         "compressed",
+        "transfer_coding",
         "rate_limit",
         "overload",
         "no_final_event",
         "in_band",
+        "malformed_answer",
     }
     for group in groups:
         chosen = [c for c in CASES if c.group == group]

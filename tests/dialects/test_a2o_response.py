@@ -7,6 +7,7 @@ exact Anthropic JSON; the main shapes are also validated by the official SDK's `
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 from dataclasses import replace
@@ -647,3 +648,82 @@ def test_a2o_n14_missing_message_id(upstream_id: str | None) -> None:
     out_id = translate(body)["id"]
     assert re.fullmatch(r"msg_[0-9a-f]{24}", out_id), out_id
     assert translate(body)["id"] != out_id  # fresh each time
+
+
+# ----------------------------------------------------------------------- issue 19: malformed answers
+
+BEYOND_64_BITS = 123456789012345678901234567890  # orjson reads it as a float; json.dumps writes it exactly
+
+MALFORMED_COMPLETIONS: dict[str, tuple[Any, str]] = {
+    "choices_a_number": ({"id": "x", "choices": 5}, "choices"),
+    "choices_an_object": ({"id": "x", "choices": {"0": {"message": {}}}}, "choices"),
+    "message_a_string": (completion(choice_extra={"message": "x"}), "choices[0].message"),
+    "content_a_number": (completion({"content": 5}), "choices[0].message.content"),
+    "content_an_object": (completion({"content": {"text": "hi"}}), "choices[0].message.content"),
+    "refusal_a_number": (completion({"refusal": 5}), "choices[0].message.refusal"),
+    "tool_calls_a_string": (completion({"tool_calls": "x"}), "choices[0].message.tool_calls"),
+    "tool_call_a_number": (completion({"tool_calls": [5]}), "choices[0].message.tool_calls[0]"),
+    "function_a_string": (
+        completion({"tool_calls": [{"id": "call_1", "function": "x"}]}),
+        "choices[0].message.tool_calls[0].function",
+    ),
+    "tool_name_a_list": (
+        completion({"tool_calls": [call("call_1", ["Bash"], "{}")]}),  # type: ignore[arg-type]
+        "choices[0].message.tool_calls[0].function.name",
+    ),
+    "tool_id_a_number": (
+        completion({"tool_calls": [{"id": 5, "function": {"name": "Bash", "arguments": "{}"}}]}),
+        "choices[0].message.tool_calls[0].id",
+    ),
+    "thinking_part_a_number": (
+        completion({"content": [{"type": "thinking", "thinking": 5}]}),
+        "content[0].thinking",
+    ),
+    "reasoning_details_text_a_number": (
+        completion({"content": "hi", "reasoning_details": [{"type": "reasoning.text", "text": 5}]}),
+        "reasoning_details[0]",
+    ),
+    "id_an_object": (completion({"content": "hi"}, id={"a": 1}), "id"),
+    "usage_a_string": (completion({"content": "hi"}, usage="x"), "usage"),  # type: ignore[arg-type]
+    "prompt_tokens_a_string": (
+        completion({"content": "hi"}, usage={"prompt_tokens": "12", "completion_tokens": 3}),
+        "usage.prompt_tokens",
+    ),
+    "completion_tokens_a_word": (
+        completion({"content": "hi"}, usage={"prompt_tokens": 1, "completion_tokens": "many"}),
+        "usage.completion_tokens",
+    ),
+    "completion_tokens_beyond_64_bits": (
+        completion({"content": "hi"}, usage={"prompt_tokens": 1, "completion_tokens": BEYOND_64_BITS}),
+        "usage.completion_tokens",
+    ),
+    "prompt_tokens_2_to_the_64": (
+        completion({"content": "hi"}, usage={"prompt_tokens": 2**64 - 1, "completion_tokens": 1}),
+        "usage.prompt_tokens",
+    ),
+    "cached_tokens_negative": (
+        completion({"content": "hi"}, usage=_usage(5, 1, prompt_tokens_details={"cached_tokens": -1})),
+        "usage.prompt_tokens_details.cached_tokens",
+    ),
+    "prompt_tokens_details_a_list": (
+        completion({"content": "hi"}, usage=_usage(5, 1, prompt_tokens_details=[1])),
+        "usage.prompt_tokens_details",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_COMPLETIONS))
+def test_issue19_malformed_completion_is_a_502_naming_the_field(case: str) -> None:
+    # issue 19, defect 5
+    body, field = MALFORMED_COMPLETIONS[case]
+    with pytest.raises(UpstreamProtocolError) as excinfo:
+        openai_chat.parse_response(json.dumps(body).encode(), make_ctx(thinking=True))
+    info = excinfo.value.info
+    assert (info.status, info.type) == (502, ir.ErrorType.API)
+    assert info.message.startswith(f"upstream response of an unexpected shape: {field}:"), info.message
+
+
+def test_issue19_a_usage_of_the_wrong_shape_is_no_usage_in_a_passthroughs_log() -> None:
+    # issue 19, defect 5: the passthrough relays the answer as it came; its log reads what it can
+    assert openai_chat.event_usage({"usage": {"prompt_tokens": "12"}}) is None
+    assert openai_chat.event_usage({"usage": {"prompt_tokens": 12}}) is not None

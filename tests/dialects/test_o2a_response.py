@@ -9,6 +9,7 @@ a mock transport).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -412,3 +413,67 @@ def test_o2a_n01_non_message_body_is_a_502_protocol_error(body: bytes) -> None:
         anthropic_messages.parse_response(body, ctx())
     assert exc.value.info.status == 502
     assert exc.value.info.type is ir.ErrorType.API
+
+
+# ----------------------------------------------------------------------- issue 19: malformed answers
+
+BEYOND_64_BITS = 123456789012345678901234567890  # orjson reads it as a float; json.dumps writes it exactly
+TEXT = {"type": "text", "text": "hi"}
+
+
+def _message(**fields: Any) -> bytes:
+    base: dict[str, Any] = {"id": "msg_1", "type": "message", "role": "assistant", "content": [TEXT]}
+    return json.dumps({**base, "usage": USAGE, **fields}).encode()
+
+
+MALFORMED_MESSAGES: dict[str, tuple[bytes, str]] = {
+    "content_a_number": (_message(content=5), "content"),
+    "content_a_string": (_message(content="hi"), "content"),
+    "block_a_number": (_message(content=[5]), "content[0]"),
+    "text_a_number": (_message(content=[{"type": "text", "text": 5}]), "content[0].text"),
+    "thinking_an_object": (_message(content=[{"type": "thinking", "thinking": {}}]), "content[0].thinking"),
+    "signature_a_number": (
+        _message(content=[{"type": "thinking", "thinking": "x", "signature": 5}]),
+        "content[0].signature",
+    ),
+    "tool_input_a_string": (
+        _message(content=[{"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": "ls"}]),
+        "content[0].input",
+    ),
+    "tool_name_a_number": (
+        _message(content=[{"type": "tool_use", "id": "toolu_1", "name": 5, "input": {}}]),
+        "content[0].name",
+    ),
+    "stop_sequence_a_number": (_message(stop_sequence=5), "message.stop_sequence"),
+    "usage_a_string": (_message(usage="x"), "usage"),
+    "input_tokens_a_string": (
+        _message(usage={"input_tokens": "12", "output_tokens": 1}),
+        "usage.input_tokens",
+    ),
+    "output_tokens_beyond_64_bits": (
+        _message(usage={"input_tokens": 1, "output_tokens": BEYOND_64_BITS}),
+        "usage.output_tokens",
+    ),
+    "cache_read_negative": (
+        _message(usage={"input_tokens": 1, "output_tokens": 1, "cache_read_input_tokens": -3}),
+        "usage.cache_read_input_tokens",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED_MESSAGES))
+def test_issue19_malformed_message_is_a_502_naming_the_field(case: str) -> None:
+    # issue 19, defect 5
+    body, field = MALFORMED_MESSAGES[case]
+    with pytest.raises(UpstreamProtocolError) as exc:
+        anthropic_messages.parse_response(body, ctx())
+    info = exc.value.info
+    assert (info.status, info.type) == (502, ir.ErrorType.API)
+    assert info.message.startswith(f"upstream response of an unexpected shape: {field}:"), info.message
+
+
+def test_issue19_a_usage_of_the_wrong_shape_is_no_usage_in_a_passthroughs_log() -> None:
+    # issue 19, defect 5: the passthrough relays the answer as it came; its log reads what it can
+    assert anthropic_messages.event_usage({"usage": {"input_tokens": "12"}}) is None
+    start = {"type": "message_start", "message": {"usage": {"input_tokens": 12}}}
+    assert anthropic_messages.event_usage(start) == ir.Usage(input_tokens=12)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import gzip
 import json
+import re
 import socket
+import zlib
 from typing import Any
 
 import pytest
 
 from rawproxy import __version__
+from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.routing import ModelRoutes
 from rawproxy.testing.fake_upstream import FakeUpstream
 from tests.support.rawhttp import ANTHROPIC, HTTPConnection, Response, T, start
@@ -271,3 +276,168 @@ async def test_a_405_says_what_is_allowed(proxy_factory: Any, method: str, path:
         response = await conn.request(method, path, [("content-type", "application/json")], b"{}", timeout=T)
     assert response.status == 405
     assert response.header("allow") == allow
+
+
+# ------------------------------------------------------------------ issue 19: what upstreams answer
+
+
+class CannedUpstream:
+    """An upstream that answers every request with the same bytes (head and body), then closes."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> CannedUpstream:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            await reader.readexactly(int(length[1]) if length else 0)
+            self.requests.append(head.split(b"\r\n", 1)[0])
+            writer.write(self.answer)
+            await writer.drain()
+        finally:
+            writer.close()
+
+
+def canned(status: int, body: bytes, *headers: str) -> bytes:
+    lines = "".join(f"{h}\r\n" for h in headers)
+    return b"HTTP/1.1 %d X\r\n%bcontent-length: %d\r\nconnection: close\r\n\r\n%b" % (
+        status,
+        lines.encode(),
+        len(body),
+        body,
+    )
+
+
+async def count_through(proxy_factory: Any, answer: bytes) -> Response:
+    """One count_tokens request, forwarded to an Anthropic upstream that answers ``answer``."""
+    async with CannedUpstream(answer) as upstream:
+        proxy = await start(
+            proxy_factory,
+            openai_upstream=DEFAULT_OPENAI_UPSTREAM,
+            openai_key=None,
+            anthropic_upstream=upstream.url,
+            anthropic_key="sk-ant-upstream",
+        )
+        resp = await call(proxy, "POST", "/v1/messages/count_tokens", ANTHROPIC, request())
+        assert upstream.requests == [b"POST /v1/messages/count_tokens HTTP/1.1"]
+        return resp
+
+
+HTML = b"<html><head><title>Sign in to the Wi-Fi</title></head><body>Welcome</body></html>"
+ANTHROPIC_ERROR = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down, count less"}}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        canned(200, HTML, "content-type: text/html"),
+        canned(200, b'{"input_tokens": "many"}', "content-type: application/json"),
+        canned(200, b"[1, 2]", "content-type: application/json"),
+    ],
+    ids=["html_200", "count_not_an_integer", "json_not_an_object"],
+)
+async def test_issue19_count_tokens_answer_that_is_not_a_count_is_502_in_the_anthropic_shape(
+    proxy_factory: Any, answer: bytes
+) -> None:
+    # issue 19, defect 6
+    resp = await count_through(proxy_factory, answer)
+    assert resp.status == 502, resp.body
+    assert (resp.header("content-type") or "").startswith("application/json")
+    body = resp.json()
+    assert body["type"] == "error" and body["error"]["type"] == "api_error", body
+    assert "count_tokens" in body["error"]["message"], body
+
+
+async def test_issue19_count_tokens_html_error_page_keeps_its_status_in_the_anthropic_shape(
+    proxy_factory: Any,
+) -> None:
+    # issue 19, defect 6: a gateway's page is no JSON to relay; its status (and Retry-After) stay
+    resp = await count_through(proxy_factory, canned(503, HTML, "content-type: text/html", "retry-after: 9"))
+    assert resp.status == 503, resp.body
+    assert (resp.header("content-type") or "").startswith("application/json")
+    assert resp.header("retry-after") == "9"
+    body = resp.json()
+    assert body["type"] == "error" and body["error"]["type"] == "api_error", body
+    assert "not JSON" in body["error"]["message"] and "text/html" in body["error"]["message"], body
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", None])
+async def test_issue19_count_tokens_error_body_is_relayed_decoded_as_json(
+    proxy_factory: Any, coding: str | None
+) -> None:
+    # issue 19, defect 6
+    raw = json.dumps(ANTHROPIC_ERROR).encode()
+    encoded = {"gzip": gzip.compress, "deflate": zlib.compress, None: lambda b: b}[coding](raw)
+    headers = ["content-type: application/json", "retry-after: 3"]
+    if coding:
+        headers.append(f"content-encoding: {coding}")
+    resp = await count_through(proxy_factory, canned(429, encoded, *headers))
+    assert resp.status == 429
+    assert resp.body == raw  # unmodified, decoded
+    assert (resp.header("content-type") or "").startswith("application/json")
+    assert resp.header("content-encoding") is None
+    assert resp.header("retry-after") == "3"
+
+
+async def test_issue19_count_tokens_answer_is_relayed(proxy_factory: Any) -> None:
+    # issue 19, defect 6: a good answer still goes through as it came
+    resp = await count_through(
+        proxy_factory, canned(200, b'{"input_tokens":42}', "content-type: application/json")
+    )
+    assert (resp.status, resp.json()) == (200, {"input_tokens": 42})
+
+
+WRONG_LISTS = {
+    "data_a_number": 5,
+    "data_an_object": {"id": "fake-model"},
+    "data_null": None,
+}
+
+
+@pytest.mark.parametrize("shape", list(WRONG_LISTS))
+async def test_issue19_a_model_list_of_the_wrong_shape_is_no_list_for_requests_and_502_for_get_models(
+    proxy_factory: Any, fake: FakeUpstream, caplog: pytest.LogCaptureFixture, shape: str
+) -> None:
+    # issue 19, defect 8
+    fake.openai_models = WRONG_LISTS[shape]  # type: ignore[assignment]  (served as {"data": <it>})
+    proxy = await start(proxy_factory, routes=ModelRoutes(big="gpt-big", small="gpt-small"))
+    big = request(max_tokens=100_000)
+    big["model"] = "acme-large"  # no known output cap: the upstream's list is asked for one
+    for _ in range(2):
+        resp = await call(proxy, "POST", "/v1/messages", ANTHROPIC, big)
+        assert resp.status == 200, resp.body
+    lists = [r for r in fake.requests if r.path.endswith("/models")]
+    assert len(lists) == 1, "a list of the wrong shape is cached as no list"
+    assert [r.body["max_tokens"] for r in fake.requests if r.path.endswith("/completions")] == [100_000] * 2
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "model list" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    for headers, anthropic in ((ANTHROPIC, True), ([], False), (ANTHROPIC, True)):
+        resp = await call(proxy, "GET", "/v1/models", headers)
+        assert resp.status == 502, resp.body
+        assert (resp.header("content-type") or "").startswith("application/json")
+        body = resp.json()
+        error = body["error"]
+        if anthropic:
+            assert body["type"] == "error" and error["type"] == "api_error", body
+        else:
+            assert set(body) == {"error"} and error["type"] == "api_error", body
+        assert "model list" in error["message"] and "wrong shape" in error["message"], error
+    assert len([r for r in fake.requests if r.path.endswith("/models")]) == 2  # GET's list: cached too
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "model list" in r.getMessage()]
+    assert len(warnings) == 2, [r.getMessage() for r in warnings]  # once a fetch

@@ -352,3 +352,88 @@ async def test_openai_passthrough_midstream_failure_ends_with_error_chunk_and_do
     first = json.loads(data[0])
     assert first["choices"][0]["delta"].get("content") == "one"  # the relayed chunk before the cut
     assert resp.body.endswith(b"\n\n")
+
+
+# ------------------------------------------------------------------ issue 19, defect 4: a cut mid-event
+
+_SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def _cut_mid_event(whole: bytes, partial: bytes) -> Script:
+    """An upstream that sends ``whole`` events and the first part of another, in separate chunks of its
+    body, then drops the connection."""
+    chunks = b"".join(b"%x\r\n%b\r\n" % (len(piece), piece) for piece in (whole, partial))
+    return Script(wire=_SSE_HEAD + chunks)
+
+
+def _anthropic(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+async def test_issue19_d4_anthropic_passthrough_cut_mid_event_gives_the_sdk_the_api_error(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    # issue 19, defect 4
+    anthropic = pytest.importorskip("anthropic")
+    proxy = await anthropic_only(proxy_factory, fake)
+    start = {
+        "type": "message",
+        "id": "msg_1",
+        "role": "assistant",
+        "model": "claude-x",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 1},
+    }
+    whole = _anthropic("message_start", {"type": "message_start", "message": start}) + _anthropic(
+        "content_block_start",
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    )
+    delta = _anthropic(
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}},
+    )
+    fake.enqueue(_cut_mid_event(whole, delta[: len(delta) // 2]))  # cut inside the data line
+
+    client = anthropic.AsyncAnthropic(base_url=proxy.url, api_key="sk-client", max_retries=0, timeout=T)
+    async with client:
+        stream = await client.messages.create(
+            model="claude-x", max_tokens=64, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        seen = []
+        with pytest.raises(anthropic.APIStatusError) as raised:  # the API error, not a JSON error
+            async for event in stream:
+                seen.append(event.type)
+    assert seen == ["message_start", "content_block_start"]
+    assert raised.value.body["error"]["type"] == "api_error", raised.value.body
+
+
+async def test_issue19_d4_openai_passthrough_cut_mid_event_gives_the_sdk_the_api_error(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    # issue 19, defect 4
+    openai = pytest.importorskip("openai")
+    proxy = await openai_only(proxy_factory, fake)
+    chunk = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {"content": "Hello"}, "finish_reason": None}],
+    }
+    event = b"data: " + json.dumps(chunk).encode() + b"\n\n"
+    fake.enqueue(_cut_mid_event(event, event[: len(event) // 2]))
+
+    client = openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key="sk-client", max_retries=0, timeout=T)
+    async with client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        text = []
+        with pytest.raises(openai.APIError) as raised:
+            async for piece in stream:
+                text.append(piece.choices[0].delta.content)
+    assert text == ["Hello"]
+    assert not isinstance(raised.value, openai.APIResponseValidationError)
+    assert raised.value.body is not None and raised.value.body.get("message"), raised.value.body

@@ -21,6 +21,8 @@ from typing import Any
 import orjson
 import pytest
 
+from rawproxy import ir
+from rawproxy.dialects.anthropic_messages import StreamEncoder
 from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 from tests.support.rawhttp import (
     ANTHROPIC,
@@ -30,6 +32,7 @@ from tests.support.rawhttp import (
     T,
     build_request,
     messages_body,
+    openai_chunk,
     start,
     text_of,
 )
@@ -515,3 +518,61 @@ async def test_upstream_json_answer_to_stream_request_is_valid_sse(
     delta = events[seq.index("message_delta")].json()
     assert delta["delta"]["stop_reason"] == "end_turn"
     assert delta["usage"]["output_tokens"] == 2
+
+
+# ------------------------------------------------------------------------- issue 19, defect 1
+
+
+def _one_read(*frames: bytes) -> Script:
+    """An upstream body of these frames, written in one piece (so the proxy reads it in one go)."""
+    return Script(raw=b"".join(frames) + b"data: [DONE]\n\n")
+
+
+async def test_issue19_d1_absurd_usage_count_ends_with_protocol_error_event(
+    proxy_factory: Any, fake: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 19, defect 1
+    proxy = await start(proxy_factory)
+    absurd = b'{"prompt_tokens":100000000000000000000,"completion_tokens":2,"total_tokens":3}'
+    fake.enqueue(
+        _one_read(
+            openai_chunk({"role": "assistant", "content": ""}),
+            openai_chunk({"content": "Hello"}),
+            openai_chunk({"content": " world"}, "stop"),
+            b'data: {"id":"x","choices":[],"usage":' + absurd + b"}\n\n",
+        )
+    )
+    with caplog.at_level(logging.WARNING, logger="rawproxy"):
+        events = await stream_events(proxy)
+    assert text_of(events) == "Hello world"  # what was translated from the same read is kept
+    assert_failed(events, "api_error")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # a malformed upstream, not a bug
+
+
+async def test_issue19_d1_unexpected_exception_mid_stream_ends_with_error_event(
+    proxy_factory: Any, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 19, defect 1
+    encode = StreamEncoder.encode
+
+    def broken(self: Any, ev: Any) -> bytes:
+        if type(ev) is ir.MessageDelta:
+            raise RuntimeError("a bug in the encoder")
+        return encode(self, ev)
+
+    monkeypatch.setattr(StreamEncoder, "encode", broken)
+    proxy = await start(proxy_factory)
+    fake.enqueue(
+        _one_read(
+            openai_chunk({"role": "assistant", "content": ""}),
+            openai_chunk({"content": "Hello"}),
+            openai_chunk({"content": " world"}, "stop"),
+        )
+    )
+    with caplog.at_level(logging.ERROR, logger="rawproxy"):
+        events = await stream_events(proxy)
+    assert text_of(events) == "Hello world"
+    assert_failed(events, "api_error")
+    bugs = [r for r in caplog.records if r.name == "rawproxy" and r.levelno == logging.ERROR]
+    assert len(bugs) == 1, bugs
+    assert bugs[0].exc_info is not None and "a bug in the encoder" in str(bugs[0].exc_info[1])

@@ -5,8 +5,11 @@ proxy listening beyond loopback without client keys says so at start."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import time
+import zlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -129,3 +132,117 @@ async def test_issue6_listening_beyond_loopback_without_a_key_warns(
     found = [r.getMessage() for r in caplog.records if "without --api-key" in r.getMessage()]
     assert bool(found) is warned
     assert all("sk-team" not in m for m in found)
+
+
+# --------------------------------------------------------------- issue 19: compressed request bodies
+
+OPENAI = [("content-type", "application/json"), ("authorization", "Bearer sk-client")]
+OPENAI_BODY = b'{"model":"gpt-4o-mini","max_tokens":64,"messages":[{"role":"user","content":"zipped"}]}'
+
+
+def _deflate_raw(data: bytes) -> bytes:
+    squeezer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return squeezer.compress(data) + squeezer.flush()
+
+
+CODINGS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.compress,
+    "x-gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "deflate-raw": _deflate_raw,  # what some senders mean by deflate
+}
+
+
+@pytest.mark.parametrize("coding", list(CODINGS))
+@pytest.mark.parametrize("dialect", ["anthropic", "openai"])
+async def test_issue19_a_compressed_request_body_is_decoded(
+    proxy_factory: Any, fake: FakeUpstream, coding: str, dialect: str
+) -> None:
+    # issue 19, defect 9
+    proxy = await start(proxy_factory)
+    path, headers, body = (
+        ("/v1/messages", ANTHROPIC, messages_body("zipped"))
+        if dialect == "anthropic"
+        else ("/v1/chat/completions", OPENAI, OPENAI_BODY)
+    )
+    name = coding.removesuffix("-raw")
+    async with await connect(proxy) as conn:
+        resp = await conn.request(
+            "POST", path, [*headers, ("content-encoding", name)], CODINGS[coding](body), timeout=T
+        )
+    assert resp.status == 200, resp.body
+    assert fake.requests[0].body["messages"][-1]["content"] == "zipped"
+
+
+def _error(resp: Any, dialect: str) -> dict[str, Any]:
+    body = resp.json()
+    if dialect == "anthropic":
+        assert body["type"] == "error", body
+    else:
+        assert set(body) == {"error"}, body
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+@pytest.mark.parametrize("dialect", ["anthropic", "openai"])
+async def test_issue19_a_zip_bomb_is_413_without_inflating_past_the_limit(
+    proxy_factory: Any, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch, dialect: str
+) -> None:
+    # issue 19, defect 9
+    limit = 100_000
+    proxy = await start(proxy_factory, max_body_bytes=limit)
+    inflated: list[int] = []
+    real = zlib.decompressobj
+
+    class Counting:  # every byte zlib hands back, counted
+        def __init__(self, *args: Any) -> None:
+            self._inner = real(*args)
+
+        def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+            out = self._inner.decompress(data, max_length)
+            inflated.append(len(out))
+            return out
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    bomb = gzip.compress(b"{" + b" " * 50_000_000 + b"}")  # 50 MB of JSON whitespace in about 50 KB
+    assert len(bomb) < limit
+    path, headers = (
+        ("/v1/messages", ANTHROPIC) if dialect == "anthropic" else ("/v1/chat/completions", OPENAI)
+    )
+    async with await connect(proxy) as conn:
+        resp = await conn.request("POST", path, [*headers, ("content-encoding", "gzip")], bomb, timeout=T)
+    assert resp.status == 413, resp.body
+    error = _error(resp, dialect)
+    assert str(limit) in error["message"] and "decoded" in error["message"], error
+    assert 0 < sum(inflated) <= limit + 1, f"inflated {sum(inflated)} bytes for a limit of {limit}"
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("dialect", ["anthropic", "openai"])
+@pytest.mark.parametrize(
+    ("coding", "body", "status", "words"),
+    [
+        ("br", b"\x1b\x03\x00", 415, "'br' is not supported"),
+        ("gzip, gzip", gzip.compress(gzip.compress(b"{}")), 415, "'gzip, gzip' is not supported"),
+        ("gzip", b"this is not gzip", 400, "not valid gzip"),
+        ("gzip", gzip.compress(messages_body())[:-12], 400, "cut short"),
+    ],
+    ids=["unknown", "stacked", "not_gzip", "truncated"],
+)
+async def test_issue19_a_body_in_a_coding_we_cannot_read_says_why(
+    proxy_factory: Any, fake: FakeUpstream, dialect: str, coding: str, body: bytes, status: int, words: str
+) -> None:
+    # issue 19, defect 9
+    proxy = await start(proxy_factory)
+    path, headers = (
+        ("/v1/messages", ANTHROPIC) if dialect == "anthropic" else ("/v1/chat/completions", OPENAI)
+    )
+    async with await connect(proxy) as conn:
+        resp = await conn.request("POST", path, [*headers, ("content-encoding", coding)], body, timeout=T)
+    assert resp.status == status, resp.body
+    error = _error(resp, dialect)
+    assert words in error["message"], error
+    assert fake.requests == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import socket
 from typing import Any
 
@@ -544,3 +545,87 @@ async def test_x02_upstream_response_head_not_leaked_to_client(
     assert resp.status == 200
     assert resp.header("x-upstream-secret") is None
     assert len(resp.head.header_all("transfer-encoding")) <= 1
+
+
+# ------------------------------------------------------------------- issue 19: absolute-form targets
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://{host}/v1/messages",
+        "HTTP://{host}/v1/messages?beta=true",
+        "https://api.anthropic.com/v1/messages",  # the authority is not ours to check: the path is served
+        "http://{host}/v1/v1/messages",
+    ],
+)
+async def test_issue19_an_absolute_form_target_is_served_by_its_path(
+    proxy_factory: Any, fake: FakeUpstream, target: str
+) -> None:
+    # issue 19, defect 11: RFC 9112 3.2.2, a server must accept the absolute form
+    proxy = await start(proxy_factory)
+    target = target.format(host=f"{proxy.host}:{proxy.port}")
+    async with await connect(proxy) as conn:
+        resp = await conn.request("POST", target, ANTHROPIC, messages_body(), timeout=T)
+        assert_message(resp, "Hello from the fake upstream.")
+        health = await conn.request("GET", f"http://{proxy.host}:{proxy.port}/health", timeout=T)
+        assert health.status == 200, health.body
+
+
+async def test_issue19_an_absolute_form_target_gets_the_error_shape_of_its_path(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    # issue 19, defect 11
+    proxy = await start(proxy_factory)
+    base = f"http://{proxy.host}:{proxy.port}"
+    async with await connect(proxy) as conn:
+        resp = await conn.request(
+            "POST", base + "/v1/messages", [("content-type", "application/json")], b"{nope", timeout=T
+        )
+        assert resp.status == 400, resp.body
+        assert resp.json()["type"] == "error", resp.body  # Anthropic's, by the path alone
+        resp = await conn.request("GET", base + "/no/such/path", timeout=T)
+        assert resp.status == 404, resp.body
+        assert "no such endpoint: GET /no/such/path" in resp.json()["error"]["message"]
+    assert fake.requests == []
+
+
+# ------------------------------------------------------------- issue 19: the 431's shape, however sent
+
+OPENAI_HEADERS = [("content-type", "application/json"), ("authorization", "Bearer sk-client")]
+HEAD_SHAPES = {
+    "anthropic_path": ("/v1/messages", [("content-type", "application/json")], "anthropic"),
+    "anthropic_absolute": ("http://example.test/v1/messages?beta=true", [], "anthropic"),
+    "anthropic_headers": ("/v1/models", ANTHROPIC, "anthropic"),
+    "openai_path": ("/v1/chat/completions", OPENAI_HEADERS, "openai"),
+}
+
+
+# where the head is cut into writes: whole; past the limit, then the rest (the defect's case: h11 refuses
+# the head before it is complete); trickled in pieces of 500 bytes, never sent whole
+WRITES: dict[str, list[int]] = {"one": [], "two": [2500], "trickled": list(range(500, 3000, 500))}
+
+
+@pytest.mark.parametrize(("case", "writes"), [(c, w) for c in HEAD_SHAPES for w in WRITES])
+async def test_issue19_an_oversized_head_gets_the_error_shape_of_its_path_however_it_arrives(
+    proxy_factory: Any, fake: FakeUpstream, case: str, writes: str
+) -> None:
+    # issue 19, defect 10
+    target, headers, shape = HEAD_SHAPES[case]
+    proxy = await start(proxy_factory, max_head_bytes=2000)
+    wire = build_request("POST", target, [*headers, ("x-big", "a" * 3000)], messages_body())
+    head = wire[: wire.index(b"\r\n\r\n") + 4]
+    cuts = [0, *WRITES[writes], len(head) if writes != "trickled" else 3000]
+    async with await connect(proxy) as conn:
+        for start_at, end in itertools.pairwise(cuts):
+            await conn.send(head[start_at:end])
+            await asyncio.sleep(0.02)
+        resp = await conn.read_response(timeout=T)
+        assert resp.status == 431, resp.body
+        body = resp.json()
+        if shape == "anthropic":
+            assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error", body
+        else:
+            assert set(body) == {"error"} and body["error"]["type"] == "invalid_request_error", body
+        assert body["error"]["message"] == "request head too large"
+    assert fake.requests == []

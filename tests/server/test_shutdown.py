@@ -5,6 +5,7 @@ once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ from tests.support.rawhttp import (
     T,
     build_request,
     messages_body,
+    parse_sse,
     text_of,
 )
 
@@ -143,3 +145,55 @@ async def test_issue6_a_second_signal_stops_at_once(launch: Any, fake: FakeUpstr
         code = await asyncio.wait_for(proxy.proc.wait(), 5)
     assert code == 130
     assert time.monotonic() - began < 2
+
+
+# ----------------------------------------------------------- issue 19, defect 5: cut at grace expiry
+
+
+async def _stopped_mid_stream(proxy_factory: Any, fake: FakeUpstream, path: str, body: bytes) -> bytes:
+    """Start a stream through an in-process proxy with a short grace period, stop the proxy while it
+    flows, and return all the client received."""
+    from tests.support.rawhttp import start
+
+    fake.default = Script(text=WORDS, token_interval=0.3)  # longer than the grace period
+    proxy = await start(proxy_factory, grace_seconds=0.3)
+    conn = await HTTPConnection.open(proxy.host, proxy.port, timeout=T)
+    async with conn:
+        await conn.send(build_request("POST", path, ANTHROPIC, body))
+        head = await conn.read_head(timeout=T)
+        assert head.status == 200
+        stream = SSEStream(conn, head)
+        await stream.next_event(timeout=T)  # the stream is flowing
+        stopping = asyncio.create_task(proxy.proxy.stop())
+        try:
+            await stream.rest(timeout=T)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # cut: what arrived is in stream.raw
+        await asyncio.wait_for(stopping, 5)
+    return bytes(stream.raw)
+
+
+async def test_issue19_d5_anthropic_stream_cut_at_grace_expiry_ends_with_an_error_event(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    # issue 19, defect 5
+    raw = await _stopped_mid_stream(proxy_factory, fake, "/v1/messages", messages_body("hi", stream=True))
+    events = parse_sse(raw)
+    assert events[-1].event == "error", [e.event for e in events]
+    error = events[-1].json()["error"]
+    assert error["type"] == "overloaded_error" and "shutting down" in error["message"], error
+    assert "message_stop" not in [e.event for e in events]
+
+
+async def test_issue19_d5_openai_stream_cut_at_grace_expiry_ends_with_an_error_chunk(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    # issue 19, defect 5
+    body = json.dumps(
+        {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    ).encode()
+    raw = await _stopped_mid_stream(proxy_factory, fake, "/v1/chat/completions", body)
+    data = [e.data for e in parse_sse(raw)]
+    assert data[-1] == "[DONE]", data
+    error = json.loads(data[-2])["error"]
+    assert "shutting down" in error["message"], error

@@ -6,10 +6,15 @@ error and usage -> IR.
 gateway uses, an HTML page among them (A2O-E02). The HTTP status of an error is mapped to one an
 Anthropic client knows (A2O-E01, decision 6) from the shared table (``_common.ERROR_TYPES_BY_STATUS``)
 and the few statuses only OpenAI-compatible upstreams send.
+
+A whole answer whose fields have the wrong types (``"choices": 5``, ``"content": 5``, a usage count that
+is a string or beyond 2**53) is the upstream's fault, as a stream chunk of that kind is: an
+``UpstreamProtocolError`` (502) whose message names the field, never a crash of the proxy (issue 19).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Final
 
@@ -18,7 +23,9 @@ import orjson
 from ... import ir
 from ...errors import UpstreamProtocolError, UpstreamStatus
 from ...toolcalls import client_tool_id, parse_arguments
-from .._common import ERROR_TYPES_BY_STATUS, error_type_for_status, load_upstream_json
+from .._common import ERROR_TYPES_BY_STATUS, SHAPE_ERRORS, error_type_for_status, load_upstream_json, shown
+
+log = logging.getLogger("rawproxy")
 
 FINISH_REASONS = {
     "stop": ir.StopReason.END_TURN,
@@ -29,24 +36,48 @@ FINISH_REASONS = {
 }
 
 
-def parse_usage(data: Any) -> ir.Usage | None:
-    """OpenAI usage -> IR usage: cached prompt tokens are counted apart, never twice (A2O-N10)."""
-    if not isinstance(data, dict):
+MAX_COUNT: Final = 2**53 - 1  # a token count beyond this is no count (and would not survive JSON)
+
+
+def count(data: dict[str, Any], key: str, where: str) -> int:
+    """A token count of a usage object: an integer from 0 to ``MAX_COUNT`` (absent or null: 0). Anything
+    else raises ValueError naming the field (a shape error: see ``_common.SHAPE_ERRORS``)."""
+    value = data.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise ValueError(
+            f"{where}.{key}: expected a token count (an integer from 0 to 2**53-1), got {shown(value)}"
+        )
+    return value
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """An optional object (null: empty); anything else raises ValueError naming the field."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: expected an object, got {type(value).__name__}")
+    return value
+
+
+def parse_usage(data: Any, where: str = "usage") -> ir.Usage | None:
+    """OpenAI usage -> IR usage: cached prompt tokens are counted apart, never twice (A2O-N10). None for
+    no usage (absent or null); ValueError, naming the field, for a usage of the wrong shape."""
+    if data is None:
         return None
-    prompt = data.get("prompt_tokens") or 0
-    details = data.get("prompt_tokens_details")
-    cached = (
-        (details.get("cached_tokens") if isinstance(details, dict) else None)
-        or data.get("prompt_cache_hit_tokens")
-        or 0
+    data = _object(data, where)
+    prompt = count(data, "prompt_tokens", where)
+    details = _object(data.get("prompt_tokens_details"), f"{where}.prompt_tokens_details")
+    cached = count(details, "cached_tokens", f"{where}.prompt_tokens_details") or count(
+        data, "prompt_cache_hit_tokens", where
     )
-    completion = data.get("completion_tokens_details")
-    reasoning = completion.get("reasoning_tokens") if isinstance(completion, dict) else None
+    completion = _object(data.get("completion_tokens_details"), f"{where}.completion_tokens_details")
     return ir.Usage(
-        input_tokens=max(int(prompt) - int(cached), 0),
-        output_tokens=int(data.get("completion_tokens") or 0),
-        cache_read_input_tokens=int(cached),
-        reasoning_tokens=int(reasoning or 0),
+        input_tokens=max(prompt - cached, 0),
+        output_tokens=count(data, "completion_tokens", where),
+        cache_read_input_tokens=cached,
+        reasoning_tokens=count(completion, "reasoning_tokens", f"{where}.completion_tokens_details"),
     )
 
 
@@ -56,9 +87,17 @@ def reasoning_text(message: dict[str, Any]) -> str:
         if isinstance(value, str) and value:
             return value
     details = message.get("reasoning_details")
-    if isinstance(details, list):
-        return "".join(d.get("text") or d.get("summary") or "" for d in details if isinstance(d, dict))
-    return ""
+    if not isinstance(details, list):
+        return ""
+    pieces = []
+    for i, detail in enumerate(details):
+        if not isinstance(detail, dict):
+            continue
+        piece = detail.get("text") or detail.get("summary") or ""
+        if not isinstance(piece, str):
+            raise ValueError(f"reasoning_details[{i}]: expected a string text, got {type(piece).__name__}")
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def matched_stop(choice: dict[str, Any], ctx: ir.Context) -> str | None:
@@ -74,14 +113,35 @@ _THINK_TAGS = re.compile(r"^\s*<think>(.*?)</think>\s*", re.DOTALL)
 
 
 def parse_response(body: bytes, ctx: ir.Context) -> ir.Response:
+    """A whole completion -> IR; UpstreamProtocolError (502) for one that is not JSON, has no choices, or
+    whose fields have the wrong types (the message names the field)."""
     data = load_upstream_json(body)
     if isinstance(data, dict) and data.get("error") and not data.get("choices"):
         raise UpstreamStatus(parse_error(502, body))
     choices = data.get("choices") if isinstance(data, dict) else None
-    if not choices or not isinstance(choices[0], dict):
+    if not choices or (isinstance(choices, list) and not isinstance(choices[0], dict)):
         raise UpstreamProtocolError("upstream response has no choices")  # A2O-N12
+    try:
+        return _response(data, ctx)
+    except ValueError as exc:  # ours: the message names the field
+        raise UpstreamProtocolError(f"upstream response of an unexpected shape: {exc}") from None
+    except SHAPE_ERRORS as exc:  # a field of a type not checked by name: still the upstream's fault
+        log.warning("upstream response of an unexpected shape (%s: %s)", type(exc).__name__, exc)
+        raise UpstreamProtocolError("upstream response of an unexpected shape") from None
+
+
+def _string(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{where}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _response(data: dict[str, Any], ctx: ir.Context) -> ir.Response:
+    choices = data["choices"]
+    if not isinstance(choices, list):
+        raise ValueError(f"choices: expected a list, got {type(choices).__name__}")
     choice = choices[0]
-    message = choice.get("message") or {}
+    message = _object(choice.get("message"), "choices[0].message")
     content: list[ir.Block] = []
     reasoning = reasoning_text(message)
     text = message.get("content")
@@ -89,40 +149,47 @@ def parse_response(body: bytes, ctx: ir.Context) -> ir.Response:
         pieces = content_parts(text)
         reasoning = reasoning or "".join(t for kind, t in pieces if kind == "thinking")
         text = "".join(t for kind, t in pieces if kind == "text")
-    if isinstance(text, str) and ctx.profile.split_think_tags and (m := _THINK_TAGS.match(text)):
+    text = _string(text, "choices[0].message.content")
+    if text and ctx.profile.split_think_tags and (m := _THINK_TAGS.match(text)):
         reasoning, text = reasoning or m.group(1).strip(), text[m.end() :]
     if reasoning and ctx.thinking:  # decision 1: first, unsigned, only when the client asked for it
         content.append(ir.ThinkingBlock(thinking=reasoning, signature=None))
-    if isinstance(text, str) and text:
+    if text:
         content.append(ir.TextBlock(text=text))
-    refusal = message.get("refusal")
-    if isinstance(refusal, str) and refusal:
+    refusal = _string(message.get("refusal"), "choices[0].message.refusal")
+    if refusal:
         content.append(ir.TextBlock(text=refusal))
     calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise ValueError(f"choices[0].message.tool_calls: expected a list, got {type(calls).__name__}")
     legacy = message.get("function_call")
     if isinstance(legacy, dict):
         calls = [*calls, {"id": None, "function": legacy}]
-    for call in calls:
-        function = call.get("function") or {}
-        name = function.get("name") or ""
+    for i, call in enumerate(calls):
+        where = f"choices[0].message.tool_calls[{i}]"
+        if not isinstance(call, dict):
+            raise ValueError(f"{where}: expected an object, got {type(call).__name__}")
+        function = _object(call.get("function"), f"{where}.function")
+        name = _string(function.get("name"), f"{where}.function.name") or ""
+        call_id = _string(call.get("id"), f"{where}.id")
         content.append(
             ir.ToolUseBlock(
-                id=client_tool_id(call.get("id")),
+                id=client_tool_id(call_id),
                 name=ctx.tool_names.get(name, name),
-                input=parse_arguments(function.get("arguments"), call.get("id") or ""),
+                input=parse_arguments(function.get("arguments"), call_id or ""),
             )
         )
     stop_reason = FINISH_REASONS.get(str(choice.get("finish_reason")), ir.StopReason.END_TURN)
     if calls and stop_reason is ir.StopReason.END_TURN:
         stop_reason = ir.StopReason.TOOL_USE  # A2O-N03: vLLM, Ollama and SGLang say "stop" here
-    if isinstance(refusal, str) and refusal:
+    if refusal:
         stop_reason = ir.StopReason.REFUSAL
     stop_sequence = matched_stop(choice, ctx)
     if stop_sequence is not None and stop_reason is ir.StopReason.END_TURN:
         stop_reason = ir.StopReason.STOP_SEQUENCE
     usage = parse_usage(data.get("usage")) or ir.Usage(input_tokens=ctx.input_tokens)
     return ir.Response(
-        id=str(data.get("id") or ""),
+        id=_string(data.get("id"), "id") or "",
         model=ctx.client_model,
         content=content,
         stop_reason=stop_reason,
@@ -213,11 +280,15 @@ def content_parts(content: Any) -> list[tuple[str, str]]:
     if not isinstance(content, list):
         return []
     pieces = []
-    for part in content:
+    for i, part in enumerate(content):
         if not isinstance(part, dict):
             continue
         if part.get("type") == "thinking":
             inner = part.get("thinking")
+            if inner is not None and not isinstance(inner, str | list):
+                raise ValueError(
+                    f"content[{i}].thinking: expected a string or a list of parts, got {type(inner).__name__}"
+                )
             text = (
                 inner
                 if isinstance(inner, str)
@@ -235,10 +306,14 @@ def content_parts(content: Any) -> list[tuple[str, str]]:
 
 
 def event_usage(data: Any) -> ir.Usage | None:
-    """The usage a chunk (or a whole completion) reports, for the access log of a passthrough."""
+    """The usage a chunk (or a whole completion) reports, for the access log of a passthrough (which
+    relays the answer as it came: a usage it cannot read is none, never a failure)."""
     if not isinstance(data, dict):
         return None
     usage = data.get("usage")
     if usage is None and isinstance(data.get("x_groq"), dict):
         usage = data["x_groq"].get("usage")
-    return parse_usage(usage)
+    try:
+        return parse_usage(usage)
+    except ValueError:  # only the access log reads it: a usage of the wrong shape is no usage
+        return None

@@ -18,7 +18,7 @@ import orjson
 from ... import ir
 from ...errors import UpstreamProtocolError
 from ...sse import SSEEvent
-from ...toolcalls import client_tool_id, parse_arguments
+from ...toolcalls import StreamedJson, client_tool_id, parse_arguments
 from .._common import SHAPE_ERRORS, stream_ended_early
 from .upstream_response import (
     FINISH_REASONS,
@@ -39,14 +39,19 @@ class _Call:
         self.order = order
         self.id: str | None = None
         self.name: str | None = None
-        self.args = ""  # everything received
-        self.emitted = 0  # how much of `args` the client has seen
+        self.args = StreamedJson()  # everything received, in pieces
+        self.emitted = 0  # how many of those pieces the client has seen
         self.block: int | None = None
         self.closed = False
 
 
 def _call_order(call: _Call) -> int:
     return call.order
+
+
+def _new_in_snapshot(args: str, received: str) -> str:
+    """What is new in ``args`` when it repeats everything received so far (a cumulative snapshot)."""
+    return args[len(received) :] if args.startswith(received) else args
 
 
 class StreamDecoder:
@@ -75,10 +80,10 @@ class StreamDecoder:
             return
         call = self._open_call
         if call is not None:
-            if self._buffer_args and call.args:  # A2O-S22: the whole, repaired arguments, before the stop
-                fixed = orjson.dumps(parse_arguments(call.args, call.id or "")).decode()
+            if self._buffer_args and call.args.size:  # A2O-S22: all of them, repaired, before the stop
+                fixed = orjson.dumps(parse_arguments(call.args.text(), call.id or "")).decode()
                 out.append(ir.InputJsonDelta(call.block or 0, fixed))
-                call.emitted = len(call.args)
+                call.emitted = len(call.args.parts)
             elif call.emitted == 0:  # a client JSON-parses "" as an error: send the empty object
                 out.append(ir.InputJsonDelta(call.block or 0, "{}"))
             call.closed = True
@@ -105,10 +110,10 @@ class StreamDecoder:
         self._emit_args(call, out)
 
     def _emit_args(self, call: _Call, out: list[ir.StreamEvent]) -> None:
-        if self._buffer_args or call.emitted == len(call.args):
+        if self._buffer_args or call.emitted == len(call.args.parts):
             return
-        out.append(ir.InputJsonDelta(call.block or 0, call.args[call.emitted :]))
-        call.emitted = len(call.args)
+        out.append(ir.InputJsonDelta(call.block or 0, call.args.since(call.emitted)))
+        call.emitted = len(call.args.parts)
 
     def _pending(self) -> list[_Call]:
         """Calls not started yet, in the order they first appeared (asked on every argument fragment:
@@ -122,13 +127,7 @@ class StreamDecoder:
 
     def _open_call_complete(self) -> bool:
         call = self._open_call
-        if call is None:
-            return True
-        try:
-            orjson.loads(call.args)
-        except orjson.JSONDecodeError:
-            return False
-        return True
+        return call is None or call.args.whole()  # linear however the arguments are cut (issue 19)
 
     def _advance_calls(self, out: list[ir.StreamEvent]) -> None:
         """Start waiting calls whose name is known, one at a time, when nothing incomplete is open."""
@@ -172,17 +171,18 @@ class StreamDecoder:
         if args is not None and not isinstance(args, str):
             args = orjson.dumps(args).decode()
         if args:
-            if len(call.args) > 1 and call.args[0] == "{" and args.startswith(call.args):
-                args = args[len(call.args) :]  # a cumulative snapshot: keep only what is new (A2O-S07)
+            if call.args.size > 1 and len(args) >= call.args.size and call.args.parts[0][0] == "{":
+                args = _new_in_snapshot(args, call.args.text())  # A2O-S07
             if call.closed:
                 log.warning("dropping late arguments for closed tool call %s", call.id or "?")
                 return
-            call.args += args
-            self._out_chars += len(args)
+            if args:
+                call.args.append(args)
+                self._out_chars += len(args)
         if call is self._open_call:
-            if not self._buffer_args and call.emitted < len(call.args):  # _emit_args, inline: hot
-                out.append(ir.InputJsonDelta(call.block or 0, call.args[call.emitted :]))
-                call.emitted = len(call.args)
+            if not self._buffer_args and call.emitted < len(call.args.parts):  # _emit_args, inline: hot
+                out.append(ir.InputJsonDelta(call.block or 0, call.args.since(call.emitted)))
+                call.emitted = len(call.args.parts)
             if self._unstarted and self._open_call_complete():
                 self._advance_calls(out)
         elif call.block is None:
