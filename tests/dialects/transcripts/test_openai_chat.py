@@ -10,6 +10,10 @@ the same bytes. The output is then checked three ways:
 - against invariants computed from the upstream body by an oracle written independently of the decoder
   (same text, same tool calls and arguments, usage, one stop or one error);
 - with thinking on and off (upstream reasoning becomes thinking blocks only when the client asked).
+  Thinking on is run only for the streams (and bodies) where the flag changes the output, found by
+  translating both ways (``THINKING_STREAMS``, ``THINKING_BODIES``); for the others thinking on *is*
+  thinking off, byte for byte. A stream that the flag starts to change joins the set and then fails on
+  its missing ``.thinking`` golden, and one it stops changing leaves a stale golden behind.
 
 Non-streaming bodies go through ``parse_response`` + ``build_response``, and HTTP errors through
 ``parse_error`` + ``build_error``.
@@ -91,17 +95,48 @@ def golden_path(t: Transcript, thinking: bool) -> Path:
     return EXPECTED / f"{t.name}{'.thinking' if thinking else ''}.anthropic.sse"
 
 
+def translate_response(t: Transcript, *, thinking: bool) -> bytes:
+    ctx = make_ctx(t, thinking=thinking)
+    return anthropic_messages.build_response(openai_chat.parse_response(t.body, ctx), ctx)
+
+
+@cache
+def thinking_streams() -> frozenset[str]:
+    """The streams whose output the thinking flag changes (translated both ways at collection time)."""
+    return frozenset(
+        t.name
+        for t in STREAMS
+        if normalise(translate(t, thinking=True)) != normalise(translate(t, thinking=False))
+    )
+
+
+@cache
+def thinking_bodies() -> frozenset[str]:
+    """The non-streaming bodies whose message the thinking flag changes."""
+    return frozenset(
+        t.name
+        for t in JSON_OK
+        if normalise(translate_response(t, thinking=True)) != normalise(translate_response(t, thinking=False))
+    )
+
+
+THINKING_STREAMS = thinking_streams()
+THINKING_BODIES = thinking_bodies()
+
+
 def stream_cases() -> Iterator[Any]:
+    """Every stream plain; thinking on only where it changes the bytes (elsewhere it is the plain case)."""
     for t in STREAMS:
-        modes = (False, True) if has_reasoning(t) else (False,)
+        modes = (False, True) if t.name in THINKING_STREAMS else (False,)
         for thinking in modes:
             yield pytest.param(t, thinking, id=f"{t.name}{'-thinking' if thinking else ''}")
 
 
-def stream_cases_both() -> Iterator[Any]:
-    for t in STREAMS:
-        for thinking in (False, True):
-            yield pytest.param(t, thinking, id=f"{t.name}-{'thinking' if thinking else 'plain'}")
+def response_cases() -> Iterator[Any]:
+    for t in JSON_OK:
+        modes = (False, True) if t.name in THINKING_BODIES else (False,)
+        for thinking in modes:
+            yield pytest.param(t, thinking, id=f"{t.name}{'-thinking' if thinking else ''}")
 
 
 # ------------------------------------------------------------------------------------ the oracle
@@ -277,7 +312,7 @@ def accumulate(out: bytes) -> Client:
 # ------------------------------------------------------------------------------------ streams
 
 
-@pytest.mark.parametrize(("t", "thinking"), list(stream_cases_both()))
+@pytest.mark.parametrize(("t", "thinking"), list(stream_cases()))
 def test_stream_same_bytes_at_every_chunking(t: Transcript, thinking: bool) -> None:
     """A2O-S15: the upstream's chunk boundaries never change the client's bytes."""
     whole = normalise(translate(t, thinking=thinking))
@@ -290,7 +325,7 @@ def test_stream_same_bytes_at_every_chunking(t: Transcript, thinking: bool) -> N
             assert normalise(out) == whole, i
 
 
-@pytest.mark.parametrize(("t", "thinking"), list(stream_cases_both()))
+@pytest.mark.parametrize(("t", "thinking"), list(stream_cases()))
 def test_stream_start_first_changes_only_the_message_id(t: Transcript, thinking: bool) -> None:
     """The proxy sends ``start()`` before the first upstream byte; only the message id may differ."""
     early = translate(t, thinking=thinking, start=True)
@@ -318,7 +353,7 @@ def check_error_leaves_open_block_open(client: Client, up: Upstream) -> None:
         assert stops == len(client.blocks), names
 
 
-@pytest.mark.parametrize(("t", "thinking"), list(stream_cases_both()))
+@pytest.mark.parametrize(("t", "thinking"), list(stream_cases()))
 def test_stream_invariants(t: Transcript, thinking: bool) -> None:
     up = read_upstream(t)
     client = accumulate(translate(t, thinking=thinking))
@@ -343,6 +378,8 @@ def test_stream_invariants(t: Transcript, thinking: bool) -> None:
         assert "".join(b.thinking for b in client.of("thinking")) == up.reasoning
     else:
         assert client.of("thinking") == []
+        if t.name not in THINKING_STREAMS:  # its thinking case is this one: nothing to think about
+            assert up.reasoning == "", "upstream reasoning, yet thinking on changes nothing"
     if not up.signed:  # decision 1: a signature is never made up
         assert all(b.signatures == 0 for b in client.of("thinking"))
     if thinking and up.reasoning and client.blocks:
@@ -417,10 +454,19 @@ def test_stream_golden(t: Transcript, thinking: bool) -> None:
 
 
 def test_no_stale_goldens() -> None:
-    wanted = {golden_path(t, thinking).name for t in STREAMS for thinking in (False, True)}
+    """A ``.thinking`` golden only for the streams thinking changes (elsewhere it would repeat the plain one)."""
+    wanted = {
+        golden_path(t, thinking).name for t in STREAMS for thinking in (False, t.name in THINKING_STREAMS)
+    }
     present = {p.name for p in EXPECTED.glob("*.sse")}
     assert present - wanted == set()
     assert len(STREAMS) == 49  # PROVENANCE.md: 49 streaming 200s, 3 of them with an in-band error
+
+
+def test_thinking_changes_only_streams_with_reasoning() -> None:
+    """The flag matters only where the upstream reasoned (it never reshapes a plain answer)."""
+    assert THINKING_STREAMS, "thinking on changes no stream at all"
+    assert all(has_reasoning(t) for t in STREAMS if t.name in THINKING_STREAMS)
 
 
 # Goldens reviewed by eye; the properties that made them right are pinned here too.
@@ -474,11 +520,9 @@ def _upstream_message(t: Transcript) -> tuple[dict[str, Any], dict[str, Any]]:
     return data, choice
 
 
-@pytest.mark.parametrize("thinking", [False, True], ids=["plain", "thinking"])
-@pytest.mark.parametrize("t", JSON_OK, ids=lambda t: t.name)
+@pytest.mark.parametrize(("t", "thinking"), list(response_cases()))
 def test_response(t: Transcript, thinking: bool) -> None:
-    ctx = make_ctx(t, thinking=thinking)
-    body = json.loads(anthropic_messages.build_response(openai_chat.parse_response(t.body, ctx), ctx))
+    body = json.loads(translate_response(t, thinking=thinking))
     data, choice = _upstream_message(t)
     msg = choice.get("message") or {}  # Azure's content-filtered choice has no message
     assert body["type"] == "message" and body["role"] == "assistant"
@@ -510,6 +554,8 @@ def test_response(t: Transcript, thinking: bool) -> None:
         assert blocks[0]["type"] == "thinking" and blocks[0]["thinking"]
     if not thinking:
         assert thinking_blocks == []
+        if t.name not in THINKING_BODIES:  # its thinking case is this one: nothing to think about
+            assert not _reasoning_of(msg), "upstream reasoning, yet thinking on changes nothing"
     usage = data.get("usage")
     if usage:
         assert body["usage"]["output_tokens"] == usage["completion_tokens"]
