@@ -3,6 +3,7 @@
 Each test asks for a behaviour with a ``MOCK:`` keyword in the prompt (see rawproxy.testing.fake_upstream.KEYWORDS)
 and checks both sides: what Claude Code reported (``--output-format json``, files its Bash tool wrote)
 and what the fake upstream received from the proxy (plain OpenAI Chat Completions requests).
+The M26 test queues its script instead, and reads what Claude Code sent from the proxy's access log.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from typing import Any
 
 import pytest
 
-from rawproxy.testing.fake_upstream import FakeUpstream
+from rawproxy.models import family_of
+from rawproxy.routing.specs import ModelRoutes
+from rawproxy.testing.fake_upstream import FakeUpstream, Script
+from rawproxy.testing.fake_upstream.openai_rules import refusal
 
 from .conftest import ClaudeRun, RunClaude
+from .logged_bodies import client_bodies
 
 pytestmark = pytest.mark.e2e
 
@@ -279,4 +284,77 @@ async def test_midstream_failure_retried_without_streaming(
     assert [bool(body.get("stream")) for body in chats] == [True, False], run.describe()
     for body in chats:
         assert_openai_request(body)
+    assert_no_proxy_errors(caplog)
+
+
+# M26 (issue 15): Claude Code on claude-opus-4-8 with thinking on, its opus tier served by an OpenAI
+# reasoning model. Claude Code 2.1.332 asks that model for adaptive thinking and an output_config.effort
+# (high unless --effort says otherwise); gpt-5.2 takes reasoning_effort none/low/medium/high/xhigh only.
+
+OPUS_4_8 = "claude-opus-4-8"
+GPT_5_2 = "gpt-5.2"
+
+
+@pytest.mark.parametrize(
+    ("effort", "asked", "mapped"),
+    [(None, "high", "high"), ("max", "max", "xhigh")],
+    ids=["default-effort", "effort-max"],
+)
+async def test_m26_claude_code_opus_4_8_thinking_to_an_openai_upstream(
+    fake: FakeUpstream,
+    proxy_factory: Any,
+    run_claude: RunClaude,
+    caplog: pytest.LogCaptureFixture,
+    effort: str | None,
+    asked: str,
+    mapped: str,
+) -> None:
+    """Claude Code on claude-opus-4-8 sends ``thinking: {"type": "adaptive"}`` with ``output_config.effort``
+    (max with ``--effort max``). Routed to gpt-5.2, that effort must arrive as a ``reasoning_effort`` on
+    gpt-5.2's own scale (max is xhigh there), or OpenAI answers 400 "Unsupported value: 'max' is not
+    supported with the 'gpt-5.2' model..."; and the reasoning the upstream streams back must reach
+    Claude Code as thinking without breaking the turn."""
+    reasoning = "Reasoning on the OpenAI side before answering."
+    answer = "Opus 4.8 answered by gpt-5.2."
+    fake.enqueue(Script(text=answer, reasoning=reasoning))
+    proxy = await proxy_factory(
+        upstream_profile="openai",  # OpenAI's own API: reasoning_effort, max_completion_tokens
+        routes=ModelRoutes(big=GPT_5_2),  # the opus tier
+        log_bodies=True,  # what Claude Code asked for, in the access log (logged_bodies.py)
+    )
+    extra = ["--model", OPUS_4_8, *(["--effort", effort] if effort else [])]
+    with caplog.at_level(logging.INFO, logger="rawproxy.access"):
+        run = await run_claude("Think, then answer in one sentence.", proxy.url, *extra)
+
+    output = assert_success(run)
+    assert answer in output["result"], run.describe()
+
+    # What Claude Code asked the proxy for: adaptive thinking at an effort.
+    sent = [b for b in client_bodies(caplog) if b.get("model") == OPUS_4_8]
+    assert len(sent) == 1, [b.get("model") for b in client_bodies(caplog)]
+    assert (sent[0].get("thinking") or {}).get("type") == "adaptive", sent[0].get("thinking")
+    assert (sent[0].get("output_config") or {}).get("effort") == asked, sent[0].get("output_config")
+
+    # What the upstream got: gpt-5.2 at that effort on its own scale, a request the strict fake takes.
+    chats = chat_requests(fake)
+    assert len(chats) == 1, run.describe()
+    body = chats[0]
+    assert_openai_request(body)
+    assert_no_thinking(body)
+    assert body["model"] == GPT_5_2
+    assert fake.strict, "the fake must refuse what the real API refuses"
+    assert refusal(body) is None, f"OpenAI would refuse it: {refusal(body)}"
+    assert body.get("reasoning_effort") == mapped, body.get("reasoning_effort")
+    assert mapped in family_of(GPT_5_2).efforts
+    assert "reasoning" not in body  # the "openai" profile's parameter is reasoning_effort
+    assert "temperature" not in body and "top_p" not in body, body
+    assert "max_completion_tokens" in body and "max_tokens" not in body, body
+    assert fake.streams_completed == 1, "the fake did not answer the request with a whole stream"
+
+    # The reasoning reached Claude Code as a thinking block, before the answer.
+    blocks = run.assistant_blocks()
+    kinds = [b.get("type") for b in blocks]
+    assert "thinking" in kinds and "text" in kinds, blocks
+    assert kinds.index("thinking") < kinds.index("text"), kinds
+    assert blocks[kinds.index("thinking")].get("thinking") == reasoning, blocks
     assert_no_proxy_errors(caplog)

@@ -6,12 +6,17 @@ at the proxy. The upstream is scripted to answer the first turn with a call of C
 (``exec_command``) and the second with text; the test checks that Codex ran the command (the file it
 wrote), that the command's output reached the upstream as a tool result, and that Codex finished the
 turn with the upstream's text.
+
+The M26 tests (issue 15) run Codex at ``model_reasoning_effort = "high"`` on claude-opus-4-8, which takes
+adaptive thinking only, against the strict fake: every upstream request must be one Anthropic's API
+takes for that model, and the thinking Codex replays on the tool turn must keep its signature.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -23,6 +28,9 @@ import pytest
 
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
+from rawproxy.testing.fake_upstream.anthropic_rules import refusal
+
+from .logged_bodies import client_bodies
 
 pytestmark = pytest.mark.e2e
 
@@ -70,12 +78,13 @@ env_key = "RAWPROXY_E2E_KEY"
 
 
 async def run_codex(
-    codex: Path, tmp: Path, base_url: str, model: str, prompt: str
+    codex: Path, tmp: Path, base_url: str, model: str, prompt: str, *, settings: str = ""
 ) -> tuple[int, str, str, Path]:
+    """One ``codex exec`` run; ``settings`` are top-level config.toml lines (``model_reasoning_effort``)."""
     home, cwd = tmp / "home", tmp / "work"
     (home / ".codex").mkdir(parents=True)
     cwd.mkdir()
-    (home / ".codex" / "config.toml").write_text(CONFIG.format(model=model, base_url=base_url))
+    (home / ".codex" / "config.toml").write_text(settings + CONFIG.format(model=model, base_url=base_url))
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -162,3 +171,169 @@ async def test_r8_codex_runs_a_shell_tool_turn_through_the_proxy(
     assert "exec_command" in names
     assert any(n.startswith("multi_agent_v1__") for n in names)  # a namespace, flattened
     assert "ok" in str(output), described
+
+
+# M26 (issue 15): Codex at reasoning effort "high" on claude-opus-4-8, a model that takes adaptive
+# thinking only, against the strict fake (it refuses what Anthropic's API refuses for that model, in the
+# API's words, and leaves the thinking text out unless display "summarized" is asked).
+
+OPUS_4_8 = "claude-opus-4-8"
+REASONING_HIGH = 'model_reasoning_effort = "high"\n'
+ADAPTIVE_SUMMARIZED = {"type": "adaptive", "display": "summarized"}
+
+
+def _anthropic_settings(fake: FakeUpstream) -> dict[str, Any]:
+    return {
+        "grace_seconds": 1.0,
+        "anthropic_upstream": fake.anthropic_url,
+        "anthropic_key": "sk-ant-test",
+        "openai_upstream": DEFAULT_OPENAI_UPSTREAM,
+        "openai_key": None,
+        "log_bodies": True,  # what Codex asked for, in the access log (logged_bodies.py)
+    }
+
+
+def _enabled_thinking(value: Any, path: str = "$") -> list[str]:
+    """Where ``value`` holds a thinking budget: a ``type: "enabled"`` object or a ``budget_tokens``."""
+    hits: list[str] = []
+    if isinstance(value, dict):
+        if value.get("type") == "enabled" or "budget_tokens" in value:
+            hits.append(path)
+        for key, item in value.items():
+            hits += _enabled_thinking(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            hits += _enabled_thinking(item, f"{path}[{i}]")
+    return hits
+
+
+def assert_taken_by_opus_4_8(fake: FakeUpstream, described: str) -> list[dict[str, Any]]:
+    """The Messages requests the fake got, each one Anthropic's API takes for claude-opus-4-8 (the strict
+    fake's own rules find nothing to refuse, and it answered every one with a whole 200 stream), each
+    asking for adaptive thinking shown summarized at effort high, without a sampling parameter."""
+    assert fake.strict, "the fake must refuse what the real API refuses"
+    turns = [r.body for r in fake.requests if r.method == "POST" and r.path.endswith("/v1/messages")]
+    assert turns, described
+    for i, body in enumerate(turns):
+        where = f"upstream request {i + 1} of {len(turns)}"
+        assert body["model"] == OPUS_4_8, where
+        assert refusal(body) is None, f"{where} would earn a 400: {refusal(body)}\n{described}"
+        assert body.get("thinking") == ADAPTIVE_SUMMARIZED, f"{where}: thinking={body.get('thinking')}"
+        assert (body.get("output_config") or {}).get("effort") == "high", (
+            f"{where}: {body.get('output_config')}"
+        )
+        sampling = sorted({"temperature", "top_p", "top_k"} & body.keys())
+        assert not sampling, f"{where} sends {sampling}, which claude-opus-4-8 refuses"
+        enabled = _enabled_thinking(body)
+        assert not enabled, f"{where} asks for budgeted thinking at {enabled}"
+    assert fake.streams_completed == len(turns), (
+        f"the fake completed {fake.streams_completed} streams for {len(turns)} requests: one was refused\n"
+        f"{described}"
+    )
+    return turns
+
+
+def codex_requests(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """The Responses API requests Codex sent to the proxy (its model turns), in order."""
+    return [b for b in client_bodies(caplog) if "input" in b]
+
+
+async def test_m26_codex_reasoning_high_on_opus_4_8_text_turn(
+    codex_bin: Path, proxy_factory: Any, fake: FakeUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Codex 0.171 with ``model_reasoning_effort = "high"`` on claude-opus-4-8 used to fail its first turn
+    with Anthropic's 400 '"thinking.type.enabled" is not supported for this model. Use
+    "thinking.type.adaptive" and "output_config.effort" to control thinking behavior.': the effort became
+    a thinking budget. It must become adaptive thinking at effort high, shown summarized (Opus 4.8 leaves
+    its thinking out otherwise), and the answer and the thinking must reach Codex."""
+    fake.enqueue(
+        Script(
+            text="Opus 4.8 answered at high effort.",
+            reasoning="Weighing the question with care.",
+            signature="sig-opus-4-8-text",
+        )
+    )
+    proxy = await proxy_factory(**_anthropic_settings(fake))
+    with caplog.at_level(logging.INFO, logger="rawproxy.access"):
+        code, stdout, stderr, _ = await run_codex(
+            codex_bin, tmp_path, proxy.url, OPUS_4_8, "answer in one sentence", settings=REASONING_HIGH
+        )
+    described = f"codex exited {code}\n--- stdout\n{stdout[-3000:]}\n--- stderr\n{stderr[-3000:]}"
+    assert code == 0, described
+    assert "Opus 4.8 answered at high effort." in stdout, described
+    assert "Weighing the question with care." in stderr, described  # the thinking shown, not omitted
+    asked = codex_requests(caplog)
+    assert len(asked) == 1, described
+    assert asked[0]["model"] == OPUS_4_8
+    assert asked[0]["reasoning"]["effort"] == "high", asked[0].get("reasoning")
+    turns = assert_taken_by_opus_4_8(fake, described)
+    assert len(turns) == 1, described
+
+
+async def test_m26_codex_reasoning_high_on_opus_4_8_shell_tool_turn(
+    codex_bin: Path, proxy_factory: Any, fake: FakeUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same 400 ('"thinking.type.enabled" is not supported for this model...') hit Codex 0.171 at
+    reasoning high on claude-opus-4-8 in a shell tool loop, and the second turn carries more risk: Codex
+    replays the first answer's reasoning (its encrypted content) with the tool result, and Anthropic
+    takes a thinking block back only with the signature it came with. Every turn must be one the API
+    takes, the command must run, and the replayed thinking must keep the fake's signature."""
+    command = "echo made-by-codex-on-opus-4-8 > proof.txt && echo ok"
+    reasoning = "The user wants the proof file. I will write it with the shell."
+    signature = "sig-opus-4-8-tool-turn"
+    fake.enqueue(
+        Script(
+            text="",
+            reasoning=reasoning,
+            signature=signature,
+            tool_calls=[ToolCall(name="exec_command", arguments={"cmd": command})],
+        ),
+        Script(text="The file is written."),
+    )
+    proxy = await proxy_factory(**_anthropic_settings(fake))
+    with caplog.at_level(logging.INFO, logger="rawproxy.access"):
+        code, stdout, stderr, cwd = await run_codex(
+            codex_bin, tmp_path, proxy.url, OPUS_4_8, "write the proof file", settings=REASONING_HIGH
+        )
+    described = f"codex exited {code}\n--- stdout\n{stdout[-3000:]}\n--- stderr\n{stderr[-3000:]}"
+    assert code == 0, described
+    assert (cwd / "proof.txt").read_text().strip() == "made-by-codex-on-opus-4-8", described
+    assert "The file is written." in stdout, described
+    assert reasoning in stderr, described  # the first turn's thinking reached Codex, shown
+
+    asked = codex_requests(caplog)
+    assert len(asked) == 2, described
+    assert [b["reasoning"]["effort"] for b in asked] == ["high", "high"]
+    turns = assert_taken_by_opus_4_8(fake, described)
+    assert len(turns) == 2, described
+    first, second = turns
+    assert "exec_command" in {t["name"] for t in first["tools"]}
+    assert [m["role"] for m in first["messages"]] == ["user"], first["messages"]
+
+    # The second turn: the assistant's first answer, then the command's result.
+    assistant = next(
+        m
+        for m in second["messages"]
+        if m["role"] == "assistant" and any(b.get("type") == "tool_use" for b in m["content"])
+    )
+    kinds = [b["type"] for b in assistant["content"]]
+    call = next(b for b in assistant["content"] if b["type"] == "tool_use")
+    assert call["name"] == "exec_command" and call["input"] == {"cmd": command}, call
+    # Codex 0.171 sends its reasoning back (with its encrypted content, where the proxy keeps the
+    # signature): it must reach Anthropic as the thinking block it was, signed, before the call.
+    replayed = [item for item in asked[1]["input"] if item.get("type") == "reasoning"]
+    assert replayed, f"Codex did not replay its reasoning: {[i.get('type') for i in asked[1]['input']]}"
+    assert replayed[0].get("encrypted_content"), replayed[0]
+    assert "thinking" in kinds, f"Codex replayed its reasoning, the upstream got none: {kinds}"
+    assert kinds.index("thinking") < kinds.index("tool_use"), kinds
+    thinking = assistant["content"][kinds.index("thinking")]
+    assert thinking == {"type": "thinking", "thinking": reasoning, "signature": signature}, thinking
+    results = [
+        b
+        for m in second["messages"]
+        if m["role"] == "user"
+        for b in m["content"]
+        if isinstance(b, dict) and b.get("type") == "tool_result"
+    ]
+    assert [r["tool_use_id"] for r in results] == [call["id"]], results
+    assert "ok" in str(results[0]["content"]), results
