@@ -51,7 +51,7 @@ load:  ## the load test at full length: 500 streaming clients for 30 s through o
 bench: bench-deps  ## the full bench suite (a few minutes): table, JSON and chart in bench/results/
 	$(PY) bench/run.py
 
-bench-quick: bench-deps  ## the bench suite with reduced counts, under two minutes
+bench-quick: bench-deps  ## the bench suite with reduced counts, about two minutes (now with the paced arm)
 	$(PY) bench/run.py --quick
 
 build:

@@ -6,7 +6,11 @@ speed drifts by a quarter within an hour; two proxies measured in the same inter
 proxy B. Two proxies of the same code differ by up to about 0.2 ms at the 32-stream p50 (try
 ``--base HEAD`` on a clean tree): smaller differences are noise.
 
-    python bench/ab.py --base HEAD~1 [--paths a2o,o2a] [--rounds 250]
+As in ``run.py``, both proxies run at their default log level (info: the access log on, written to a
+file) unless ``--log-level warning``, and every response is checked (``validate.py``): a run with any
+failure says so and exits with status 1.
+
+    python bench/ab.py --base HEAD~1 [--paths a2o,o2a] [--rounds 250] [--log-level warning]
 """
 
 from __future__ import annotations
@@ -18,9 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import payloads
-from loadgen import FIRST_TOKEN, Arm, Request, loop_factory, percentile, run_rounds
-from run import BENCH, HOST, PATHS, ROOT, Children, Ports, free_port, make_arm, proxy_argv
+from loadgen import Arm, Tally, loop_factory, percentile, run_rounds
+from run import BENCH, PATHS, ROOT, Children, Ports, free_port, make_arm, proxy_argv
 
 # Run the proxy package from another tree: the bench starts its children in bench/, where the editable
 # install would otherwise win.
@@ -32,19 +35,13 @@ _FROM_TREE = (
 
 
 def _arm(name: str, port: int, delay_ms: int) -> Arm:
-    dialect, model, _ = PATHS[name]
-    marker = f"bench:short:{delay_ms}"
-    pattern = FIRST_TOKEN[dialect, "text"]
-    if dialect == "anthropic":
-        body = payloads.anthropic_body(model, marker, stream=True)
-        req = Request.post(HOST, port, "/v1/messages", body, payloads.ANTHROPIC_HEADERS, pattern)
-    else:
-        body = payloads.openai_body(model, marker, stream=True)
-        req = Request.post(HOST, port, "/v1/chat/completions", body, (), pattern)
-    return Arm(f"{name}@{port}", HOST, port, req)
+    """``run.make_arm``'s streamed short request (and the check of its answer), to the proxy at ``port``."""
+    arm = make_arm(name, Ports(upstream=0, proxy=port, relay=0), delay_ms=delay_ms)
+    arm.name = f"{name}@{port}"
+    return arm
 
 
-async def compare(paths: list[str], upstream: int, a: int, b: int, rounds: int) -> None:
+async def compare(paths: list[str], upstream: int, a: int, b: int, rounds: int, tally: Tally) -> None:
     print("| path | streams | upstream first token | percentile | A (base) | B (working tree) | B - A |")
     print("|---|---|---|---|---|---|---|")
     for name in paths:
@@ -53,7 +50,9 @@ async def compare(paths: list[str], upstream: int, a: int, b: int, rounds: int) 
             direct = make_arm(direct_name, Ports(upstream=upstream, proxy=0, relay=0), delay_ms=delay)
             arms = [_arm(name, a, delay), _arm(name, b, delay), direct]
             try:
-                res = await run_rounds(arms, concurrency=concurrency, rounds=count, time_limit=120)
+                res = await run_rounds(
+                    arms, concurrency=concurrency, rounds=count, time_limit=120, tally=tally
+                )
             finally:
                 for arm in arms:
                     arm.close()
@@ -75,12 +74,20 @@ def main(argv: list[str] | None = None) -> int:
         "--paths", default="a2o,o2a", help="comma-separated: a2o, o2a, pass-anthropic, pass-openai"
     )
     p.add_argument("--rounds", type=int, default=250, help="rounds at 32 streams (default 250)")
+    p.add_argument(
+        "--log-level",
+        choices=["default", "warning"],
+        default="default",
+        help="both proxies': their default (info, access log on) or warning",
+    )
     args = p.parse_args(argv)
+    level = "warning" if args.log_level == "warning" else None
     paths = args.paths.split(",")
     for name in paths:
         if name not in ("a2o", "o2a", "pass-anthropic", "pass-openai"):
             p.error(f"unknown path {name!r}")
     children = Children()
+    tally = Tally()
     with tempfile.TemporaryDirectory(prefix="rawproxy-ab-") as tmp:
         tree = str(Path(tmp) / "base")
         subprocess.run(
@@ -99,18 +106,25 @@ def main(argv: list[str] | None = None) -> int:
                 ],
                 "listening",
             )
-            argv_a = proxy_argv(port_a, upstream)
+            argv_a = proxy_argv(port_a, upstream, level)
             argv_a[1:3] = ["-c", _FROM_TREE.format(tree=tree)]
-            children.start(argv_a, "listening")
-            children.start(proxy_argv(port_b, upstream), "listening")
+            children.start(argv_a, "listening", log=Path(tmp) / "a.log")
+            children.start(proxy_argv(port_b, upstream, level), "listening", log=Path(tmp) / "b.log")
             print(
-                f"A: {args.base} ({tree}), B: the working tree; TTFT overhead against the direct upstream, ms\n"
+                f"A: {args.base} ({tree}), B: the working tree, log level {level or 'default (info)'}; "
+                "TTFT overhead against the direct upstream, ms\n"
             )
             with asyncio.Runner(loop_factory=loop_factory()) as runner:
-                runner.run(compare(paths, upstream, port_a, port_b, args.rounds))
+                runner.run(compare(paths, upstream, port_a, port_b, args.rounds, tally))
         finally:
             children.stop_all()
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", tree], check=False)
+    if tally.failures:
+        print(f"\n{tally.failures} of {tally.checked} responses FAILED their check:", file=sys.stderr)
+        for arm, n in sorted(tally.failed.items()):
+            print(f"  {arm}: {n}, the first: {tally.first[arm]}", file=sys.stderr)
+        return 1
+    print(f"\nall {tally.checked} responses checked: pass")
     return 0
 
 

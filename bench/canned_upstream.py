@@ -6,17 +6,23 @@ proxy is meant to. On a 2-core machine that cost is shared with the proxy and th
 bench uses this server instead: a raw :class:`asyncio.Protocol`, keep-alive, minimal request parsing
 (head, then ``Content-Length`` or chunked body), and responses sent from bytes built once at start.
 
-What it answers is chosen by a marker in the request body, ``bench:<kind>:<delay ms>`` (the last user
-message carries it, so it survives translation), and by ``"stream": true``:
+What it answers is chosen by a marker in the request body, ``bench:<kind>:<delay ms>[:<gap ms>]`` (the
+last user message carries it, so it survives translation), and by ``"stream": true``:
 
 * ``short``: a five-token answer (streamed or not);
 * ``stream200``: 200 text events;
 * ``text100``: 100 text events (the tool call's counterpart);
 * ``tool100``: one tool call whose arguments come in 100 fragments.
 
+A non-streamed request is answered with the short text whatever its kind, and an unknown kind as
+``short``: :func:`answer` says what a request's answer holds, and both the events built here and the bench
+client's check of every response (``validate.py``) take the text from it.
+
 OpenAI at ``POST .../chat/completions``, Anthropic at ``POST .../v1/messages``. The head of a streamed
 response is sent at once and the events after the delay, each event in its own write (one chunk of
-``Transfer-Encoding: chunked``), as a real upstream sends them.
+``Transfer-Encoding: chunked``), as a real upstream sends them. Without a gap the events go back to back;
+with one, the events up to the first token go after the delay and every later token ``gap`` ms after the
+one before (the closing events with the last token), as a model generating at that pace would send them.
 
     python bench/canned_upstream.py --port 18090 [--max-seconds 3600]
 """
@@ -27,17 +33,19 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import orjson
 
 MARKER = b"bench:"
+_MARKER = re.compile(rb"bench:(\w+):(\d+)(?::(\d+))?")
 _STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
 
 TEXT_SHORT = ["Hello", " from", " the", " bench", " upstream."]
 TEXT_200 = [f" word{i}" for i in range(200)]
 TEXT = {"short": TEXT_SHORT, "stream200": TEXT_200, "text100": TEXT_200[:100]}
+TOOL_NAME = "Bash"
 TOOL_ARGS = orjson.dumps(
     {
         "command": "find . -name '*.py' -not -path './.venv/*' | xargs grep -n 'async def' | sort | head -200",
@@ -45,6 +53,20 @@ TOOL_ARGS = orjson.dumps(
         "timeout": 120000,
     }
 ).decode()
+
+
+def text_tokens(kind: str) -> list[str]:
+    """The text events of a streamed answer of this kind (an unknown kind is answered as ``short``)."""
+    return TEXT.get(kind, TEXT_SHORT)
+
+
+def answer(kind: str, stream: bool) -> tuple[str, str | None]:
+    """What the answer to a request with this marker kind holds: (its text, the tool call's arguments or
+    None). Only a streamed ``tool100`` is a tool call (named :data:`TOOL_NAME`, no text); a non-streamed
+    request gets the short text whatever its kind. The events below are built from the same values."""
+    if stream and kind == "tool100":
+        return "", TOOL_ARGS
+    return "".join(text_tokens(kind if stream else "short")), None
 
 
 def _split(text: str, pieces: int) -> list[str]:
@@ -59,7 +81,8 @@ def _chunk(data: bytes) -> bytes:
 # ----------------------------------------------------------------------------------------- OpenAI
 
 
-def _openai_events(kind: str) -> list[bytes]:
+def _openai_events(kind: str) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """(the events before the first token, one event a token, the closing events)."""
     base: dict[str, Any] = {
         "id": "chatcmpl-bench",
         "object": "chat.completion.chunk",
@@ -71,28 +94,27 @@ def _openai_events(kind: str) -> list[bytes]:
         choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
         return b"data: " + orjson.dumps({**base, "choices": choices, **extra}) + b"\n\n"
 
-    events = [frame({"role": "assistant", "content": ""})]
-    if kind == "tool100":
-        head = {
+    head = [frame({"role": "assistant", "content": ""})]
+    _, args = answer(kind, True)
+    if args is not None:
+        call = {
             "index": 0,
             "id": "call_bench0001",
             "type": "function",
-            "function": {"name": "Bash", "arguments": ""},
+            "function": {"name": TOOL_NAME, "arguments": ""},
         }
-        events.append(frame({"tool_calls": [head]}))
-        events += [
-            frame({"tool_calls": [{"index": 0, "function": {"arguments": f}}]})
-            for f in _split(TOOL_ARGS, 100)
+        head.append(frame({"tool_calls": [call]}))
+        tokens = [
+            frame({"tool_calls": [{"index": 0, "function": {"arguments": f}}]}) for f in _split(args, 100)
         ]
-        finish, out = "tool_calls", 100
+        finish = "tool_calls"
     else:
-        tokens = TEXT[kind]
-        events += [frame({"content": t}) for t in tokens]
-        finish, out = "stop", len(tokens)
-    events.append(frame({}, finish))
+        tokens = [frame({"content": t}) for t in text_tokens(kind)]
+        finish = "stop"
+    out = 100 if args is not None else len(tokens)  # usage as before (the split gives 72 fragments)
     usage = {"prompt_tokens": 12, "completion_tokens": out, "total_tokens": 12 + out}
-    events.append(frame(None, usage=usage) + b"data: [DONE]\n\n")
-    return events
+    tail = [frame({}, finish), frame(None, usage=usage) + b"data: [DONE]\n\n"]
+    return head, tokens, tail
 
 
 def _openai_whole() -> bytes:
@@ -105,7 +127,7 @@ def _openai_whole() -> bytes:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "".join(TEXT_SHORT)},
+                    "message": {"role": "assistant", "content": answer("short", False)[0]},
                     "finish_reason": "stop",
                 }
             ],
@@ -121,7 +143,8 @@ def _sse(data: dict[str, Any]) -> bytes:
     return b"event: " + str(data["type"]).encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def _anthropic_events(kind: str) -> list[bytes]:
+def _anthropic_events(kind: str) -> tuple[list[bytes], list[bytes], list[bytes]]:
+    """(the events before the first token, one event a token, the closing events)."""
     usage = {"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
     message: dict[str, Any] = {
         "id": "msg_bench",
@@ -133,21 +156,28 @@ def _anthropic_events(kind: str) -> list[bytes]:
         "stop_sequence": None,
         "usage": {**usage, "output_tokens": 1},
     }
-    events = [_sse({"type": "message_start", "message": message})]
-    if kind == "tool100":
-        block: dict[str, Any] = {"type": "tool_use", "id": "toolu_bench0001", "name": "Bash", "input": {}}
-        deltas = [{"type": "input_json_delta", "partial_json": f} for f in ["", *_split(TOOL_ARGS, 100)]]
-        stop, out = "tool_use", 100
+    _, args = answer(kind, True)
+    block: dict[str, Any]
+    if args is not None:
+        block = {"type": "tool_use", "id": "toolu_bench0001", "name": TOOL_NAME, "input": {}}
+        deltas = [{"type": "input_json_delta", "partial_json": f} for f in _split(args, 100)]
+        lead = [{"type": "input_json_delta", "partial_json": ""}]  # as the API starts a tool_use block
+        stop = "tool_use"
     else:
-        tokens = TEXT[kind]
         block = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": t} for t in tokens]
-        stop, out = "end_turn", len(tokens)
-    events.append(_sse({"type": "content_block_start", "index": 0, "content_block": block}))
-    events.append(b'event: ping\ndata: {"type": "ping"}\n\n')
-    events += [_sse({"type": "content_block_delta", "index": 0, "delta": d}) for d in deltas]
-    events.append(_sse({"type": "content_block_stop", "index": 0}))
-    events.append(
+        deltas = [{"type": "text_delta", "text": t} for t in text_tokens(kind)]
+        lead = []
+        stop = "end_turn"
+    out = 100 if args is not None else len(deltas)
+    head = [
+        _sse({"type": "message_start", "message": message}),
+        _sse({"type": "content_block_start", "index": 0, "content_block": block}),
+        b'event: ping\ndata: {"type": "ping"}\n\n',
+        *(_sse({"type": "content_block_delta", "index": 0, "delta": d}) for d in lead),
+    ]
+    tokens = [_sse({"type": "content_block_delta", "index": 0, "delta": d}) for d in deltas]
+    tail = [_sse({"type": "content_block_stop", "index": 0})]
+    tail.append(
         _sse(
             {
                 "type": "message_delta",
@@ -156,8 +186,8 @@ def _anthropic_events(kind: str) -> list[bytes]:
             }
         )
     )
-    events.append(_sse({"type": "message_stop"}))
-    return events
+    tail.append(_sse({"type": "message_stop"}))
+    return head, tokens, tail
 
 
 def _anthropic_whole() -> bytes:
@@ -167,7 +197,7 @@ def _anthropic_whole() -> bytes:
             "type": "message",
             "role": "assistant",
             "model": "claude-sonnet-4-6",
-            "content": [{"type": "text", "text": "".join(TEXT_SHORT)}],
+            "content": [{"type": "text", "text": answer("short", False)[0]}],
             "stop_reason": "end_turn",
             "stop_sequence": None,
             "usage": {
@@ -192,11 +222,21 @@ _STREAM_HEAD = {
 KINDS = ("short", "stream200", "text100", "tool100")
 # (dialect, kind) -> the chunked frames of the events; the last one carries the terminating chunk
 STREAMS: dict[tuple[str, str], list[bytes]] = {}
+# (dialect, kind) -> the same frames in the writes of a paced answer: the events up to the first token,
+# then one write a token, the closing events (and the terminating chunk) with the last token
+PACED: dict[tuple[str, str], list[bytes]] = {}
 for _kind in KINDS:
-    for _dialect, _events in (("openai", _openai_events(_kind)), ("anthropic", _anthropic_events(_kind))):
-        _frames = [_chunk(e) for e in _events]
+    for _dialect, (_head, _tokens, _tail) in (
+        ("openai", _openai_events(_kind)),
+        ("anthropic", _anthropic_events(_kind)),
+    ):
+        _frames = [_chunk(e) for e in (*_head, *_tokens, *_tail)]
         _frames[-1] += b"0\r\n\r\n"
         STREAMS[_dialect, _kind] = _frames
+        _writes = [_chunk(e) for e in _tokens]
+        _writes[0] = b"".join(_chunk(e) for e in _head) + _writes[0]
+        _writes[-1] += b"".join(_chunk(e) for e in _tail) + b"0\r\n\r\n"
+        PACED[_dialect, _kind] = _writes
 
 
 def _whole(body: bytes) -> bytes:
@@ -267,25 +307,33 @@ class UpstreamProtocol(asyncio.Protocol):
         else:
             transport.write(NOT_FOUND)
             return
-        kind, delay_ms = "short", 0
+        kind, delay_ms, gap_ms = "short", 0, 0
         m = body.find(MARKER)
         if m >= 0:
-            fields = body[m + 6 : m + 40].split(b":", 2)
-            if len(fields) >= 2:
-                kind = fields[0].decode()
-                delay_ms = int(re.match(rb"\d*", fields[1]).group() or 0)  # type: ignore[union-attr]
+            found = _MARKER.match(body, m, m + 48)
+            if found is not None:
+                kind = found[1].decode()
+                delay_ms = int(found[2])
+                gap_ms = int(found[3] or 0)
         if _STREAM_TRUE.search(body) is None:
             transport.write(WHOLE[dialect])
             return
-        frames = STREAMS.get((dialect, kind)) or STREAMS[dialect, "short"]
+        if (dialect, kind) not in STREAMS:
+            kind = "short"
         transport.write(_STREAM_HEAD[dialect])
+        if gap_ms:
+            loop = asyncio.get_running_loop()
+            for i, write in enumerate(PACED[dialect, kind]):
+                loop.call_later((delay_ms + i * gap_ms) / 1000, _write_all, transport, (write,))
+            return
+        frames = STREAMS[dialect, kind]
         if delay_ms:
             asyncio.get_running_loop().call_later(delay_ms / 1000, _write_all, transport, frames)
         else:
             _write_all(transport, frames)
 
 
-def _write_all(transport: asyncio.Transport, frames: list[bytes]) -> None:
+def _write_all(transport: asyncio.Transport, frames: Sequence[bytes]) -> None:
     if transport.is_closing():
         return
     for frame in frames:

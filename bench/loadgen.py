@@ -10,7 +10,11 @@ first token:
 * OpenAI SSE: the first non-empty ``delta.content`` (or the first non-empty ``arguments`` fragment).
 
 Times are ``time.perf_counter()`` from just before the request is written to the read that holds the
-first token (``ttft``) and the read that ends the response (``total``). Two drivers use it:
+first token (``ttft``) and the read that ends the response (``total``). The body's reads are kept as they
+come (one list append a read) and every response is checked after it was read, off the timed path: the
+status, and the request's ``check`` (``validate.py``: the whole body, right for its dialect, with the text
+the bench upstream sent). A response that fails counts as an error, and the drivers' :class:`Tally` keeps
+the count and the first failure of each arm. Two drivers use it:
 :func:`run_rounds` (interleaved arms, fixed concurrency, for latency) and :func:`closed_loop` (N clients
 each sending back to back, for throughput). Standalone, as a quick probe:
 
@@ -30,10 +34,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import orjson
+import validate
 
 # first-token patterns (compact JSON is what every server under test writes; one optional space is allowed)
 FIRST_TOKEN = {
@@ -51,14 +56,21 @@ class Sample:
     ttft: float  # seconds; nan when no first token was seen (non-streamed, or none in the body)
     total: float  # seconds, write to the end of the response
     size: int  # body bytes (for chunked responses, after the first token: wire bytes)
+    body: bytes = b""  # as received (chunked framing included), for the check; dropped once checked
+    chunked: bool = False
+
+
+# (status, body as received, chunked) -> None when the response is right, else what is wrong with it
+Check = Callable[[int, bytes, bool], str | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A request's bytes (built once) and what marks its first token."""
+    """A request's bytes (built once), what marks its first token and what checks its response."""
 
     raw: bytes
     first_token: re.Pattern[bytes] | None = None
+    check: Check | None = None  # without one, a 200 is enough
 
     @classmethod
     def post(
@@ -69,6 +81,7 @@ class Request:
         body: bytes,
         headers: Sequence[tuple[str, str]] = (),
         first_token: re.Pattern[bytes] | None = None,
+        check: Check | None = None,
     ) -> Request:
         lines = [
             f"POST {path} HTTP/1.1",
@@ -77,7 +90,47 @@ class Request:
             f"Content-Length: {len(body)}",
             *(f"{k}: {v}" for k, v in headers),
         ]
-        return cls(("\r\n".join(lines) + "\r\n\r\n").encode() + body, first_token)
+        return cls(("\r\n".join(lines) + "\r\n\r\n").encode() + body, first_token, check)
+
+
+def verdict(request: Request, res: Sample | BaseException) -> str | None:
+    """None when ``res`` is a right answer to ``request``, else what is wrong (one line)."""
+    if not isinstance(res, Sample):
+        return f"no response: {res!r}"
+    if request.check is not None:
+        return request.check(res.status, res.body, res.chunked)
+    return None if res.status == 200 else f"status {res.status}"
+
+
+@dataclass(slots=True)
+class Tally:
+    """Responses checked and failed (no response, a wrong status, a wrong body), per arm, with the
+    first failure of each arm."""
+
+    checked: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    first: dict[str, str] = field(default_factory=dict)
+
+    def record(self, arm: str, why: str | None, n: int = 1) -> bool:
+        """Count ``n`` responses of ``arm`` with this verdict; True when they were right."""
+        self.checked += n
+        if why is None:
+            return True
+        self.failed[arm] = self.failed.get(arm, 0) + n
+        self.first.setdefault(arm, why)
+        return False
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failed.values())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "failures": self.failures,
+            "failed_by_arm": dict(self.failed),
+            "first_failure_by_arm": dict(self.first),
+        }
 
 
 class _Connection(asyncio.Protocol):
@@ -106,6 +159,8 @@ class _Connection(asyncio.Protocol):
         self.fast = False  # chunked: first token seen, only the end check is left
         self.size = 0
         self.close_after = False
+        self.parts: list[bytes] = []  # the body's reads, joined when the response ends
+        self.chunked = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -138,8 +193,12 @@ class _Connection(asyncio.Protocol):
 
     def _done(self, now: float) -> None:
         self.state = 0
+        body = b"".join(self.parts)
+        self.parts = []
         if self.future is not None and not self.future.done():
-            self.future.set_result(Sample(self.status, self.ttft, now - self.start, self.size))
+            self.future.set_result(
+                Sample(self.status, self.ttft, now - self.start, self.size, body, self.chunked)
+            )
         if self.close_after and self.transport is not None:
             self.transport.close()
 
@@ -161,10 +220,13 @@ class _Connection(asyncio.Protocol):
                 self.state = 2
             elif b"\r\ntransfer-encoding: chunked" in head:
                 self.state = 3
+                self.chunked = True
             else:  # a body ending at close is not something the servers under test send
                 self.remaining = 0
                 self.state = 2
             self.close_after = b"\r\nconnection: close" in head
+        if data:
+            self.parts.append(data)
         if self.state == 2:
             self.size += len(data)
             self.remaining -= len(data)
@@ -279,13 +341,14 @@ def _cpu() -> tuple[float, float]:
 
 @dataclass(slots=True)
 class RoundsResult:
-    samples: dict[str, list[Sample]]
-    errors: dict[str, int]
+    samples: dict[str, list[Sample]]  # the right answers of the recorded rounds (bodies dropped)
+    errors: dict[str, int]  # no answer, a wrong status or a wrong body, in the recorded rounds
     rounds: int
     seconds: float
     client_cpu_s: float  # user + system
     client_user_s: float
     requests: int
+    tally: Tally = field(default_factory=Tally)  # every response checked, warm-up rounds included
 
 
 async def run_rounds(
@@ -297,14 +360,23 @@ async def run_rounds(
     warmup_rounds: int = 2,
     seed: int = 1,
     request_timeout: float = 30.0,
+    tally: Tally | None = None,
 ) -> RoundsResult:
     """Interleaved rounds: every round sends each arm's batch of ``concurrency`` simultaneous requests,
     the arms in a fresh random order, so all arms see the same machine noise. Stops after ``rounds`` or
-    ``time_limit`` seconds, whichever comes first (warm-up rounds are not recorded)."""
+    ``time_limit`` seconds, whichever comes first (warm-up rounds are not recorded).
+
+    Every response is checked at the end of its round, after the last batch, so that within a round the
+    batches follow each other as they did before responses were checked; the verdicts go to ``tally`` (a
+    fresh one when none is given), the failures of recorded rounds to ``errors`` too. The checks' time
+    is left out of the client's CPU figures."""
+    tally = Tally() if tally is None else tally
     rng = random.Random(seed)
     samples: dict[str, list[Sample]] = {a.name: [] for a in arms}
     errors: dict[str, int] = {a.name: 0 for a in arms}
     order = list(arms)
+    verdicts = _Verdicts()
+    checking = 0.0  # seconds spent in checks
     t0, cpu0 = time.perf_counter(), _cpu()
     deadline = t0 + time_limit
     done = 0
@@ -312,6 +384,7 @@ async def run_rounds(
         if r >= warmup_rounds and time.perf_counter() > deadline:
             break
         rng.shuffle(order)
+        answers: list[tuple[Arm, list[Sample | BaseException]]] = []
         for arm in order:
             clients = arm.ensure_clients(concurrency)
             batch = [c.call(arm.request) for c in clients]
@@ -322,31 +395,72 @@ async def run_rounds(
             except TimeoutError:
                 arm.close()  # connections left mid-response are not reused
                 results = [TimeoutError()] * len(batch)
-            if r < warmup_rounds:
-                continue
+            if not all(isinstance(res, Sample) for res in results):
+                arm.close()
+            answers.append((arm, results))
+        began = time.perf_counter()
+        for arm, results in answers:
             for res in results:
-                if isinstance(res, Sample) and res.status == 200:
+                ok = tally.record(arm.name, verdicts(arm, res))
+                if isinstance(res, Sample):
+                    res.body = b""
+                if r < warmup_rounds:
+                    continue
+                if ok and isinstance(res, Sample):
                     samples[arm.name].append(res)
                 else:
                     errors[arm.name] += 1
-                    if not isinstance(res, Sample):
-                        arm.close()
+        checking += time.perf_counter() - began
         if r >= warmup_rounds:
             done += 1
     seconds = time.perf_counter() - t0
     cpu1 = _cpu()
     requests = (done + warmup_rounds) * concurrency * len(arms)
-    return RoundsResult(samples, errors, done, seconds, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], requests)
+    return RoundsResult(
+        samples,
+        errors,
+        done,
+        seconds,
+        max(0.0, cpu1[0] - cpu0[0] - checking),
+        max(0.0, cpu1[1] - cpu0[1] - checking),
+        requests,
+        tally,
+    )
+
+
+class _Verdicts:
+    """:func:`verdict` with a short memory: a body identical to one already checked for the same arm (the
+    canned upstream's bytes, a passthrough's or the relay's) gets the same verdict without a second parse.
+    A translated stream's bodies differ (ids), so the memory is bounded."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self.seen: dict[tuple[str, int, bool, bytes], str | None] = {}
+
+    def __call__(self, arm: Arm, res: Sample | BaseException) -> str | None:
+        if not isinstance(res, Sample):
+            return verdict(arm.request, res)
+        key = (arm.name, res.status, res.chunked, res.body)
+        try:
+            return self.seen[key]
+        except KeyError:
+            pass
+        why = verdict(arm.request, res)
+        if len(self.seen) >= self.size:
+            self.seen.clear()
+        self.seen[key] = why
+        return why
 
 
 @dataclass(slots=True)
 class LoopResult:
-    completed: int
-    errors: int
+    completed: int  # right answers in the measured window
+    errors: int  # no answer, a wrong status or a wrong body, in the measured window
     seconds: float
     client_cpu_s: float  # user + system
     client_user_s: float
     latencies: list[float]
+    tally: Tally = field(default_factory=Tally)  # every response checked, warm-up included
 
 
 async def closed_loop(
@@ -356,31 +470,37 @@ async def closed_loop(
     warmup: float,
     duration: float,
     window: Callable[[str], Awaitable[None] | None] | None = None,
+    tally: Tally | None = None,
 ) -> LoopResult:
     """``concurrency`` clients, each sending the arm's request back to back, for ``warmup + duration``
     seconds; counts what completes in the measured window. ``window("start")``/``window("end")`` are
-    called at its edges (to sample other processes' CPU)."""
+    called at its edges (to sample other processes' CPU).
+
+    Every response is checked, but after the loop: in the window the client only files each body under
+    (status, chunked, body, in the window), so identical answers (the direct arms' canned bytes) are
+    kept and checked once, and checking costs the window nothing but a hash of the body."""
+    tally = Tally() if tally is None else tally
     clients = arm.ensure_clients(concurrency)
     state = {"measuring": False, "stop": False}
     latencies: list[float] = []
     counts = [0, 0]  # completed, errors (in the window)
+    bodies: dict[tuple[int, bool, bytes, bool], int] = {}
 
     async def worker(client: Client) -> None:
         while not state["stop"]:
             try:
                 s = await client.call(arm.request)
-            except (ConnectionError, OSError):
+            except (ConnectionError, OSError) as exc:
                 client.close()
+                tally.record(arm.name, verdict(arm.request, exc))
                 if state["measuring"]:
                     counts[1] += 1
                 await asyncio.sleep(0.001)
                 continue
-            if state["measuring"]:
-                if s.status == 200:
-                    counts[0] += 1
-                    latencies.append(s.total)
-                else:
-                    counts[1] += 1
+            key = (s.status, s.chunked, s.body, state["measuring"])
+            bodies[key] = bodies.get(key, 0) + 1
+            if state["measuring"] and s.status == 200:
+                latencies.append(s.total)
 
     tasks = [asyncio.ensure_future(worker(c)) for c in clients]
     try:
@@ -403,7 +523,13 @@ async def closed_loop(
     finally:
         for t in tasks:
             t.cancel()
-    return LoopResult(counts[0], counts[1], seconds, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], latencies)
+    for (status, chunked, body, measured), n in bodies.items():
+        why = verdict(arm.request, Sample(status, math.nan, math.nan, 0, body, chunked))
+        if tally.record(arm.name, why, n) and measured:
+            counts[0] += n
+        elif measured:
+            counts[1] += n
+    return LoopResult(counts[0], counts[1], seconds, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], latencies, tally)
 
 
 def loop_factory(enabled: bool = True) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -448,7 +574,9 @@ def main(argv: list[str] | None = None) -> int:
         body["stream"] = True
     headers = [("anthropic-version", "2023-06-01")] if args.dialect == "anthropic" else []
     pattern = FIRST_TOKEN[args.dialect, "text"] if args.stream else None
-    arm = Arm("probe", host, port, Request.post(host, port, u.path, orjson.dumps(body), headers, pattern))
+    check = validate.expect(args.dialect, "short", args.stream).check
+    raw = orjson.dumps(body)
+    arm = Arm("probe", host, port, Request.post(host, port, u.path, raw, headers, pattern, check))
 
     async def go() -> LoopResult:
         return await closed_loop(arm, concurrency=args.concurrency, warmup=0.5, duration=args.seconds)
@@ -456,13 +584,18 @@ def main(argv: list[str] | None = None) -> int:
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         res = runner.run(go())
     rps = res.completed / res.seconds
+    if res.tally.failures:
+        print(
+            f"{res.tally.failures} of {res.tally.checked} responses failed the check; the first: "
+            f"{res.tally.first['probe']}"
+        )
     print(
         f"{res.completed} ok, {res.errors} errors in {res.seconds:.2f}s: {rps:.0f} req/s, "
         f"p50 {percentile(res.latencies, 0.5) * 1000:.3f} ms, "
         f"client CPU {res.client_cpu_s / max(1, res.completed) * 1e6:.1f} us/req"
         f" ({res.client_user_s / max(1, res.completed) * 1e6:.1f} user)"
     )
-    return 0
+    return 1 if res.tally.failures else 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Starts the bench upstream and the proxy (under ``cProfile``, or sampled by ``py-
 and ``--py-spy`` is given), drives one path with the bench's load generator for a few seconds, stops the
 proxy gracefully so the profile is written, and prints the functions that cost most. cProfile's own
 overhead inflates small, frequently called functions (roughly doubling them); py-spy samples without
-slowing the process, but sees only Python frames.
+slowing the process, but sees only Python frames. The proxy runs at its default log level (info, its
+access log to a file), as in ``run.py``, and every response is checked (``validate.py``).
 
     python bench/profile_proxy.py                      # A2O, streamed, 32 clients, 4 s, cProfile
     python bench/profile_proxy.py --path o2a --unary   # O2A, non-streamed
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import payloads
+import validate
 from loadgen import FIRST_TOKEN, Arm, Request, closed_loop, loop_factory
 from run import HOST, PATHS, Children, free_port, proxy_argv
 
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         argv_proxy = proxy_argv(proxy_port, upstream_port)
         if not args.py_spy:
             argv_proxy[1:1] = ["-m", "cProfile", "-o", str(out / "proxy.prof")]
-        proxy = children.start(argv_proxy, "listening")
+        proxy = children.start(argv_proxy, "listening", log=out / "proxy.log")
         sampler = None
         if args.py_spy:
             spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -81,11 +83,15 @@ def main(argv: list[str] | None = None) -> int:
             body = payloads.openai_body(model, marker, stream=stream)
             target, headers = "/v1/chat/completions", []
         pattern = FIRST_TOKEN[dialect, "text"] if stream else None
-        req = Request.post(HOST, proxy_port, target, body, headers, pattern)
+        check = validate.expect(dialect, "short", stream).check
+        req = Request.post(HOST, proxy_port, target, body, headers, pattern, check)
         arm = Arm(args.path, HOST, proxy_port, req)
 
         async def load() -> int:
             res = await closed_loop(arm, concurrency=args.concurrency, warmup=0.5, duration=args.seconds)
+            if res.tally.failures:
+                first = res.tally.first[arm.name]
+                print(f"{res.tally.failures} of {res.tally.checked} responses FAILED their check: {first}")
             return res.completed
 
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

@@ -234,6 +234,131 @@ def routing_table(r: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def _label(name: str) -> str:
+    path, _, proxy = name.partition("@")
+    return LABELS.get(path, path) + (f" (proxy at {proxy})" if proxy else "")
+
+
+def validation_lines(r: dict[str, Any]) -> list[str]:
+    """Issue 19: how many responses were checked, how many failed, and each failing arm's first failure."""
+    v = r.get("validation")
+    if v is None:
+        return ["Responses: not checked (a run from before issue 19).", ""]
+    if not v["failures"]:
+        return [
+            f"Responses: all {v['checked']} checked (status, whole body for its dialect, the upstream's text, "
+            "the terminal event): pass.",
+            "",
+        ]
+    out = [
+        f"**Responses: {v['failures']} of {v['checked']} FAILED their check: these figures are not to be "
+        "quoted.**",
+        "",
+        "| arm | failed | the first failure |",
+        "|---|---|---|",
+    ]
+    for arm, n in sorted(v["failed_by_arm"].items()):
+        first = v["first_failure_by_arm"].get(arm, "").replace("|", "\\|")
+        out.append(f"| {arm} | {n} | {first} |")
+    return [*out, ""]
+
+
+def _proxy_line(r: dict[str, Any]) -> str:
+    proxy = r.get("proxy")
+    if proxy is None:
+        return "Proxy log level: warning (runs before issue 19)."
+    logs = proxy.get("logs", {}).get("proxy", {})
+    line = (
+        f"Proxy log level: {proxy['log_level']}; it wrote {logs.get('access_lines', 0)} access-log lines "
+        f"({logs.get('bytes', 0) // 1024} KB, to a file)"
+    )
+    problem = logs.get("first_problem")
+    line += f"; its first warning or error: `{problem}`." if problem else ", no warning or error."
+    if proxy.get("log_level_compared"):
+        line += (
+            f" A second proxy at {proxy['log_level_compared']} ran beside it, its arms in the same rounds."
+        )
+    return line
+
+
+def log_level_table(r: dict[str, Any]) -> list[str]:
+    """``--log-level both``: TTFT overhead p50 / p99 of the proxy at its default level and at warning, and
+    proxy CPU per request, side by side."""
+    if not any("paths_warning" in ph for ph in r["ttft"]):
+        return []
+    out = [
+        "### Log level: the default (info, access log) vs warning, same rounds",
+        "",
+        "TTFT overhead p50 / p99 (ms), default | warning:",
+        "",
+        "| path | 1 stream, 0 ms | 1 stream, 50 ms | 32 streams, 0 ms | 32 streams, 50 ms "
+        "| proxy CPU ms/req non-streamed | proxy CPU ms/req streamed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    t = r["throughput"]
+    for p in PROXY_PATHS:
+        cells = []
+        for d, c in ((0, 1), (50, 1), (0, 32), (50, 32)):
+            ph: dict[str, Any] = next(
+                (x for x in r["ttft"] if x["upstream_ttft_ms"] == d and x["concurrency"] == c), {}
+            )
+            both = []
+            for key in ("paths", "paths_warning"):
+                o = ph.get(key, {}).get(p, {}).get("overhead_ms", {})
+                both.append(f"{_f(o.get('p50'))} / {_f(o.get('p99'))}")
+            cells.append(" \\| ".join(both))
+        for kind in ("non_streamed", "streamed"):
+            a = t.get(kind, {}).get(p, {}).get("proxy_cpu_ms_per_request")
+            b = t.get(kind, {}).get(f"{p}@warning", {}).get("proxy_cpu_ms_per_request")
+            cells.append(f"{_f(a, 3)} \\| {_f(b, 3)}")
+        out.append(f"| {LABELS[p]} | {' | '.join(cells)} |")
+    return [*out, ""]
+
+
+def paced_table(r: dict[str, Any]) -> list[str]:
+    """Issue 19: the short answer with the upstream writing back to back, and with a gap between tokens."""
+    phases = r.get("paced")
+    if not phases:
+        return []
+    gap, tokens = phases[0]["gap_ms"], phases[0]["tokens"]
+    out = [
+        f"### Pacing: {tokens} text events back to back vs {gap} ms between tokens: overhead p50 / p99 (ms)",
+        "",
+        "First token, and the whole stream (its last token), each against the direct arm of the same pacing. "
+        f"The paced whole-stream overhead is what the proxy adds to a token after sitting idle {gap} ms.",
+        "",
+        "| path | "
+        + " | ".join(
+            f"{ph['concurrency']} stream{'s' if ph['concurrency'] > 1 else ''}: {what}"
+            for ph in phases
+            for what in ("first token, back to back", f"first token, {gap} ms gaps", "whole, back to back",
+                         f"whole, {gap} ms gaps")
+        )
+        + " |",
+        "|---|" + "---|" * (4 * len(phases)),
+    ]  # fmt: skip
+    proxies = ["default", *(["warning"] if r.get("proxy", {}).get("log_level_compared") else [])]
+    for proxy in proxies:
+        for p in ALL_PATHS:
+            if proxy != "default" and p not in PROXY_PATHS:
+                continue
+            cells = []
+            for ph in phases:
+                for metric in ("first_token", "total"):
+                    for pacing in ("back_to_back", "paced"):
+                        o = ph[pacing][metric].get(proxy, {}).get(p, {}).get("overhead_ms", {})
+                        cells.append(f"{_f(o.get('p50'))} / {_f(o.get('p99'))}")
+            # columns: first b2b, first paced, whole b2b, whole paced
+            name = LABELS[p] + ("" if proxy == "default" else f" (proxy at {proxy})")
+            out.append(f"| {name} | {' | '.join(cells)} |")
+    direct = []
+    for ph in phases:
+        d = ph["paced"]["total"]["default"].get("a2o", {}).get("direct_ms", {}).get("p50")
+        direct.append(f"{ph['concurrency']} stream(s): {_f(d)} ms over {ph['rounds']} rounds")
+    out += ["", "Direct OpenAI whole paced stream p50: " + "; ".join(direct) + ".", ""]
+    return out
+
+
 def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [
@@ -244,6 +369,9 @@ def markdown(r: dict[str, Any]) -> str:
         "Overhead = percentile through the path minus the same percentile of the direct arm "
         "(interleaved rounds); ms.",
         "",
+        _proxy_line(r),
+        "",
+        *validation_lines(r),
         "### Targets (issue 4)",
         "",
         *targets_table(r),
@@ -275,6 +403,8 @@ def markdown(r: dict[str, Any]) -> str:
         for ph in r["ttft"]
     ]
     lines += ["", "Samples: " + "; ".join(ns) + ".", ""]
+    lines += log_level_table(r)
+    lines += paced_table(r)
 
     s = r["streams"]
     lines += [
@@ -338,7 +468,7 @@ def markdown(r: dict[str, Any]) -> str:
             return "(upstream)"
 
         lines.append(
-            f"| {LABELS.get(name, name)} | {_f(ns_row['requests_per_s'], 0)} | {server_cpu(ns_row)} | "
+            f"| {_label(name)} | {_f(ns_row['requests_per_s'], 0)} | {server_cpu(ns_row)} | "
             f"{_f(st_row['requests_per_s'], 0)} | {server_cpu(st_row)} | "
             f"{_f(ns_row['client_cpu_ms_per_request'], 3)} / {_f(st_row['client_cpu_ms_per_request'], 3)} | "
             f"{_f(ns_row['upstream_cpu_ms_per_request'], 3)} / {_f(st_row['upstream_cpu_ms_per_request'], 3)} | "

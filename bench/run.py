@@ -1,8 +1,15 @@
 """rawproxy's benchmark suite: what the proxy adds, measured against the direct upstream and a bare relay.
 
 Three processes are started on free ports of 127.0.0.1: the bench upstream (``canned_upstream.py``, canned bytes
-for both dialects), the proxy (``python -m rawproxy``, log level warning, both upstreams pointing at the
-bench upstream) and the relay floor (``relay_floor.py``). This script is the client (``loadgen.py``).
+for both dialects), the proxy (``python -m rawproxy`` at its default log level, info, so with its access log,
+written to a file; both upstreams pointing at the bench upstream) and the relay floor (``relay_floor.py``).
+This script is the client (``loadgen.py``). ``--log-level warning`` runs the proxy at warning instead (the
+figures before issue 19); ``--log-level both`` adds a second proxy at warning, its arms in the same rounds,
+and reports the two side by side.
+
+Every response is checked (``validate.py``): status 200, the whole body right for its dialect, with the
+text the upstream sent and the terminal event. A response that fails counts as an error; the run reports
+the count and the first failure of each arm, and exits with status 1 when there was any.
 
 Paths: A2O (Anthropic client, OpenAI upstream), O2A (OpenAI client, Anthropic upstream), both
 passthroughs, and the relay floor. Each is compared with the direct arm of its upstream's dialect, the
@@ -10,7 +17,8 @@ arms interleaved in rounds in a fresh random order so machine noise hits all of 
 percentile is that percentile of the arm minus the same percentile of its direct arm.
 
     python bench/run.py            # the full suite (a few minutes)
-    python bench/run.py --quick    # reduced counts, under two minutes
+    python bench/run.py --quick    # reduced counts, about two minutes
+    python bench/run.py --tiny --results /tmp/b   # a handful of rounds a phase: the harness works
 
 Results: bench/results/bench-<time>.json and latest.json, latest.md (the table, also printed) and
 latest.png (the TTFT-overhead chart; needs matplotlib, skipped with a note without it).
@@ -43,8 +51,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import canned_upstream
 import payloads
-from loadgen import FIRST_TOKEN, Arm, Request, RoundsResult, closed_loop, loop_factory, percentile, run_rounds
+import validate
+from loadgen import (
+    FIRST_TOKEN,
+    Arm,
+    Request,
+    RoundsResult,
+    Tally,
+    closed_loop,
+    loop_factory,
+    percentile,
+    run_rounds,
+    verdict,
+)
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -65,6 +86,8 @@ PATHS: dict[str, tuple[str, str, str]] = {
 PROXY_PATHS = ("a2o", "o2a", "pass-anthropic", "pass-openai")
 STREAM_KINDS = ("stream200", "text100", "tool100")
 DIRECT = {"direct-openai": ("openai", "gpt-bench"), "direct-anthropic": ("anthropic", "claude-sonnet-4-6")}
+GAP_MS = 20  # the paced arm: ms between two tokens, as a model generating about 50 tokens/s
+PACED_KIND = "short"  # its answer: 5 text events, so 4 gaps
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +107,13 @@ class Counts:
     total_limit: float  # seconds, the whole run
 
     routes_rounds: int = 0  # rounds of flags-only vs a 20-route configuration file, 1 stream
+    paced_rounds_1: int = 0  # rounds at 1 stream of the short answer back to back and paced
+    paced_rounds_32: int = 0  # the same at 32 streams
 
 
-FULL = Counts(2000, 300, 100, 40, 400, 600, 1.0, 5.0, 10, 150.0, 1200.0, 1500)
-QUICK = Counts(400, 30, 10, 6, 80, 150, 0.3, 1.2, 3, 14.0, 115.0, 300)
+FULL = Counts(2000, 300, 100, 40, 400, 600, 1.0, 5.0, 10, 150.0, 1400.0, 1500, 100, 30)
+QUICK = Counts(400, 30, 10, 6, 80, 150, 0.3, 1.2, 3, 14.0, 130.0, 300, 10, 4)
+TINY = Counts(20, 3, 3, 2, 5, 10, 0.1, 0.3, 1, 4.0, 60.0, 10, 3, 2)  # proves the harness, not the figures
 ROUTES = 20
 
 
@@ -120,20 +146,24 @@ class Children:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def spawn(self, argv: Sequence[str]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            list(argv),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            cwd=BENCH,  # no .env there
-            env=child_env(),
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
+    def spawn(self, argv: Sequence[str], log: Path | None = None) -> subprocess.Popen[bytes]:
+        """Start ``argv``; its stderr (the proxy's log) to the file ``log``, else nowhere."""
+        with open(log, "ab") if log is not None else contextlib.nullcontext(subprocess.DEVNULL) as err:
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=subprocess.PIPE,
+                stderr=err,
+                cwd=BENCH,  # no .env there
+                env=child_env(),
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
         self.procs.append(proc)
         return proc
 
-    def start(self, argv: Sequence[str], banner: str, timeout: float = 20.0) -> subprocess.Popen[bytes]:
-        proc = self.spawn(argv)
+    def start(
+        self, argv: Sequence[str], banner: str, timeout: float = 20.0, log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        proc = self.spawn(argv, log)
         assert proc.stdout is not None
         deadline = time.monotonic() + timeout
         line = b""
@@ -181,7 +211,8 @@ def memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
-def proxy_argv(port: int, upstream_port: int) -> list[str]:
+def proxy_argv(port: int, upstream_port: int, log_level: str | None = None) -> list[str]:
+    """The proxy as users run it; ``log_level`` None leaves its default (info: the access log on)."""
     return [
         sys.executable,
         "-m",
@@ -196,8 +227,7 @@ def proxy_argv(port: int, upstream_port: int) -> list[str]:
         f"http://{HOST}:{upstream_port}",
         "--anthropic-key",
         "bench",
-        "--log-level",
-        "warning",
+        *(("--log-level", log_level) if log_level else ()),
     ]
 
 
@@ -249,9 +279,14 @@ def decide_cost_us(config_path: Path, calls: int = 20000) -> dict[str, float]:
     return out
 
 
-def routes_argv(port: int, config: Path) -> list[str]:
+def routes_argv(port: int, config: Path, log_level: str | None = None) -> list[str]:
     # python -m rawproxy --port N, then the file in place of the upstream flags
-    return [*proxy_argv(port, 0)[:5], "--config", str(config), "--log-level", "warning"]
+    return [
+        *proxy_argv(port, 0)[:5],
+        "--config",
+        str(config),
+        *(("--log-level", log_level) if log_level else ()),
+    ]
 
 
 def relay_argv(port: int, upstream_port: int, max_seconds: float) -> list[str]:
@@ -279,6 +314,7 @@ class Ports:
     flags: int = 0  # twins started with flags, for the same comparison: the three serve that phase only
     flags2: int = 0
     routes_file: Path = Path()
+    warning: int = 0  # --log-level both: the proxy at warning, for its arms ``path@warning``
 
 
 def _target(name: str, ports: Ports) -> int:
@@ -292,11 +328,14 @@ def _target(name: str, ports: Ports) -> int:
         return ports.flags
     if name.endswith("@flags2"):
         return ports.flags2
+    if name.endswith("@warning"):
+        return ports.warning
     return ports.proxy
 
 
 def _spec(name: str) -> tuple[str, str]:
-    """(client dialect, model) of an arm; ``path@routes``, ``@flags`` and ``@flags2`` are ``path``'s."""
+    """(client dialect, model) of an arm; ``path@routes``, ``@flags``, ``@flags2`` and ``@warning`` are
+    ``path``'s."""
     name = name.partition("@")[0]
     if name in DIRECT:
         return DIRECT[name]
@@ -305,23 +344,36 @@ def _spec(name: str) -> tuple[str, str]:
 
 
 def make_arm(
-    name: str, ports: Ports, *, kind: str = "short", delay_ms: int = 0, stream: bool = True, big: bool = False
+    name: str,
+    ports: Ports,
+    *,
+    kind: str = "short",
+    delay_ms: int = 0,
+    gap_ms: int = 0,
+    stream: bool = True,
+    big: bool = False,
 ) -> Arm:
+    """An arm's request, with the check of its response: what ``canned_upstream.answer`` says the
+    upstream sends for the marker's kind, as the client's dialect carries it."""
     dialect, model = _spec(name)
-    marker = f"bench:{kind}:{delay_ms}"
+    marker = f"bench:{kind}:{delay_ms}" + (f":{gap_ms}" if gap_ms else "")
     port = _target(name, ports)
     pattern = FIRST_TOKEN[dialect, "tool" if kind == "tool100" else "text"] if stream else None
+    check = validate.expect(dialect, kind, stream).check
     if dialect == "anthropic":
         body = payloads.anthropic_body(model, marker, stream=stream, big=big)
-        req = Request.post(HOST, port, "/v1/messages", body, payloads.ANTHROPIC_HEADERS, pattern)
+        req = Request.post(HOST, port, "/v1/messages", body, payloads.ANTHROPIC_HEADERS, pattern, check)
     else:
         body = payloads.openai_body(model, marker, stream=stream, big=big)
-        req = Request.post(HOST, port, "/v1/chat/completions", body, (), pattern)
+        req = Request.post(HOST, port, "/v1/chat/completions", body, (), pattern, check)
     return Arm(name, HOST, port, req)
 
 
-def all_arms() -> list[str]:
-    return [*DIRECT, *PATHS]
+def all_arms(ports: Ports | None = None) -> list[str]:
+    """The direct, proxied and relayed arms; with a proxy at warning beside (``--log-level both``), its
+    arms too."""
+    extra = [f"{p}@warning" for p in PROXY_PATHS] if ports is not None and ports.warning else []
+    return [*DIRECT, *PATHS, *extra]
 
 
 # ------------------------------------------------------------------------------------- summaries
@@ -346,18 +398,20 @@ def overhead_curve(arm: Sequence[float], direct: Sequence[float]) -> list[float]
 
 
 def summarise_rounds(
-    res: RoundsResult, metric: Callable[[Any], float], suffix: str = ""
+    res: RoundsResult, metric: Callable[[Any], float], suffix: str = "", proxy: str = ""
 ) -> dict[str, dict[str, Any]]:
-    """Per path: n, the direct and proxied percentiles and the overhead, for one metric of the samples."""
+    """Per path: n, the direct and proxied percentiles and the overhead, for one metric of the samples
+    (``proxy``: the arms ``path@<proxy>`` instead of ``path``)."""
     values = {name: ms([metric(s) for s in samples]) for name, samples in res.samples.items()}
     out: dict[str, dict[str, Any]] = {}
     for path, (_, _, direct) in PATHS.items():
-        arm, base = values.get(path + suffix), values.get(direct + suffix)
+        name = path + (f"@{proxy}" if proxy else "") + suffix
+        arm, base = values.get(name), values.get(direct + suffix)
         if arm is None or base is None:
             continue
         out[path] = {
             "n": len(arm),
-            "errors": res.errors.get(path + suffix, 0),
+            "errors": res.errors.get(name, 0),
             "direct_ms": quantiles(base),
             "arm_ms": quantiles(arm),
             "overhead_ms": overhead(arm, base),
@@ -369,37 +423,46 @@ def summarise_rounds(
 # -------------------------------------------------------------------------------------- phases
 
 
-async def smoke(ports: Ports) -> None:
+async def smoke(ports: Ports, gap_ms: int) -> None:
     """One request of each kind on every arm, checked, before anything is measured."""
     problems = []
+    kinds = [("short", False, 0), ("short", True, 0), *((k, True, 0) for k in STREAM_KINDS)]
+    kinds.append((PACED_KIND, True, gap_ms))
     for name in [
-        *all_arms(),
+        *all_arms(ports),
         *(f"{p}{twin}" for p in PROXY_PATHS for twin in ("@routes", "@flags", "@flags2")),
     ]:
-        for kind, stream in (("short", False), ("short", True), *((k, True) for k in STREAM_KINDS)):
-            arm = make_arm(name, ports, kind=kind, stream=stream)
+        for kind, stream, gap in kinds:
+            arm = make_arm(name, ports, kind=kind, stream=stream, gap_ms=gap)
+            label = f"{name} {kind} stream={stream}" + (f" gap={gap}ms" if gap else "")
             try:
                 s = await asyncio.wait_for(arm.ensure_clients(1)[0].call(arm.request), 10)
             except (OSError, TimeoutError) as exc:
-                problems.append(f"{name} {kind} stream={stream}: {exc!r}")
+                problems.append(f"{label}: {exc!r}")
                 continue
             finally:
                 arm.close()
-            if s.status != 200 or (stream and math.isnan(s.ttft)):
-                problems.append(f"{name} {kind} stream={stream}: status {s.status}, first token {s.ttft}")
+            why = verdict(arm.request, s)
+            if why is None and stream and math.isnan(s.ttft):
+                why = "no first token seen"
+            if why is not None:
+                problems.append(f"{label}: {why}")
     if problems:
         raise SystemExit("bench: the smoke test failed:\n  " + "\n  ".join(problems))
 
 
 async def ttft_phase(
-    ports: Ports, delay_ms: int, concurrency: int, rounds: int, limit: float
+    ports: Ports, delay_ms: int, concurrency: int, rounds: int, limit: float, tally: Tally
 ) -> dict[str, Any]:
-    arms = [make_arm(n, ports, delay_ms=delay_ms) for n in all_arms()]
+    arms = [make_arm(n, ports, delay_ms=delay_ms) for n in all_arms(ports)]
     try:
-        res = await run_rounds(arms, concurrency=concurrency, rounds=rounds, time_limit=limit)
+        res = await run_rounds(arms, concurrency=concurrency, rounds=rounds, time_limit=limit, tally=tally)
     finally:
         for a in arms:
             a.close()
+    extra = (
+        {"paths_warning": summarise_rounds(res, lambda s: s.ttft, proxy="warning")} if ports.warning else {}
+    )
     return {
         "upstream_ttft_ms": delay_ms,
         "concurrency": concurrency,
@@ -408,10 +471,11 @@ async def ttft_phase(
         "client_cpu_us_per_request": round(res.client_cpu_s / max(1, res.requests) * 1e6, 1),
         "client_user_cpu_us_per_request": round(res.client_user_s / max(1, res.requests) * 1e6, 1),
         "paths": summarise_rounds(res, lambda s: s.ttft),
+        **extra,
     }
 
 
-async def routes_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any]:
+async def routes_phase(ports: Ports, rounds: int, limit: float, tally: Tally) -> dict[str, Any]:
     """TTFT at 1 stream through three proxies that serve only this phase, interleaved: two started with
     flags alone and one with the 20-route file. Two processes of the same code and settings differ by a
     few tens of microseconds (memory layout, hash seeds), so the flags twins' difference is the noise the
@@ -420,7 +484,7 @@ async def routes_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any
     names = [f"{p}{suffix}" for p in PROXY_PATHS for suffix in ("@flags", "@flags2", "@routes")]
     arms = [make_arm(n, ports) for n in names]
     try:
-        res = await run_rounds(arms, concurrency=1, rounds=rounds, time_limit=limit)
+        res = await run_rounds(arms, concurrency=1, rounds=rounds, time_limit=limit, tally=tally)
     finally:
         for a in arms:
             a.close()
@@ -457,7 +521,7 @@ def paired_median(arm: Sequence[float], base: Sequence[float], resamples: int = 
     }
 
 
-async def stream_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any]:
+async def stream_phase(ports: Ports, rounds: int, limit: float, tally: Tally) -> dict[str, Any]:
     arms = []
     for kind in STREAM_KINDS:
         for n in all_arms():
@@ -465,7 +529,7 @@ async def stream_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any
             arm.name = f"{n}/{kind}"
             arms.append(arm)
     try:
-        res = await run_rounds(arms, concurrency=1, rounds=rounds, time_limit=limit)
+        res = await run_rounds(arms, concurrency=1, rounds=rounds, time_limit=limit, tally=tally)
     finally:
         for a in arms:
             a.close()
@@ -478,7 +542,43 @@ async def stream_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any
     return out
 
 
-async def big_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any]:
+async def paced_phase(
+    ports: Ports, gap_ms: int, concurrency: int, rounds: int, limit: float, tally: Tally
+) -> dict[str, Any]:
+    """The short answer (5 text events) with the upstream writing its events back to back, and with
+    ``gap_ms`` between two tokens (the first token at once), all arms of both in the same rounds. First
+    token and whole stream (the last token's arrival), each against the direct arm of the same pacing:
+    the whole-stream overhead of the paced arm is what the proxy adds to a token that comes after it sat
+    idle for ``gap_ms``."""
+    arms = []
+    for pacing, gap in (("back_to_back", 0), ("paced", gap_ms)):
+        for n in all_arms(ports):
+            arm = make_arm(n, ports, kind=PACED_KIND, gap_ms=gap)
+            arm.name = f"{n}/{pacing}"
+            arms.append(arm)
+    try:
+        res = await run_rounds(arms, concurrency=concurrency, rounds=rounds, time_limit=limit, tally=tally)
+    finally:
+        for a in arms:
+            a.close()
+    out: dict[str, Any] = {
+        "gap_ms": gap_ms,
+        "tokens": len(canned_upstream.text_tokens(PACED_KIND)),
+        "concurrency": concurrency,
+        "rounds": res.rounds,
+        "seconds": round(res.seconds, 2),
+    }
+    proxies = ["", *(["warning"] if ports.warning else [])]
+    metrics: dict[str, Callable[[Any], float]] = {"first_token": lambda s: s.ttft, "total": lambda s: s.total}
+    for pacing in ("back_to_back", "paced"):
+        out[pacing] = {
+            metric: {proxy or "default": summarise_rounds(res, f, f"/{pacing}", proxy) for proxy in proxies}
+            for metric, f in metrics.items()
+        }
+    return out
+
+
+async def big_phase(ports: Ports, rounds: int, limit: float, tally: Tally) -> dict[str, Any]:
     arms = []
     for size, big in (("small", False), ("big", True)):
         for n in all_arms():
@@ -490,7 +590,7 @@ async def big_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any]:
         "openai_big_bytes": len(payloads.openai_body("m", "bench:short:0", stream=True, big=True)),
     }
     try:
-        res = await run_rounds(arms, concurrency=1, rounds=rounds, time_limit=limit)
+        res = await run_rounds(arms, concurrency=1, rounds=rounds, time_limit=limit, tally=tally)
     finally:
         for a in arms:
             a.close()
@@ -509,8 +609,12 @@ async def big_phase(ports: Ports, rounds: int, limit: float) -> dict[str, Any]:
     return {"rounds": res.rounds, "seconds": round(res.seconds, 2), **sizes, "paths": paths}
 
 
-async def throughput_phase(ports: Ports, pids: dict[str, int], counts: Counts) -> dict[str, Any]:
+async def throughput_phase(
+    ports: Ports, pids: dict[str, int], counts: Counts, tally: Tally
+) -> dict[str, Any]:
     names = ["direct-openai", "direct-anthropic", *PROXY_PATHS, "relay-openai"]
+    if ports.warning:
+        names += [f"{p}@warning" for p in PROXY_PATHS]
     out: dict[str, Any] = {}
     for stream in (False, True):
         rows: dict[str, Any] = {}
@@ -519,11 +623,17 @@ async def throughput_phase(ports: Ports, pids: dict[str, int], counts: Counts) -
             server = (
                 "upstream" if name.startswith("direct") else "relay" if name.startswith("relay") else "proxy"
             )
+            pid_of = {**pids, "proxy": pids["proxy_warning" if name.endswith("@warning") else "proxy"]}
             cpu: dict[str, tuple[float, float]] = {}
 
-            def window(edge: str, server: str = server, cpu: dict[str, tuple[float, float]] = cpu) -> None:
+            def window(
+                edge: str,
+                server: str = server,
+                cpu: dict[str, tuple[float, float]] = cpu,
+                pid_of: dict[str, int] = pid_of,
+            ) -> None:
                 for who in {server, "upstream"}:
-                    cpu[f"{who}_{edge}"] = cpu_seconds(pids[who])
+                    cpu[f"{who}_{edge}"] = cpu_seconds(pid_of[who])
 
             try:
                 res = await closed_loop(
@@ -532,6 +642,7 @@ async def throughput_phase(ports: Ports, pids: dict[str, int], counts: Counts) -
                     warmup=counts.throughput_warmup,
                     duration=counts.throughput_seconds,
                     window=window,
+                    tally=tally,
                 )
             finally:
                 arm.close()
@@ -563,15 +674,16 @@ async def throughput_phase(ports: Ports, pids: dict[str, int], counts: Counts) -
     return {"concurrency": 64, "seconds": counts.throughput_seconds, **out}
 
 
-def _http_roundtrip(port: int, raw: bytes, timeout: float) -> int:
-    """Send one request on a fresh blocking socket and read the whole (Content-Length) answer."""
+def _http_roundtrip(port: int, raw: bytes, timeout: float) -> tuple[int, bytes]:
+    """Send one request on a fresh blocking socket and read the whole (Content-Length) answer: (status,
+    body)."""
     with socket.create_connection((HOST, port), timeout=timeout) as s:
         s.sendall(raw)
         buf = b""
         while b"\r\n\r\n" not in buf:
             chunk = s.recv(65536)
             if not chunk:
-                return 0
+                return 0, b""
             buf += chunk
         head, _, body = buf.partition(b"\r\n\r\n")
         m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
@@ -581,13 +693,18 @@ def _http_roundtrip(port: int, raw: bytes, timeout: float) -> int:
             if not chunk:
                 break
             body += chunk
-        return int(head[9:12])
+        return int(head[9:12]), body
 
 
 def cold_start(
-    children: Children, argv_for: Callable[[int], list[str]], request_for: Callable[[int], bytes], runs: int
+    children: Children,
+    argv_for: Callable[[int], list[str]],
+    request_for: Callable[[int], bytes],
+    runs: int,
+    check: Callable[[int, bytes, bool], str | None],
 ) -> dict[str, Any]:
-    """Process start to the port accepting, and to the first answered request, ``runs`` times."""
+    """Process start to the port accepting, and to the first answered request (checked), ``runs``
+    times."""
     ready, answered = [], []
     for _ in range(runs):
         port = free_port()
@@ -605,10 +722,11 @@ def cold_start(
                     time.sleep(0.001)
             if math.isnan(t_ready):
                 raise SystemExit(f"bench: cold start: {argv_for(port)[:3]} never listened")
-            status = _http_roundtrip(port, request_for(port), 10)
+            status, body = _http_roundtrip(port, request_for(port), 10)
             t_answer = time.perf_counter()
-            if status != 200:
-                raise SystemExit(f"bench: cold start: first request answered {status}")
+            why = check(status, body, False)
+            if why is not None:
+                raise SystemExit(f"bench: cold start: the first answer failed its check: {why}")
             ready.append(t_ready - t0)
             answered.append(t_answer - t0)
         finally:
@@ -675,11 +793,11 @@ def machine() -> dict[str, Any]:
 
 
 async def measure(
-    ports: Ports, pids: dict[str, int], counts: Counts, log: Callable[[str], None]
+    ports: Ports, pids: dict[str, int], counts: Counts, gap_ms: int, tally: Tally, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    await smoke(ports)
+    await smoke(ports, gap_ms)
     # warm every arm, then the idle memory
-    await ttft_phase(ports, 0, 4, 20, 10)
+    await ttft_phase(ports, 0, 4, 20, 10, tally)
     await asyncio.sleep(0.5)
     memory_idle = {who: memory_mb(pids[who]) for who in ("proxy", "relay")}
 
@@ -691,19 +809,26 @@ async def measure(
         (50, 32, counts.ttft_rounds_32_delay),
     ):
         log(f"TTFT: upstream first token at {delay} ms, {conc} concurrent, {rounds} rounds")
-        ttft.append(await ttft_phase(ports, delay, conc, rounds, counts.phase_limit))
+        ttft.append(await ttft_phase(ports, delay, conc, rounds, counts.phase_limit, tally))
+    paced = []
+    for conc, rounds in ((1, counts.paced_rounds_1), (32, counts.paced_rounds_32)):
+        log(
+            f"pacing: {PACED_KIND} answer back to back and {gap_ms} ms a token, {conc} concurrent, {rounds} rounds"
+        )
+        paced.append(await paced_phase(ports, gap_ms, conc, rounds, counts.phase_limit, tally))
     log(f"streams: 200 text events and a 100-fragment tool call, {counts.stream_rounds} rounds")
-    streams = await stream_phase(ports, counts.stream_rounds, counts.phase_limit)
+    streams = await stream_phase(ports, counts.stream_rounds, counts.phase_limit, tally)
     log(f"request size: small vs Claude-Code-sized, {counts.big_rounds} rounds")
-    big = await big_phase(ports, counts.big_rounds, counts.phase_limit)
+    big = await big_phase(ports, counts.big_rounds, counts.phase_limit, tally)
     log(f"routing: flags alone vs {ROUTES} routes in a file, {counts.routes_rounds} rounds")
-    routes = await routes_phase(ports, counts.routes_rounds, counts.phase_limit)
+    routes = await routes_phase(ports, counts.routes_rounds, counts.phase_limit, tally)
     routes["decide_us"] = decide_cost_us(ports.routes_file)
     log(f"throughput: 64 clients, {counts.throughput_seconds} s an arm")
-    throughput = await throughput_phase(ports, pids, counts)
+    throughput = await throughput_phase(ports, pids, counts, tally)
     memory_peak = {who: memory_mb(pids[who]) for who in ("proxy", "relay")}
     return {
         "ttft": ttft,
+        "paced": paced,
         "streams": streams,
         "request_size": big,
         "routing": routes,
@@ -714,18 +839,45 @@ async def measure(
     }
 
 
-def run(counts: Counts, quick: bool) -> dict[str, Any]:
+_LOG_LINE = re.compile(rb"^\S+ \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) (\S+): ", re.MULTILINE)
+
+
+def log_summary(path: Path) -> dict[str, Any]:
+    """What a proxy wrote to its log (stderr) in the run: lines by level, access lines, the first line
+    at warning or above."""
+    data = path.read_bytes() if path.exists() else b""
+    levels: dict[str, int] = {}
+    access = 0
+    first_problem = None
+    for m in _LOG_LINE.finditer(data):
+        level = m[1].decode()
+        levels[level] = levels.get(level, 0) + 1
+        access += m[2] == b"rawproxy.access"
+        if first_problem is None and level in ("WARNING", "ERROR", "CRITICAL"):
+            first_problem = data[m.start() : data.find(b"\n", m.start())].decode(errors="replace")[:300]
+    return {"bytes": len(data), "levels": levels, "access_lines": access, "first_problem": first_problem}
+
+
+def run(counts: Counts, mode: str, log_level: str, gap_ms: int) -> dict[str, Any]:
+    """``log_level``: "default" (the proxy's own, info), "warning", or "both" (a second proxy at warning,
+    its arms ``path@warning`` beside)."""
     children = Children()
+    tally = Tally()
     t_start = time.perf_counter()
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
+    level = "warning" if log_level == "warning" else None  # None: no flag, the proxy's default
     try:
         scratch = Path(tempfile.mkdtemp(prefix="rawproxy-bench-"))
         atexit.register(shutil.rmtree, scratch, True)
         ports = Ports(*(free_port() for _ in range(6)))
-        ports = dataclasses.replace(ports, routes_file=routes_file(ports.upstream, scratch))
+        ports = dataclasses.replace(
+            ports,
+            routes_file=routes_file(ports.upstream, scratch),
+            warning=free_port() if log_level == "both" else 0,
+        )
         life = str(counts.total_limit + 60)
         upstream = children.start(
             [
@@ -739,22 +891,36 @@ def run(counts: Counts, quick: bool) -> dict[str, Any]:
             "listening",
         )
         relay = children.start(relay_argv(ports.relay, ports.upstream, counts.total_limit + 60), "listening")
-        proxy = children.start(proxy_argv(ports.proxy, ports.upstream), "listening")
-        children.start(routes_argv(ports.routes, ports.routes_file), "listening")
-        children.start(proxy_argv(ports.flags, ports.upstream), "listening")
-        children.start(proxy_argv(ports.flags2, ports.upstream), "listening")
-        time.sleep(0.3)
+        proxy_log = scratch / "proxy.log"
+        proxy = children.start(proxy_argv(ports.proxy, ports.upstream, level), "listening", log=proxy_log)
+        children.start(
+            routes_argv(ports.routes, ports.routes_file, level), "listening", log=scratch / "routes.log"
+        )
+        children.start(proxy_argv(ports.flags, ports.upstream, level), "listening", log=scratch / "flags.log")
+        children.start(
+            proxy_argv(ports.flags2, ports.upstream, level), "listening", log=scratch / "flags2.log"
+        )
         pids = {"upstream": upstream.pid, "proxy": proxy.pid, "relay": relay.pid}
+        if ports.warning:
+            warning = children.start(
+                proxy_argv(ports.warning, ports.upstream, "warning"), "listening", log=scratch / "warning.log"
+            )
+            pids["proxy_warning"] = warning.pid
+        time.sleep(0.3)
         memory_start = {who: memory_mb(pids[who])["VmRSS"] for who in ("proxy", "relay")}
-        log(f"upstream :{ports.upstream}, proxy :{ports.proxy}, relay :{ports.relay}")
+        log(
+            f"upstream :{ports.upstream}, proxy :{ports.proxy} (log level {level or 'default'}), relay :{ports.relay}"
+            + (f", proxy at warning :{ports.warning}" if ports.warning else "")
+        )
 
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
-            data = runner.run(measure(ports, pids, counts, log))
+            data = runner.run(measure(ports, pids, counts, gap_ms, tally, log))
         for who, mem in memory_start.items():
             data["memory_mb"][who]["start"] = mem
 
         log("cold start and import time")
         a2o = make_arm("a2o", ports, stream=False)
+        assert a2o.request.check is not None
 
         def a2o_request(port: int) -> bytes:
             return a2o.request.raw.replace(
@@ -763,21 +929,38 @@ def run(counts: Counts, quick: bool) -> dict[str, Any]:
 
         data["cold_start"] = {
             "proxy": cold_start(
-                children, lambda p: proxy_argv(p, ports.upstream), a2o_request, counts.cold_starts
+                children,
+                lambda p: proxy_argv(p, ports.upstream, level),
+                a2o_request,
+                counts.cold_starts,
+                a2o.request.check,
             ),
             "relay": cold_start(
-                children, lambda p: relay_argv(p, ports.upstream, 30), a2o_request, counts.cold_starts
+                children,
+                lambda p: relay_argv(p, ports.upstream, 30),
+                a2o_request,
+                counts.cold_starts,
+                a2o.request.check,
             ),
         }
         data["import_ms"] = {m: import_time(m) for m in ("rawproxy", "rawproxy.__main__")}
     finally:
         children.stop_all()
+    logs = {"proxy": log_summary(proxy_log)}
+    if ports.warning:
+        logs["proxy_warning"] = log_summary(scratch / "warning.log")
     return {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "mode": "quick" if quick else "full",
+        "mode": mode,
         "counts": asdict(counts),
         "machine": machine(),
         "seconds": round(time.perf_counter() - t_start, 1),
+        "proxy": {
+            "log_level": level or "default (info)",
+            "log_level_compared": "warning" if ports.warning else None,
+            "logs": logs,
+        },
+        "validation": tally.summary(),
         **data,
     }
 
@@ -804,26 +987,59 @@ def bounded(seconds: float) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="rawproxy's benchmark suite")
-    p.add_argument("--quick", action="store_true", help="reduced counts: under two minutes")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="reduced counts: about two minutes")
+    size.add_argument(
+        "--tiny", action="store_true", help="a handful of rounds a phase (under a minute): the harness works"
+    )
+    p.add_argument(
+        "--log-level",
+        choices=["default", "warning", "both"],
+        default="default",
+        help="the proxy's: its default (info, access log on), warning, or both side by side",
+    )
+    p.add_argument(
+        "--gap-ms", type=int, default=GAP_MS, help=f"the paced arm: ms between two tokens (default {GAP_MS})"
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="where the JSON, table and chart go (default bench/results)",
+    )
     p.add_argument("--no-chart", action="store_true")
     args = p.parse_args(argv)
-    counts = QUICK if args.quick else FULL
+    if args.gap_ms <= 0:
+        p.error("--gap-ms must be positive")
+    counts, mode = (QUICK, "quick") if args.quick else (TINY, "tiny") if args.tiny else (FULL, "full")
 
-    from report import markdown, write_chart
+    from report import markdown, validation_lines, write_chart
 
+    problems = validate.self_test()  # the check rejects what it must before it is trusted with a run
+    if problems:
+        raise SystemExit("bench: the response check's self-test failed:\n  " + "\n  ".join(problems))
     with bounded(counts.total_limit + 30):
-        result = run(counts, args.quick)
-    RESULTS.mkdir(exist_ok=True)
+        result = run(counts, mode, args.log_level, args.gap_ms)
+    out = args.results
+    out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     text = json.dumps(result, indent=1)
-    (RESULTS / f"bench-{stamp}.json").write_text(text)
-    (RESULTS / "latest.json").write_text(text)
+    (out / f"bench-{stamp}.json").write_text(text)
+    (out / "latest.json").write_text(text)
     table = markdown(result)
-    (RESULTS / "latest.md").write_text(table)
+    (out / "latest.md").write_text(table)
     print(table)
     if not args.no_chart:
-        print(write_chart(result, RESULTS / "latest.png"))
-    print(f"\nresults: {RESULTS / f'bench-{stamp}.json'} (and latest.json, latest.md)")
+        print(write_chart(result, out / "latest.png"))
+    print(f"\nresults: {out / f'bench-{stamp}.json'} (and latest.json, latest.md)")
+    failures = result["validation"]["failures"]
+    if failures:
+        print("\n".join(validation_lines(result)), file=sys.stderr)
+        print(
+            f"bench: {failures} responses failed their check: the figures above are not to be quoted",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
