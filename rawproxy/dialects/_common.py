@@ -296,6 +296,20 @@ def load_upstream_json(body: bytes) -> Any:
 # What an event with a field of the wrong type raises in a StreamDecoder (``"delta": 1`` ->
 # AttributeError...): as broken as an event that is not JSON.
 SHAPE_ERRORS: Final = (AttributeError, LookupError, TypeError, ValueError)
+MAX_COUNT: Final = 2**53 - 1  # a token count beyond this is no count (and would not survive JSON)
+
+
+def token_count(data: dict[str, Any], key: str, where: str) -> int:
+    """A token count of a usage object: an integer from 0 to ``MAX_COUNT`` (absent or null: 0). Anything
+    else raises ValueError naming the field (a shape error: see ``SHAPE_ERRORS``)."""
+    value = data.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise ValueError(
+            f"{where}.{key}: expected a token count (an integer from 0 to 2**53-1), got {shown(value)}"
+        )
+    return value
 
 
 def stream_ended_early() -> ir.ErrorInfo:

@@ -10,7 +10,7 @@ count that is a string or beyond 2**53) is the upstream's fault, as a stream eve
 from __future__ import annotations
 
 import logging
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
@@ -21,7 +21,7 @@ from .._common import (
     STATUS_BY_ERROR_TYPE,
     error_type_for_status,
     load_upstream_json,
-    shown,
+    token_count,
 )
 
 log = logging.getLogger("rawproxy")
@@ -57,22 +57,6 @@ def error_info(data: dict[str, Any], status: int, *, keep_status: bool) -> ir.Er
 STOP_REASONS = {reason.value: reason for reason in ir.StopReason}
 
 
-MAX_COUNT: Final = 2**53 - 1  # a token count beyond this is no count (and would not survive JSON)
-
-
-def _count(data: dict[str, Any], key: str, where: str) -> int:
-    """A token count: an integer from 0 to ``MAX_COUNT`` (absent or null: 0); anything else raises
-    ValueError naming the field (a shape error: see ``_common.SHAPE_ERRORS``)."""
-    value = data.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-        raise ValueError(
-            f"{where}.{key}: expected a token count (an integer from 0 to 2**53-1), got {shown(value)}"
-        )
-    return value
-
-
 def _string(data: dict[str, Any], key: str, where: str) -> str | None:
     value = data.get(key)
     if value is not None and not isinstance(value, str):
@@ -88,10 +72,10 @@ def parse_usage(data: Any, where: str = "usage") -> ir.Usage | None:
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected an object, got {type(data).__name__}")
     return ir.Usage(
-        input_tokens=_count(data, "input_tokens", where),
-        output_tokens=_count(data, "output_tokens", where),
-        cache_read_input_tokens=_count(data, "cache_read_input_tokens", where),
-        cache_creation_input_tokens=_count(data, "cache_creation_input_tokens", where),
+        input_tokens=token_count(data, "input_tokens", where),
+        output_tokens=token_count(data, "output_tokens", where),
+        cache_read_input_tokens=token_count(data, "cache_read_input_tokens", where),
+        cache_creation_input_tokens=token_count(data, "cache_creation_input_tokens", where),
     )
 
 

@@ -23,7 +23,13 @@ import orjson
 from ... import ir
 from ...errors import UpstreamProtocolError, UpstreamStatus
 from ...toolcalls import client_tool_id, parse_arguments
-from .._common import ERROR_TYPES_BY_STATUS, SHAPE_ERRORS, error_type_for_status, load_upstream_json, shown
+from .._common import (
+    ERROR_TYPES_BY_STATUS,
+    SHAPE_ERRORS,
+    error_type_for_status,
+    load_upstream_json,
+    token_count,
+)
 
 log = logging.getLogger("rawproxy")
 
@@ -34,22 +40,6 @@ FINISH_REASONS = {
     "function_call": ir.StopReason.TOOL_USE,
     "content_filter": ir.StopReason.REFUSAL,
 }
-
-
-MAX_COUNT: Final = 2**53 - 1  # a token count beyond this is no count (and would not survive JSON)
-
-
-def count(data: dict[str, Any], key: str, where: str) -> int:
-    """A token count of a usage object: an integer from 0 to ``MAX_COUNT`` (absent or null: 0). Anything
-    else raises ValueError naming the field (a shape error: see ``_common.SHAPE_ERRORS``)."""
-    value = data.get(key)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-        raise ValueError(
-            f"{where}.{key}: expected a token count (an integer from 0 to 2**53-1), got {shown(value)}"
-        )
-    return value
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -67,17 +57,17 @@ def parse_usage(data: Any, where: str = "usage") -> ir.Usage | None:
     if data is None:
         return None
     data = _object(data, where)
-    prompt = count(data, "prompt_tokens", where)
+    prompt = token_count(data, "prompt_tokens", where)
     details = _object(data.get("prompt_tokens_details"), f"{where}.prompt_tokens_details")
-    cached = count(details, "cached_tokens", f"{where}.prompt_tokens_details") or count(
+    cached = token_count(details, "cached_tokens", f"{where}.prompt_tokens_details") or token_count(
         data, "prompt_cache_hit_tokens", where
     )
     completion = _object(data.get("completion_tokens_details"), f"{where}.completion_tokens_details")
     return ir.Usage(
         input_tokens=max(prompt - cached, 0),
-        output_tokens=count(data, "completion_tokens", where),
+        output_tokens=token_count(data, "completion_tokens", where),
         cache_read_input_tokens=cached,
-        reasoning_tokens=count(completion, "reasoning_tokens", f"{where}.completion_tokens_details"),
+        reasoning_tokens=token_count(completion, "reasoning_tokens", f"{where}.completion_tokens_details"),
     )
 
 
