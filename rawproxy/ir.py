@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from .carrier import Carrier
 from .models import ModelFamily
 from .profiles import PROFILES, Profile
 
@@ -357,3 +358,5 @@ class Context:
     auto_cache: bool = False  # add prompt-caching breakpoints for an Anthropic upstream (decision 8)
     echo: dict[str, Any] = field(default_factory=dict)  # see Request.echo; the same dict
     family: ModelFamily | None = None  # what the upstream model takes, when learned (else models.family_of)
+    # Seals the upstream's state into what the client sends back, and opens it (carrier.py, RS-07).
+    carrier: Carrier | None = None

@@ -18,6 +18,7 @@ from typing import Protocol
 import orjson
 
 from . import ir, tokens
+from .carrier import Carrier
 from .dialects import ClientDialect, Dialect, UpstreamDialect
 from .errors import ProxyError
 from .models import ModelFamily
@@ -56,6 +57,7 @@ def prepare_request(
     max_output_tokens: int | None,
     auto_cache: bool = False,
     family: ModelFamily | None = None,
+    carrier: Carrier | None = None,
 ) -> Prepared:
     """Build the upstream request for an already parsed (and routed) client request; ``family`` is what
     the upstream model was learned to take (exchange/retry.py), when the registry's guess was wrong."""
@@ -72,6 +74,7 @@ def prepare_request(
         auto_cache=auto_cache,
         echo=req.echo,
         family=family,
+        carrier=carrier,
     )
     ctx.json_tool = upstream.json_tool(req, ctx)
     path, body = upstream.build_request(req, ctx)

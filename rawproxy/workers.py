@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from . import __version__
+from .carrier import GROUP_KEY_VARIABLE
 
 __all__ = ["run"]
 
@@ -64,12 +66,15 @@ class _Supervisor:
         self.port = port or _free_port(host)  # one port for all: a 0 would give each worker its own
         self.grace = grace
         self.workers: list[subprocess.Popen[str]] = []
+        self.group_key = os.environ.get(GROUP_KEY_VARIABLE) or secrets.token_urlsafe(32)
         self.stopping = False
         self.signals = 0
         self.told: dict[int, int] = {}  # pid -> how many stop signals it was sent
 
     def spawn(self) -> subprocess.Popen[str]:
-        env = {**os.environ, "RAWPROXY_REUSE_PORT": "1"}
+        # One sealing key for the whole group unless configured (exchange/app.py carrier_key): an envelope
+        # a client got from one worker opens in any other.
+        env = {**os.environ, "RAWPROXY_REUSE_PORT": "1", GROUP_KEY_VARIABLE: self.group_key}
         proc = subprocess.Popen(
             [sys.executable, "-m", "rawproxy", *_with_port(self.argv, self.port)],
             env=env,

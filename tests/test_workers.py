@@ -96,3 +96,44 @@ def test_issue7_workers_share_one_port_restart_and_stop(
     assert children(proc.pid) == []
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_rs_07_every_worker_gets_the_groups_sealing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An envelope a client got from one worker opens in any other: the supervisor hands every worker it
+    starts (and starts again) one key, unless the environment already has one (a supervisor's own)."""
+    from rawproxy import workers
+    from rawproxy.carrier import GROUP_KEY_VARIABLE
+
+    started: list[dict[str, str]] = []
+
+    class Started:
+        stdout = type("Out", (), {"readline": staticmethod(lambda: "listening on http://127.0.0.1:1\n")})()
+
+    def popen(argv: list[str], env: dict[str, str], **_: object) -> Started:
+        started.append(env)
+        return Started()
+
+    monkeypatch.delenv(GROUP_KEY_VARIABLE, raising=False)
+    monkeypatch.setattr(workers.subprocess, "Popen", popen)
+    group = workers._Supervisor([], 2, "127.0.0.1", 1, 1.0)
+    group.spawn(), group.spawn()
+    keys = {env[GROUP_KEY_VARIABLE] for env in started}
+    assert len(keys) == 1 and len(next(iter(keys))) >= 32
+    assert workers._Supervisor([], 2, "127.0.0.1", 1, 1.0).group_key not in keys  # a new group: a new key
+    monkeypatch.setenv(GROUP_KEY_VARIABLE, "given")
+    assert workers._Supervisor([], 2, "127.0.0.1", 1, 1.0).group_key == "given"
+
+
+def test_rs_07_the_configured_key_wins_then_the_groups_then_the_processs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rawproxy.carrier import GROUP_KEY_VARIABLE
+    from rawproxy.config import Config
+    from rawproxy.exchange.app import carrier_key
+
+    monkeypatch.setenv(GROUP_KEY_VARIABLE, "group")
+    assert carrier_key(Config(carrier_key="mine")) == b"mine"
+    assert carrier_key(Config()) == b"group"
+    monkeypatch.delenv(GROUP_KEY_VARIABLE)
+    own = carrier_key(Config())
+    assert own == carrier_key(Config()) and len(own) == 32 and own not in (b"group", b"mine")

@@ -43,6 +43,7 @@ class Config:
     default_max_tokens: int = default("default_max_tokens")  # for OpenAI clients' requests without one
     auto_cache: bool = default("auto_cache")  # prompt-caching breakpoints for Anthropic upstreams
     api_keys: tuple[str, ...] = field(default=default("api_keys"), repr=False)
+    carrier_key: str | None = field(default=default("carrier_key"), repr=False)  # seals reasoning state
     routes: ModelRoutes = field(default_factory=ModelRoutes)
     max_output_tokens: int | None = default("max_output_tokens")
     timeout: float = default("timeout")  # upstream read timeout: the longest silence between two chunks

@@ -136,6 +136,9 @@ SETTINGS: tuple[Setting, ...] = (
     _row("api_keys", list, (), "key clients must present (repeatable; none = open)", flag="--api-key",
          env="RAWPROXY_API_KEY", live=True, kind="special", metavar="KEY", repeat=True, secret=True,
          shown=("client_auth", lambda c: "required" if c.api_keys else "open")),
+    _row("carrier_key", str, None, "key that seals reasoning state handed to clients (default: one per "
+         "process group; set it when several machines serve the same clients)", live=False, metavar="KEY",
+         secret=True, shown=_is_set("carrier_key")),
     _row("top_model", str, None, "target for client models containing 'fable' or 'mythos' (default: the big model's)",
          live=True, metavar="MODEL", part_of="routes", shown=("top_model", lambda c: c.routes.top)),
     _row("big_model", str, None, "target for client models containing 'opus'", live=True, metavar="MODEL",

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import sys
 
 import orjson
 
 from .. import ir
 from .._types import JSON_HEADERS, AccessRecord, ClientRequest, Headers, ResponseSink
+from ..carrier import GROUP_KEY_VARIABLE
 from ..client import Client
 from ..config import Config
 from ..dialects import error_dialect
@@ -33,6 +36,19 @@ from .state import ResponseStore
 __all__ = ["App", "error_response"]
 
 log = logging.getLogger("rawproxy")
+
+# The key that seals reasoning state when none is configured: the process group's (workers.py passes one
+# to every worker it starts), else this process's own.
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+def carrier_key(config: Config) -> bytes:
+    """``--carrier-key`` when set; else the key every worker of this process group shares; else one made
+    for this process (envelopes then open only here: set the key for several machines)."""
+    if config.carrier_key:
+        return config.carrier_key.encode()
+    group = os.environ.get(GROUP_KEY_VARIABLE)
+    return group.encode() if group else _PROCESS_KEY
 
 
 def error_response(req: ClientRequest, info: ir.ErrorInfo) -> tuple[int, Headers, bytes]:
@@ -73,6 +89,7 @@ class App:
             lessons=self.lessons,
             config=config,
             router=router,
+            carrier_key=carrier_key(config),
         )
 
     async def handle(self, req: ClientRequest, sink: ResponseSink) -> None:

@@ -13,6 +13,7 @@ import logging
 from .. import client as upstream_client
 from .. import ir
 from .._types import JSON_HEADERS, SSE_HEADERS
+from ..carrier import Carrier
 from ..client import OnBody
 from ..config import Config
 from ..dialects import all_blank, apply_overrides, load_json_object, request_model
@@ -135,6 +136,7 @@ def prepare(
         max_output_tokens=cap,
         auto_cache=ex.shared.config.auto_cache and up.protocol == "anthropic",
         family=family or ex.shared.lessons.get(up.name, target),
+        carrier=Carrier(ex.shared.carrier_key, up.name, target),
     )
 
 

@@ -38,6 +38,7 @@ class Shared:
     metrics: Metrics
     lessons: Lessons  # what upstream models were found to take (M26-08)
     config: Config
+    carrier_key: bytes  # seals upstream state handed to clients (carrier.py)
     router: Router
 
 

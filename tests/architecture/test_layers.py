@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
             "models",
             "tokens",
             "toolcalls",
+            "carrier",
         ],
         0,
     ),

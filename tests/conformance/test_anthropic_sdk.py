@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rawproxy.carrier import is_sealed
 from rawproxy.routing import ModelRoutes
 from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 from rawproxy.toolcalls import wire_tool_name
@@ -330,12 +331,15 @@ async def test_a2o_n08_s10_thinking_enabled(client, fake, mode, field):
     thinking = message.content[0]
     assert isinstance(thinking, anthropic.types.ThinkingBlock)
     assert thinking.thinking == "Two plus two is four."
-    assert thinking.signature == ""  # decision 1: never an invented signature
+    # decision 1: never an invented Anthropic signature; the signature is rawproxy's sealed envelope of
+    # the upstream's state (the field the reasoning came in), for the next turn (RS-07)
+    assert is_sealed(thinking.signature)
     assert message.content[1].text == "The answer is 4."
     if mode == "stream":
         deltas = [e.delta.type for e in events if e.type == "content_block_delta"]
-        assert "signature_delta" not in deltas
-        assert "thinking_delta" in deltas
+        assert deltas.count("signature_delta") == 1 and deltas.index("signature_delta") > deltas.index(
+            "thinking_delta"
+        )
     assert "thinking" not in last_body(fake)  # A2O-R27: never forwarded as `thinking`
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from rawproxy.carrier import is_sealed
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 
@@ -268,7 +269,8 @@ async def test_r8_reasoning_becomes_a_reasoning_item_with_its_summary(
         assert reasoning.encrypted_content == "anthropic-signature:sig-fake-0001"
     else:
         assert body["reasoning_effort"] == "high"
-        assert reasoning.encrypted_content is None  # no signature from an OpenAI upstream: none invented
+        # no Anthropic signature from an OpenAI upstream (none invented): its state, sealed (RS-07)
+        assert is_sealed(reasoning.encrypted_content)
 
 
 async def test_r8_reasoning_round_trip_keeps_the_thinking_signature(

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from rawproxy.carrier import is_sealed
 from rawproxy.models import family_of
 from rawproxy.routing.specs import ModelRoutes
 from rawproxy.testing.fake_upstream import FakeUpstream, Script
@@ -230,15 +231,15 @@ async def test_reasoning_then_tool_call(
     output = assert_success(run)
     assert run.file("think.txt").strip() == "thought"
     assert "Done thinking and writing." in output["result"], run.describe()
-    # Claude Code asked for adaptive thinking, so the reasoning reached it as an unsigned thinking block,
-    # before the tool call (its session transcript keeps what it received).
+    # Claude Code asked for adaptive thinking, so the reasoning reached it as a thinking block signed with
+    # rawproxy's sealed envelope, before the tool call (its session transcript keeps what it received).
     blocks = run.assistant_blocks()
     kinds = [b.get("type") for b in blocks]
     assert "thinking" in kinds and "tool_use" in kinds, blocks
     assert kinds.index("thinking") < kinds.index("tool_use"), kinds
     thinking = blocks[kinds.index("thinking")]
     assert thinking.get("thinking") == "The user wants a file. I will use Bash.", thinking
-    assert not thinking.get("signature"), thinking
+    assert is_sealed(thinking.get("signature")), thinking
 
     chats = chat_requests(fake)
     assert len(chats) == 2, run.describe()
@@ -246,6 +247,8 @@ async def test_reasoning_then_tool_call(
         assert_openai_request(body)
         assert_no_thinking(body)
     assistant, results = tool_turn(chats[1])
+    # RS-07: Claude Code sent the block back, and the upstream got its reasoning back in its own field
+    assert assistant["reasoning_content"] == "The user wants a file. I will use Bash."
     call = assistant["tool_calls"][0]
     assert bash_args(call)["command"] == "echo thought > think.txt"
     assert [r["tool_call_id"] for r in results] == [call["id"]]

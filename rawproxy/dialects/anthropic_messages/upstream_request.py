@@ -17,6 +17,7 @@ from typing import Any, Final
 import orjson
 
 from ... import ir
+from ...carrier import is_sealed
 from ...models import anthropic_effort, family_of
 from ...toolcalls import client_tool_id
 from .._common import (
@@ -93,11 +94,11 @@ def _upstream_block(block: ir.Block) -> dict[str, Any] | None:
     if isinstance(block, ir.ToolResultBlock):
         return _result_dict(block)
     if isinstance(block, ir.ThinkingBlock):
-        # Only a signed block can be replayed, and then byte for byte; unsigned reasoning from an
-        # OpenAI-side history cannot be, and is dropped.
+        # Only a block Anthropic signed can be replayed, and then byte for byte; unsigned reasoning
+        # from an OpenAI-side history cannot be, nor one carrying another upstream's state (RS-07).
         return (
             {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
-            if block.signature
+            if block.signature and not is_sealed(block.signature)
             else None
         )
     if isinstance(block, ir.RedactedThinkingBlock):

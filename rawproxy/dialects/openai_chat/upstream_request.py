@@ -18,9 +18,11 @@ from typing import Any, Final
 import orjson
 
 from ... import ir
+from ...carrier import digest
 from ...models import ModelFamily, family_of, openai_effort
 from ...toolcalls import upstream_tool_id, wire_tool_name
 from .._common import MISSING_RESULT_TEXT, orphan_result_text, pair_tool_results
+from .upstream_response import REASONING_FIELDS
 
 UPSTREAM_PATH: Final = "/chat/completions"  # relative to a base URL that includes /v1
 
@@ -229,11 +231,27 @@ class _MessageBuilder:
                 for c in calls
             ]
             self.pending_calls = [c.id for c in calls]
-        if self.ctx.profile.replay_reasoning:  # A2O-R16, DeepSeek thinking with tools
-            thoughts = [b.thinking for b in blocks if isinstance(b, ir.ThinkingBlock) and b.thinking]
-            if thoughts:
-                message["reasoning_content"] = "\n".join(thoughts)
+        thinking = [b for b in blocks if isinstance(b, ir.ThinkingBlock) and b.thinking]
+        restored = [r for r in map(self._restored, thinking) if r is not None]
+        if restored:  # RS-07: the reasoning this upstream sent, in the field it came in
+            for field, text in restored:
+                message[field] = message[field] + "\n" + text if field in message else text
+        elif thinking and self.ctx.profile.replay_reasoning:  # A2O-R16: reasoning of unknown origin
+            message["reasoning_content"] = "\n".join(b.thinking for b in thinking)
         self.out.append(message)
+
+    def _restored(self, block: ir.ThinkingBlock) -> tuple[str, str] | None:
+        """(field, text) of a thinking block this upstream and model sent, as its sealed signature says
+        (RS-07); None for any other block, and for one whose text is not what was sealed (logged)."""
+        carrier = self.ctx.carrier
+        state = carrier.open(block.signature) if carrier is not None and block.signature else None
+        if state is None:
+            return None
+        field = state.get("f")
+        if field not in REASONING_FIELDS or state.get("d") != digest(block.thinking):
+            log.warning("a thinking block whose text is not what the upstream sent is not sent back")
+            return None
+        return field, block.thinking
 
     def system(self, blocks: list[ir.Block]) -> None:
         # A system message inside `messages` (Claude Code puts the working directory there): in place,

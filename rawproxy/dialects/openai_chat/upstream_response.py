@@ -21,6 +21,7 @@ from typing import Any, Final
 import orjson
 
 from ... import ir
+from ...carrier import digest
 from ...errors import UpstreamProtocolError, UpstreamStatus
 from ...toolcalls import client_tool_id, parse_arguments
 from .._common import (
@@ -71,8 +72,33 @@ def parse_usage(data: Any, where: str = "usage") -> ir.Usage | None:
     )
 
 
+REASONING_FIELDS: Final = (
+    "reasoning_content",
+    "reasoning",
+)  # DeepSeek, Kimi, GLM...; vLLM since 2026 (RS-05)
+
+
+def reasoning_field(message: dict[str, Any]) -> str | None:
+    """The field a message's (or a delta's) reasoning text came in, when it is one that goes back as it
+    came (RS-01/02/05); None otherwise."""
+    for key in REASONING_FIELDS:
+        value = message.get(key)
+        if isinstance(value, str) and value:
+            return key
+    return None
+
+
+def reasoning_state(field: str | None, text: str, ctx: ir.Context) -> str | None:
+    """The envelope the thinking block's signature carries, so the reasoning goes back to this upstream
+    in the field it came in on the next turn (RS-07): the field and a fingerprint of the text (the text
+    itself comes back as the block's thinking). None when there is nothing to carry."""
+    if field is None or ctx.carrier is None or not text:
+        return None
+    return ctx.carrier.seal({"f": field, "d": digest(text)})
+
+
 def reasoning_text(message: dict[str, Any]) -> str:
-    for key in ("reasoning_content", "reasoning"):
+    for key in REASONING_FIELDS:
         value = message.get(key)
         if isinstance(value, str) and value:
             return value
@@ -142,8 +168,9 @@ def _response(data: dict[str, Any], ctx: ir.Context) -> ir.Response:
     text = _string(text, "choices[0].message.content")
     if text and ctx.profile.split_think_tags and (m := _THINK_TAGS.match(text)):
         reasoning, text = reasoning or m.group(1).strip(), text[m.end() :]
-    if reasoning and ctx.thinking:  # decision 1: first, unsigned, only when the client asked for it
-        content.append(ir.ThinkingBlock(thinking=reasoning, signature=None))
+    if reasoning and ctx.thinking:  # decision 1: first, only when the client asked for it
+        signature = reasoning_state(reasoning_field(message), reasoning, ctx)  # sealed state, not Anthropic's
+        content.append(ir.ThinkingBlock(thinking=reasoning, signature=signature))
     if text:
         content.append(ir.TextBlock(text=text))
     refusal = _string(message.get("refusal"), "choices[0].message.refusal")

@@ -25,6 +25,8 @@ from .upstream_response import (
     content_parts,
     matched_stop,
     parse_usage,
+    reasoning_field,
+    reasoning_state,
     reasoning_text,
     stream_error,
 )
@@ -72,6 +74,8 @@ class StreamDecoder:
         self._refused = False  # the upstream sent a refusal: the stop reason is "refusal" (A2O-N11)
         self._out_chars = 0  # for an output estimate when the upstream reports no usage
         self._buffer_args = ctx.profile.buffer_tool_args
+        self._thought: list[str] = []  # the open thinking block's text, sealed at its end (RS-07)
+        self._thought_field: str | None = None  # the field it came in
 
     # ---- block helpers
 
@@ -88,8 +92,17 @@ class StreamDecoder:
                 out.append(ir.InputJsonDelta(call.block or 0, "{}"))
             call.closed = True
             self._open_call = None
+        elif self._open_kind == "thinking" and self._thought:
+            self._seal_thought(out)
         out.append(ir.BlockStop(self._next_index - 1))
         self._open_kind = None
+
+    def _seal_thought(self, out: list[ir.StreamEvent]) -> None:
+        """The thinking block's signature: the sealed state that brings it back in its field (RS-07)."""
+        signature = reasoning_state(self._thought_field, "".join(self._thought), self.ctx)
+        if signature is not None:
+            out.append(ir.SignatureDelta(self._next_index - 1, signature))
+        self._thought, self._thought_field = [], None
 
     def _open(self, kind: str, block: Any, out: list[ir.StreamEvent]) -> int:
         self._close_open(out)
@@ -271,6 +284,8 @@ class StreamDecoder:
                     reasoning = reasoning_text(delta)
                     if reasoning:
                         self._text("thinking", reasoning, out)
+                        self._thought.append(reasoning)
+                        self._thought_field = reasoning_field(delta)
                 content = delta.get("content")
                 if isinstance(content, str):
                     if content:

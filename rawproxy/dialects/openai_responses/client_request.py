@@ -30,6 +30,7 @@ import time
 from typing import Any, Final
 
 from ... import ir
+from ...carrier import is_sealed
 from ...errors import ClientError
 from ...ids import random_hex
 from ...toolcalls import parse_arguments
@@ -209,13 +210,12 @@ class _Conversation:
         if isinstance(encrypted, str) and encrypted.startswith(REDACTED_PREFIX):
             block = ir.RedactedThinkingBlock(data=encrypted[len(REDACTED_PREFIX) :])
         else:
-            signed = isinstance(encrypted, str) and encrypted.startswith(SIGNATURE_PREFIX)
-            block = ir.ThinkingBlock(
-                thinking="\n\n".join(texts),
-                signature=encrypted[len(SIGNATURE_PREFIX) :]
-                if signed and isinstance(encrypted, str)
-                else None,
-            )
+            signature = None
+            if isinstance(encrypted, str) and encrypted.startswith(SIGNATURE_PREFIX):
+                signature = encrypted[len(SIGNATURE_PREFIX) :]
+            elif isinstance(encrypted, str) and is_sealed(encrypted):  # an upstream's state (RS-07)
+                signature = encrypted
+            block = ir.ThinkingBlock(thinking="\n\n".join(texts), signature=signature)
         # A reasoning item opens the assistant turn it belongs to: a new one, after anything else.
         last = self.messages[-1] if self.messages else None
         if last is not None and last.role == "assistant" and not last.content:

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from ... import ir
+from ...carrier import is_sealed
 from ...ids import random_hex
 from .client_request import REDACTED_PREFIX, SIGNATURE_PREFIX
 
@@ -101,8 +102,9 @@ def reasoning_item(item_id: str, thinking: str, encrypted: str | None, ctx: ir.C
         "summary": [{"type": "summary_text", "text": thinking}] if thinking else [],
     }
     if encrypted and ctx.echo.get("encrypted_reasoning"):
-        redacted = encrypted.startswith(REDACTED_PREFIX)
-        item["encrypted_content"] = encrypted if redacted else SIGNATURE_PREFIX + encrypted
+        # a redacted block and rawproxy's sealed upstream state (RS-07) say what they are already
+        said = encrypted.startswith(REDACTED_PREFIX) or is_sealed(encrypted)
+        item["encrypted_content"] = encrypted if said else SIGNATURE_PREFIX + encrypted
     return item
 
 

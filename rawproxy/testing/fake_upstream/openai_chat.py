@@ -32,10 +32,12 @@ __all__ = ["answer", "completion", "models", "not_found"]
 
 async def answer(state: UpstreamState, wire: Wire, body: dict[str, Any]) -> bool:
     """``POST .../chat/completions``; False when the connection is done with."""
-    refused = refusal(body) if state.strict else None
+    refused = refusal(body, state.provider) if state.strict else None
     if refused is not None:  # what the real API refuses, in its words (openai_rules.py)
-        said = {"message": refused[0], "type": "invalid_request_error", "param": refused[1]}
-        return await wire.json(400, {"error": {**said, "code": "unsupported_value"}})
+        message, param = refused
+        code = "unsupported_value" if param else "invalid_request_error"  # DeepSeek's code is the type's
+        said = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+        return await wire.json(400, {"error": said})
     script = state.choose(body)
     if not await wire.before_head(script):
         return False

@@ -1,5 +1,7 @@
 """The refusals of OpenAI's Chat Completions API that rawproxy's translation must never earn, as the fake
-upstream's strict mode: a ``reasoning_effort`` the model does not take.
+upstream's strict mode: a ``reasoning_effort`` the model does not take; and, in a provider mode, that
+provider's own rules for the reasoning it wants back (issue 16, CONFORMANCE.md RS;
+``tests/fixtures/research/reasoning_state_2026.md``).
 
 The wording is the API's (openai/openai-agents-python#2089, anomalyco/opencode#4451; also in
 ``tests/fixtures/research/anthropic_models_2026.md``): ``Unsupported value: 'minimal' is not supported
@@ -14,7 +16,31 @@ from typing import Any
 
 from ...models import family_of
 
-__all__ = ["refusal"]
+__all__ = ["PROVIDERS", "refusal"]
+
+# Thinking on by default in both; an assistant turn with tool calls must carry its reasoning_content back.
+# DeepSeek V4 (JohnnyZ93/oai-compatible-copilot#215, earendil-works/pi#3636); Kimi K2 (the index counts
+# the request's messages from 0: unverified).
+PROVIDERS = {
+    "deepseek": "The `reasoning_content` in the thinking mode must be passed back to the API.",
+    "kimi": "thinking is enabled but reasoning_content is missing in assistant tool call message at index {index}",
+}
+
+
+def _missing_reasoning(body: dict[str, Any], provider: str) -> str | None:
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "disabled":
+        return None
+    for index, message in enumerate(body.get("messages") or ()):
+        if (
+            not isinstance(message, dict)
+            or message.get("role") != "assistant"
+            or not message.get("tool_calls")
+        ):
+            continue
+        if not isinstance(message.get("reasoning_content"), str):
+            return PROVIDERS[provider].format(index=index)
+    return None
 
 
 def _listed(values: tuple[str, ...]) -> str:
@@ -24,8 +50,12 @@ def _listed(values: tuple[str, ...]) -> str:
     return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
 
 
-def refusal(body: dict[str, Any]) -> tuple[str, str] | None:
+def refusal(body: dict[str, Any], provider: str | None = None) -> tuple[str, str | None] | None:
     """(message, param) of the API's 400 for ``body``, or None when the model takes it."""
+    if provider is not None:
+        missing = _missing_reasoning(body, provider)
+        if missing is not None:
+            return missing, None
     model = body.get("model")
     effort = body.get("reasoning_effort")
     if not isinstance(model, str) or effort is None:
