@@ -14,6 +14,10 @@ group when unset, so set it when several machines serve the same clients). An en
 that key and only for the upstream and model it was sealed for: a forged or altered one is ignored with a
 log line, one from another upstream or model (the client switched) is dropped quietly, and nothing in
 either can reach an upstream. The state is bounded (``MAX_STATE`` bytes of JSON).
+
+State that belongs to one tool call (Gemini's ``thought_signature``) rides in that call's id instead,
+``toolu_rp1<payload><mac>`` (``seal_id``/``open_id``), the only field of a call every client returns: the
+upstream's own id is inside, given back to it with the state.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["GROUP_KEY_VARIABLE", "MAX_STATE", "PREFIX", "Carrier", "digest", "is_sealed"]
+__all__ = ["GROUP_KEY_VARIABLE", "ID_PREFIX", "MAX_STATE", "PREFIX", "Carrier", "digest", "is_sealed"]
 
 log = logging.getLogger("rawproxy")
 
@@ -35,6 +39,10 @@ PREFIX: Final = "rp1."
 GROUP_KEY_VARIABLE: Final = "RAWPROXY_GROUP_CARRIER_KEY"  # the key workers.py hands its workers
 MAX_STATE: Final = 256 * 1024  # bytes of JSON: more is not sealed (the turn goes back without it)
 _MAC_BYTES: Final = 16
+_MAC_CHARS: Final = 22  # 16 bytes in base64url without padding
+# A tool-use id that carries a call's state (Gemini's thought signature, RS-03): only the characters an
+# Anthropic tool id may have ([A-Za-z0-9_-]), the MAC a fixed-length tail. The original id is inside.
+ID_PREFIX: Final = "toolu_rp1"
 
 
 def _b64(data: bytes) -> str:
@@ -105,3 +113,39 @@ class Carrier:
             return None
         state: dict[str, Any] = data["s"]
         return state
+
+    def seal_id(self, call_id: str, state: dict[str, Any]) -> str | None:
+        """A tool-use id that carries ``state`` for the call the upstream named ``call_id``; None when
+        over ``MAX_STATE`` (logged)."""
+        payload = orjson.dumps({"u": self.upstream, "m": self.model, "i": call_id, "s": state})
+        if len(payload) > MAX_STATE:
+            log.warning(
+                "tool call state of %d bytes is over the carrier's %d: not sealed", len(payload), MAX_STATE
+            )
+            return None
+        body = _b64(payload)
+        return f"{ID_PREFIX}{body}{_b64(self._mac(ID_PREFIX + body))}"
+
+    def open_id(self, tool_id: str) -> tuple[str, dict[str, Any]] | None:
+        """(the upstream's id, the call's state) from a sealed tool-use id for this upstream and model;
+        None for any other id, forged or altered ones logged."""
+        if not tool_id.startswith(ID_PREFIX) or len(tool_id) <= len(ID_PREFIX) + _MAC_CHARS:
+            return None
+        body, mac = tool_id[len(ID_PREFIX) : -_MAC_CHARS], tool_id[-_MAC_CHARS:]
+        try:
+            genuine = hmac.compare_digest(_unb64(mac), self._mac(ID_PREFIX + body))
+            data = orjson.loads(_unb64(body)) if genuine else None
+        except (ValueError, orjson.JSONDecodeError):
+            genuine, data = False, None
+        if not genuine or not isinstance(data, dict) or not isinstance(data.get("s"), dict):
+            log.warning(
+                "a tool call id that this proxy did not seal (forged, altered or another key) is ignored"
+            )
+            return None
+        if (
+            data.get("u") != self.upstream
+            or data.get("m") != self.model
+            or not isinstance(data.get("i"), str)
+        ):
+            return None
+        return data["i"], data["s"]

@@ -99,3 +99,32 @@ def test_rs_07_the_state_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
 def test_rs_07_digest_tells_texts_apart() -> None:
     assert digest("Two plus two.") == digest("Two plus two.")
     assert digest("Two plus two.") != digest("Two plus two")
+
+
+CALL_STATE = {"x": {"google": {"thought_signature": "EjQKMgEMOdbHQ3y7"}}}
+
+
+def test_rs_03_a_call_id_carries_its_state_and_its_upstream_id() -> None:
+    sealed = CARRIER.seal_id("call/with odd chars", CALL_STATE)
+    assert sealed is not None and sealed.startswith("toolu_rp1")
+    assert set(sealed) <= set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    )  # ^[a-zA-Z0-9_-]+$
+    assert CARRIER.open_id(sealed) == ("call/with odd chars", CALL_STATE)
+
+
+@pytest.mark.parametrize("at", [len("toolu_rp1") + 2, -3])
+def test_rs_03_an_altered_call_id_is_ignored_and_logged(at: int, caplog: pytest.LogCaptureFixture) -> None:
+    sealed = CARRIER.seal_id("call_1", CALL_STATE)
+    assert sealed is not None
+    caplog.set_level(logging.WARNING, logger="rawproxy")
+    assert CARRIER.open_id(_flip(sealed, at % len(sealed))) is None
+    assert any("did not seal" in r.getMessage() for r in caplog.records)
+
+
+def test_rs_03_call_ids_of_others_are_not_opened() -> None:
+    assert CARRIER.open_id("call_1") is None and CARRIER.open_id("toolu_01abc") is None
+    assert CARRIER.open_id("toolu_rp1") is None
+    other = Carrier(KEY, "gemini", "gemini-3-pro").seal_id("call_1", CALL_STATE)
+    assert other is not None and CARRIER.open_id(other) is None
+    assert CARRIER.seal_id("call_1", {"x": "a" * MAX_STATE}) is None

@@ -211,3 +211,72 @@ async def test_rs_07_responses_clients_carry_it_in_encrypted_content(
         second = await sdk.responses.create(input=back, **params)
     assert second.output_text == "There is a.txt."
     assert sent_back(fake)["reasoning_content"] == THOUGHT
+
+
+SIGNATURE = {"google": {"thought_signature": "EjQKMgEMOdbHQ3y7ZyfV7dSNgdLe2Vd1v1Zr"}}
+
+
+def gemini_turn() -> Script:
+    """Two parallel calls: only the first carries the thought signature (Gemini's documented rule)."""
+    return Script(
+        text="",
+        tool_calls=[
+            ToolCall(id="gem_1", name="Bash", arguments={"command": "ls"}, extra_content=SIGNATURE),
+            ToolCall(id="gem_2", name="Bash", arguments={"command": "pwd"}),
+        ],
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("thinking", [False, True], ids=["no-thinking", "thinking"])
+async def test_rs_03_geminis_thought_signature_comes_back_on_its_call(
+    proxy_factory: Any, fake: FakeUpstream, stream: bool, thinking: bool
+) -> None:
+    """The state rides in the call's id (the one field of a call every client returns): Gemini gets its
+    own id back with the signature, and the result under that id; the unsigned call is left alone."""
+    fake.provider = "gemini"  # refuses a tool turn whose first call lacks its signature, as Gemini does
+    fake.enqueue(gemini_turn(), Script(text="Done."))
+    proxy = await proxy_factory()
+    params: dict[str, Any] = {"model": "gemini-3-pro-preview", "max_tokens": 4000, "tools": [BASH]}
+    if thinking:
+        params["thinking"] = {"type": "enabled", "budget_tokens": 2000}
+    async with anthropic.AsyncAnthropic(base_url=proxy.url, api_key="k", max_retries=0, timeout=10) as sdk:
+        if stream:
+            async with sdk.messages.stream(messages=[ASK], **params) as events:
+                first = await events.get_final_message()
+        else:
+            first = await sdk.messages.create(messages=[ASK], **params)
+        calls = [b for b in first.content if b.type == "tool_use"]
+        assert calls[0].id.startswith("toolu_rp1") and calls[1].id == "gem_2"
+        results = [{"type": "tool_result", "tool_use_id": c.id, "content": "ok"} for c in calls]
+        content = [b.model_dump(exclude_none=True) for b in first.content]
+        history = [ASK, {"role": "assistant", "content": content}, {"role": "user", "content": results}]
+        second = await sdk.messages.create(messages=history, **params)
+    assert second.content[0].text == "Done."
+    body = fake.requests[-1].body
+    assistant = sent_back(fake)
+    assert [c["id"] for c in assistant["tool_calls"]] == ["gem_1", "gem_2"]
+    assert assistant["tool_calls"][0]["extra_content"] == SIGNATURE  # exactly what it sent
+    assert "extra_content" not in assistant["tool_calls"][1]
+    assert [m["tool_call_id"] for m in body["messages"] if m["role"] == "tool"] == ["gem_1", "gem_2"]
+
+
+async def test_rs_03_without_the_signature_gemini_says_so_in_its_own_words(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    """A client that lost the id (or another proxy) gets Gemini's refusal as Gemini wrote it."""
+    fake.provider = "gemini"
+    proxy = await proxy_factory()
+    history = [
+        ASK,
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "gem_1", "name": "Bash", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "gem_1", "content": "ok"}]},
+    ]
+    async with anthropic.AsyncAnthropic(base_url=proxy.url, api_key="k", max_retries=0, timeout=10) as sdk:
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            await sdk.messages.create(
+                model="gemini-3-pro-preview", max_tokens=100, tools=[BASH], messages=history
+            )
+    assert refused.value.body["error"]["message"].startswith(
+        "Function call is missing a thought_signature in functionCall parts."
+    )

@@ -151,6 +151,28 @@ class _MessageBuilder:
         self.pending_calls: list[str] = []  # client ids of the last assistant turn's tool calls
         self.held_system: list[dict[str, Any]] = []  # system messages waiting for those results
         self.merge_next_user = False
+        self.sealed_ids: dict[str, str] = {}  # a client's sealed call id -> the upstream's own (RS-03)
+
+    def _call_id(self, client_id: str) -> str:
+        return self.sealed_ids.get(client_id) or upstream_tool_id(client_id)
+
+    def _tool_call(self, call: ir.ToolUseBlock) -> dict[str, Any]:
+        """One tool call of an assistant turn; a call whose id carries its state (Gemini's thought
+        signature) gets it back, under the upstream's own id (RS-03, carrier.open_id)."""
+        opened = self.ctx.carrier.open_id(call.id) if self.ctx.carrier is not None else None
+        if opened is not None:
+            self.sealed_ids[call.id] = opened[0]
+        out: dict[str, Any] = {
+            "id": self._call_id(call.id),
+            "type": "function",
+            "function": {
+                "name": wire_tool_name(call.name),
+                "arguments": orjson.dumps(call.input if call.input is not None else {}).decode(),
+            },
+        }
+        if opened is not None and isinstance(opened[1].get("x"), dict):
+            out["extra_content"] = opened[1]["x"]
+        return out
 
     def _settle_pending(
         self, results: dict[str, ir.ToolResultBlock]
@@ -172,7 +194,7 @@ class _MessageBuilder:
             else:
                 text = _tool_result_text(result)
                 images.extend(p for p in result.content if isinstance(p, ir.ImageBlock))
-            self.out.append({"role": "tool", "tool_call_id": upstream_tool_id(call_id), "content": text})
+            self.out.append({"role": "tool", "tool_call_id": self._call_id(call_id), "content": text})
         self.pending_calls = []
         self.out.extend(self.held_system)
         self.held_system = []
@@ -219,17 +241,7 @@ class _MessageBuilder:
             self.merge_next_user = True
             return
         if calls:
-            message["tool_calls"] = [
-                {
-                    "id": upstream_tool_id(c.id),
-                    "type": "function",
-                    "function": {
-                        "name": wire_tool_name(c.name),
-                        "arguments": orjson.dumps(c.input if c.input is not None else {}).decode(),
-                    },
-                }
-                for c in calls
-            ]
+            message["tool_calls"] = [self._tool_call(c) for c in calls]
             self.pending_calls = [c.id for c in calls]
         thinking = [b for b in blocks if isinstance(b, ir.ThinkingBlock) and b.thinking]
         restored = [r for r in map(self._restored, thinking) if r is not None]

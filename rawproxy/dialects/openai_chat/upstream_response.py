@@ -97,6 +97,16 @@ def reasoning_state(field: str | None, text: str, ctx: ir.Context) -> str | None
     return ctx.carrier.seal({"f": field, "d": digest(text)})
 
 
+def call_id_for_client(call_id: str | None, extra: Any, ctx: ir.Context) -> str:
+    """The id a client sees for an upstream's tool call: when the call came with state to give back
+    (Gemini's ``extra_content.google.thought_signature``, RS-03), the id carries it, sealed."""
+    if call_id and isinstance(extra, dict) and ctx.carrier is not None:
+        sealed = ctx.carrier.seal_id(call_id, {"x": extra})
+        if sealed is not None:
+            return sealed
+    return client_tool_id(call_id)
+
+
 def reasoning_text(message: dict[str, Any]) -> str:
     for key in REASONING_FIELDS:
         value = message.get(key)
@@ -191,7 +201,7 @@ def _response(data: dict[str, Any], ctx: ir.Context) -> ir.Response:
         call_id = _string(call.get("id"), f"{where}.id")
         content.append(
             ir.ToolUseBlock(
-                id=client_tool_id(call_id),
+                id=call_id_for_client(call_id, call.get("extra_content"), ctx),
                 name=ctx.tool_names.get(name, name),
                 input=parse_arguments(function.get("arguments"), call_id or ""),
             )
@@ -239,16 +249,29 @@ def map_status(status: int) -> tuple[int, ir.ErrorType]:
     return status, error_type_for_status(status)  # not in the table: API above 499, else invalid request
 
 
+def _with_raw(err: dict[str, Any], message: str) -> str:
+    """OpenRouter's ``Provider returned error`` says the real reason in ``metadata.raw`` (RS-04): the
+    client reads it whole, after the message, with the provider's name."""
+    metadata = err.get("metadata")
+    raw = metadata.get("raw") if isinstance(metadata, dict) else None
+    if not isinstance(raw, str) or not raw:
+        return message
+    provider = metadata.get("provider_name") if isinstance(metadata, dict) else None
+    return f"{message} ({provider}): {raw}" if isinstance(provider, str) and provider else f"{message}: {raw}"
+
+
 def _error_message(status: int, body: bytes) -> str:
     """The upstream's own words, from whichever error shape it uses (A2O-E02)."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         data = None
+    if isinstance(data, list) and data and isinstance(data[0], dict):  # Gemini's: [{"error": {...}}]
+        data = data[0]
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return str(err["message"])
+            return _with_raw(err, str(err["message"]))
         for value in (err, data.get("detail"), data.get("message")):
             if isinstance(value, str) and value:
                 return value
@@ -277,7 +300,7 @@ def stream_error(data: dict[str, Any]) -> ir.ErrorInfo:
     message = "upstream reported an error mid-stream"
     status = 502
     if isinstance(err, dict):
-        message = str(err.get("message") or message)
+        message = _with_raw(err, str(err.get("message") or message))
         for key in ("code", "status_code", "status"):
             code = err.get(key)
             if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:

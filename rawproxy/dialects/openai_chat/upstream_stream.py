@@ -18,10 +18,11 @@ import orjson
 from ... import ir
 from ...errors import UpstreamProtocolError
 from ...sse import SSEEvent
-from ...toolcalls import StreamedJson, client_tool_id, parse_arguments
+from ...toolcalls import StreamedJson, parse_arguments
 from .._common import SHAPE_ERRORS, stream_ended_early
 from .upstream_response import (
     FINISH_REASONS,
+    call_id_for_client,
     content_parts,
     matched_stop,
     parse_usage,
@@ -35,7 +36,7 @@ log = logging.getLogger("rawproxy")
 
 
 class _Call:
-    __slots__ = ("args", "block", "closed", "emitted", "id", "name", "order")
+    __slots__ = ("args", "block", "closed", "emitted", "extra", "id", "name", "order")
 
     def __init__(self, order: int) -> None:
         self.order = order
@@ -45,6 +46,7 @@ class _Call:
         self.emitted = 0  # how many of those pieces the client has seen
         self.block: int | None = None
         self.closed = False
+        self.extra: dict[str, Any] | None = None  # extra_content to give back with the call (RS-03)
 
 
 def _call_order(call: _Call) -> int:
@@ -115,7 +117,9 @@ class StreamDecoder:
     def _start_call(self, call: _Call, out: list[ir.StreamEvent]) -> None:
         name = call.name or ""
         block = ir.ToolUseBlock(
-            id=client_tool_id(call.id), name=self.ctx.tool_names.get(name, name), input={}
+            id=call_id_for_client(call.id, call.extra, self.ctx),
+            name=self.ctx.tool_names.get(name, name),
+            input={},
         )
         call.block = self._open("tool", block, out)
         self._unstarted -= 1
@@ -176,6 +180,9 @@ class StreamDecoder:
         tc_id = tc.get("id")
         if tc_id and isinstance(tc_id, str) and call.id is None:  # kept: used again at the end
             call.id = tc_id
+        extra = tc.get("extra_content")
+        if isinstance(extra, dict) and call.extra is None:  # Gemini's, with the whole call
+            call.extra = extra
         function = tc.get("function") or {}
         name = function.get("name")
         if name and isinstance(name, str) and call.name is None:

@@ -22,7 +22,7 @@ from typing import Any
 import h11
 import orjson
 
-from .openai_rules import refusal
+from .openai_rules import gemini_refusal, refusal
 from .script import Script, arguments_json, split, tokens
 from .state import UpstreamState
 from .wire import Wire
@@ -32,6 +32,9 @@ __all__ = ["answer", "completion", "models", "not_found"]
 
 async def answer(state: UpstreamState, wire: Wire, body: dict[str, Any]) -> bool:
     """``POST .../chat/completions``; False when the connection is done with."""
+    if state.strict and state.provider == "gemini" and (missing := gemini_refusal(body)) is not None:
+        said = {"code": 400, "message": missing, "status": "INVALID_ARGUMENT"}
+        return await wire.json(400, [{"error": said}])  # Gemini answers a list
     refused = refusal(body, state.provider) if state.strict else None
     if refused is not None:  # what the real API refuses, in its words (openai_rules.py)
         message, param = refused
@@ -74,6 +77,7 @@ def completion(state: UpstreamState, body: dict[str, Any], script: Script) -> di
                 "id": call.id or f"call_{i:02d}{state.seq:06d}",
                 "type": "function",
                 "function": {"name": call.name, "arguments": arguments_json(call)},
+                **({"extra_content": call.extra_content} if call.extra_content else {}),
             }
             for i, call in enumerate(script.tool_calls)
         ]
@@ -115,6 +119,7 @@ def _deltas(state: UpstreamState, script: Script) -> list[dict[str, Any]]:
             "id": call.id or f"call_{i:02d}{state.seq:06d}",
             "type": "function",
             "function": {"name": call.name, "arguments": ""},
+            **({"extra_content": call.extra_content} if call.extra_content else {}),
         }
         fragments = split(arguments_json(call), script.arg_fragments)
         per_call.append([head] + [{"index": i, "function": {"arguments": frag}} for frag in fragments])

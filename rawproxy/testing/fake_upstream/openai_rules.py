@@ -16,7 +16,7 @@ from typing import Any
 
 from ...models import family_of
 
-__all__ = ["PROVIDERS", "refusal"]
+__all__ = ["GEMINI_MISSING_SIGNATURE", "PROVIDERS", "gemini_refusal", "refusal"]
 
 # Thinking on by default in both; an assistant turn with tool calls must carry its reasoning_content back.
 # DeepSeek V4 (JohnnyZ93/oai-compatible-copilot#215, earendil-works/pi#3636); Kimi K2 (the index counts
@@ -25,6 +25,31 @@ PROVIDERS = {
     "deepseek": "The `reasoning_content` in the thinking mode must be passed back to the API.",
     "kimi": "thinking is enabled but reasoning_content is missing in assistant tool call message at index {index}",
 }
+
+
+# Gemini's OpenAI-compatible endpoint (docs: ai.google.dev/gemini-api/docs/thought-signatures; the 400
+# seen live in noho/dayu-agent#45), answered as a list: [{"error": {..., "status": "INVALID_ARGUMENT"}}].
+GEMINI_MISSING_SIGNATURE = (
+    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
+    "correctly, and missing thought_signature may lead to degraded model performance. Additional data, "
+    "function call `default_api:{name}` , position {position}. Please refer to "
+    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
+
+
+def gemini_refusal(body: dict[str, Any]) -> str | None:
+    """The first call of each assistant tool turn must come back with its thought signature (RS-03)."""
+    for position, message in enumerate(body.get("messages") or ()):
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        if message.get("role") != "assistant" or not isinstance(calls, list) or not calls:
+            continue
+        first = calls[0] if isinstance(calls[0], dict) else {}
+        extra = first.get("extra_content")
+        google = extra.get("google") if isinstance(extra, dict) else None
+        if not (isinstance(google, dict) and isinstance(google.get("thought_signature"), str)):
+            name = (first.get("function") or {}).get("name", "")
+            return GEMINI_MISSING_SIGNATURE.format(name=name, position=position)
+    return None
 
 
 def _missing_reasoning(body: dict[str, Any], provider: str) -> str | None:
@@ -52,7 +77,7 @@ def _listed(values: tuple[str, ...]) -> str:
 
 def refusal(body: dict[str, Any], provider: str | None = None) -> tuple[str, str | None] | None:
     """(message, param) of the API's 400 for ``body``, or None when the model takes it."""
-    if provider is not None:
+    if provider in PROVIDERS:
         missing = _missing_reasoning(body, provider)
         if missing is not None:
             return missing, None

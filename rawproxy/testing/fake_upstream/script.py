@@ -39,6 +39,9 @@ class ToolCall:
     name: str
     arguments: dict[str, Any] | str = field(default_factory=dict)
     id: str | None = None
+    # what the call carries beside it on the Chat Completions side, as sent (Gemini's
+    # {"google": {"thought_signature": ...}}): on the call in a whole answer, on its head in a stream
+    extra_content: dict[str, Any] | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -33,7 +33,7 @@ class UpstreamState:
         self.strict = strict  # refuse what Anthropic's API refuses for the model asked (anthropic_rules.py)
         self.behaves_like: dict[str, str] = {}  # a model name -> the known model whose rules it plays
         # An OpenAI-compatible provider whose own rules the Chat Completions side enforces besides
-        # OpenAI's (openai_rules.PROVIDERS: "deepseek", "kimi"); None: OpenAI's only.
+        # OpenAI's ("deepseek", "kimi": openai_rules.PROVIDERS; "gemini"); None: OpenAI's only.
         self.provider: str | None = None
         # What OpenAI's GET .../models lists: whole entries, so that a test can report output caps the
         # way providers do (``max_completion_tokens``, ``top_provider.max_completion_tokens``...).

@@ -589,7 +589,13 @@ def test_http_error(t: Transcript) -> None:
         "type": "error",
         "error": {"type": _ERROR_TYPES[t.status], "message": data["error"]["message"]},
     }
-    assert data["error"]["message"] == t.json()["error"]["message"]
+    error = t.json()["error"]
+    raw = (error.get("metadata") or {}).get("raw")
+    if raw:  # OpenRouter's real reason, read whole (RS-04): this recording has one
+        provider = error["metadata"]["provider_name"]
+        assert data["error"]["message"] == f"{error['message']} ({provider}): {raw}"
+    else:
+        assert data["error"]["message"] == error["message"]
 
 
 def test_transcript_counts() -> None:
