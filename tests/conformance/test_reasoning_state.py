@@ -280,3 +280,31 @@ async def test_rs_03_without_the_signature_gemini_says_so_in_its_own_words(
     assert refused.value.body["error"]["message"].startswith(
         "Function call is missing a thought_signature in functionCall parts."
     )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_rs_01_reasoning_the_client_did_not_ask_to_see_still_goes_back(
+    proxy_factory: Any, fake: FakeUpstream, stream: bool
+) -> None:
+    """Claude Code with thinking off on DeepSeek V4, which thinks anyway and refuses the next tool turn
+    without its reasoning: there is no thinking block to carry it, so the turn's first call id does."""
+    fake.provider = "deepseek"
+    fake.enqueue(first_turn(), Script(text="There is a.txt."))
+    proxy = await proxy_factory()
+    params: dict[str, Any] = {"model": MODEL, "max_tokens": 4000, "tools": [BASH]}
+    async with anthropic.AsyncAnthropic(base_url=proxy.url, api_key="k", max_retries=0, timeout=10) as sdk:
+        if stream:
+            async with sdk.messages.stream(messages=[ASK], **params) as events:
+                first = await events.get_final_message()
+        else:
+            first = await sdk.messages.create(messages=[ASK], **params)
+        assert [b.type for b in first.content] == ["tool_use"]  # nothing shown that was not asked for
+        call = first.content[0]
+        assert call.id.startswith("toolu_rp1")
+        content = [call.model_dump(exclude_none=True)]
+        result = {"type": "tool_result", "tool_use_id": call.id, "content": "a.txt"}
+        history = [ASK, {"role": "assistant", "content": content}, {"role": "user", "content": [result]}]
+        second = await sdk.messages.create(messages=history, **params)
+    assert second.content[0].text == "There is a.txt."
+    assistant = sent_back(fake)
+    assert assistant["reasoning_content"] == THOUGHT and assistant["tool_calls"][0]["id"] == "call_ls1"

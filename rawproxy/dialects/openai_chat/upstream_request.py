@@ -152,6 +152,7 @@ class _MessageBuilder:
         self.held_system: list[dict[str, Any]] = []  # system messages waiting for those results
         self.merge_next_user = False
         self.sealed_ids: dict[str, str] = {}  # a client's sealed call id -> the upstream's own (RS-03)
+        self.unshown: list[tuple[str, str]] = []  # reasoning the turn's call ids carried: (field, text)
 
     def _call_id(self, client_id: str) -> str:
         return self.sealed_ids.get(client_id) or upstream_tool_id(client_id)
@@ -172,6 +173,9 @@ class _MessageBuilder:
         }
         if opened is not None and isinstance(opened[1].get("x"), dict):
             out["extra_content"] = opened[1]["x"]
+        carried = opened[1].get("r") if opened is not None else None
+        if isinstance(carried, list) and len(carried) == 2 and carried[0] in REASONING_FIELDS:
+            self.unshown.append((str(carried[0]), str(carried[1])))
         return out
 
     def _settle_pending(
@@ -244,7 +248,8 @@ class _MessageBuilder:
             message["tool_calls"] = [self._tool_call(c) for c in calls]
             self.pending_calls = [c.id for c in calls]
         thinking = [b for b in blocks if isinstance(b, ir.ThinkingBlock) and b.thinking]
-        restored = [r for r in map(self._restored, thinking) if r is not None]
+        restored = [r for r in map(self._restored, thinking) if r is not None] + self.unshown
+        self.unshown = []  # carried by the turn's first call id, when thinking was off (RS-01)
         if restored:  # RS-07: the reasoning this upstream sent, in the field it came in
             for field, text in restored:
                 message[field] = message[field] + "\n" + text if field in message else text

@@ -97,11 +97,20 @@ def reasoning_state(field: str | None, text: str, ctx: ir.Context) -> str | None
     return ctx.carrier.seal({"f": field, "d": digest(text)})
 
 
-def call_id_for_client(call_id: str | None, extra: Any, ctx: ir.Context) -> str:
-    """The id a client sees for an upstream's tool call: when the call came with state to give back
-    (Gemini's ``extra_content.google.thought_signature``, RS-03), the id carries it, sealed."""
-    if call_id and isinstance(extra, dict) and ctx.carrier is not None:
-        sealed = ctx.carrier.seal_id(call_id, {"x": extra})
+def call_id_for_client(
+    call_id: str | None, extra: Any, ctx: ir.Context, unshown: tuple[str, str] | None = None
+) -> str:
+    """The id a client sees for an upstream's tool call: when the call came with state to give back,
+    the id carries it, sealed: Gemini's ``extra_content`` (RS-03), and on a turn's first call the
+    reasoning the client did not ask to see, as (field, text) (RS-01: DeepSeek thinks anyway, and wants
+    it back on that tool turn, when there is no thinking block to carry it)."""
+    state: dict[str, Any] = {}
+    if isinstance(extra, dict):
+        state["x"] = extra
+    if unshown is not None:
+        state["r"] = list(unshown)
+    if call_id and state and ctx.carrier is not None:
+        sealed = ctx.carrier.seal_id(call_id, state)
         if sealed is not None:
             return sealed
     return client_tool_id(call_id)
@@ -192,6 +201,8 @@ def _response(data: dict[str, Any], ctx: ir.Context) -> ir.Response:
     legacy = message.get("function_call")
     if isinstance(legacy, dict):
         calls = [*calls, {"id": None, "function": legacy}]
+    field = reasoning_field(message)
+    unshown = (field, reasoning) if field is not None and reasoning and not ctx.thinking else None
     for i, call in enumerate(calls):
         where = f"choices[0].message.tool_calls[{i}]"
         if not isinstance(call, dict):
@@ -201,7 +212,7 @@ def _response(data: dict[str, Any], ctx: ir.Context) -> ir.Response:
         call_id = _string(call.get("id"), f"{where}.id")
         content.append(
             ir.ToolUseBlock(
-                id=call_id_for_client(call_id, call.get("extra_content"), ctx),
+                id=call_id_for_client(call_id, call.get("extra_content"), ctx, unshown if i == 0 else None),
                 name=ctx.tool_names.get(name, name),
                 input=parse_arguments(function.get("arguments"), call_id or ""),
             )

@@ -117,7 +117,7 @@ class StreamDecoder:
     def _start_call(self, call: _Call, out: list[ir.StreamEvent]) -> None:
         name = call.name or ""
         block = ir.ToolUseBlock(
-            id=call_id_for_client(call.id, call.extra, self.ctx),
+            id=self._client_id(call),
             name=self.ctx.tool_names.get(name, name),
             input={},
         )
@@ -125,6 +125,15 @@ class StreamDecoder:
         self._unstarted -= 1
         self._open_call = call
         self._emit_args(call, out)
+
+    def _client_id(self, call: _Call) -> str:
+        """The call's id for the client; the turn's first call also carries the reasoning the client did
+        not see (thinking off), for the upstream that wants it back (RS-01)."""
+        unshown = None
+        if self._thought and not self.ctx.thinking and self._thought_field is not None:
+            unshown = (self._thought_field, "".join(self._thought))
+            self._thought, self._thought_field = [], None
+        return call_id_for_client(call.id, call.extra, self.ctx, unshown)
 
     def _emit_args(self, call: _Call, out: list[ir.StreamEvent]) -> None:
         if self._buffer_args or call.emitted == len(call.args.parts):
@@ -287,12 +296,12 @@ class StreamDecoder:
                 if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                     continue
                 delta = choice.get("delta") or {}
-                if self.ctx.thinking:
-                    reasoning = reasoning_text(delta)
-                    if reasoning:
+                reasoning = reasoning_text(delta)
+                if reasoning:
+                    if self.ctx.thinking:
                         self._text("thinking", reasoning, out)
-                        self._thought.append(reasoning)
-                        self._thought_field = reasoning_field(delta)
+                    self._thought.append(reasoning)  # shown or not, it may have to go back (RS-07)
+                    self._thought_field = reasoning_field(delta)
                 content = delta.get("content")
                 if isinstance(content, str):
                     if content:
