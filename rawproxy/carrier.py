@@ -75,16 +75,30 @@ class Carrier:
     def _mac(self, body: str) -> bytes:
         return hmac.new(self.key, (PREFIX + body).encode("ascii"), hashlib.sha256).digest()[:_MAC_BYTES]
 
+    def _verified(self, signed: str, body: str, mac: str, what: str) -> dict[str, Any] | None:
+        """The payload ``body`` when ``mac`` is this key's for ``signed``; None, logged, otherwise."""
+        try:
+            genuine = hmac.compare_digest(_unb64(mac), self._mac(signed))
+            data = orjson.loads(_unb64(body)) if genuine else None
+        except (ValueError, orjson.JSONDecodeError):
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("s"), dict):
+            log.warning("%s that this proxy did not seal (forged, altered or another key) is ignored", what)
+            return None
+        return data
+
+    def _payload(self, what: str, **fields: Any) -> str | None:
+        """The payload for ``fields``, bound to this upstream and model; None when over ``MAX_STATE``."""
+        payload = orjson.dumps({"u": self.upstream, "m": self.model, **fields})
+        if len(payload) > MAX_STATE:
+            log.warning("%s of %d bytes is over the carrier's %d: not sealed", what, len(payload), MAX_STATE)
+            return None
+        return _b64(payload)
+
     def seal(self, state: dict[str, Any]) -> str | None:
         """The envelope for ``state``; None when it is over ``MAX_STATE`` (logged)."""
-        payload = orjson.dumps({"u": self.upstream, "m": self.model, "s": state})
-        if len(payload) > MAX_STATE:
-            log.warning(
-                "upstream state of %d bytes is over the carrier's %d: not sealed", len(payload), MAX_STATE
-            )
-            return None
-        body = _b64(payload)
-        return f"{PREFIX}{body}.{_b64(self._mac(body))}"
+        body = self._payload("upstream state", s=state)
+        return None if body is None else f"{PREFIX}{body}.{_b64(self._mac(body))}"
 
     def open(self, envelope: str) -> dict[str, Any] | None:
         """The state sealed in ``envelope`` for this upstream and model, or None: not an envelope, not
@@ -92,15 +106,8 @@ class Carrier:
         if not is_sealed(envelope):
             return None
         body, _, mac = envelope[len(PREFIX) :].partition(".")
-        try:
-            genuine = hmac.compare_digest(_unb64(mac), self._mac(body))
-            data = orjson.loads(_unb64(body)) if genuine else None
-        except (ValueError, orjson.JSONDecodeError):
-            genuine, data = False, None
-        if not genuine or not isinstance(data, dict) or not isinstance(data.get("s"), dict):
-            log.warning(
-                "a reasoning envelope that this proxy did not seal (forged, altered or another key) is ignored"
-            )
+        data = self._verified(body, body, mac, "a reasoning envelope")
+        if data is None:
             return None
         if data.get("u") != self.upstream or data.get("m") != self.model:
             log.debug(
@@ -117,14 +124,8 @@ class Carrier:
     def seal_id(self, call_id: str, state: dict[str, Any]) -> str | None:
         """A tool-use id that carries ``state`` for the call the upstream named ``call_id``; None when
         over ``MAX_STATE`` (logged)."""
-        payload = orjson.dumps({"u": self.upstream, "m": self.model, "i": call_id, "s": state})
-        if len(payload) > MAX_STATE:
-            log.warning(
-                "tool call state of %d bytes is over the carrier's %d: not sealed", len(payload), MAX_STATE
-            )
-            return None
-        body = _b64(payload)
-        return f"{ID_PREFIX}{body}{_b64(self._mac(ID_PREFIX + body))}"
+        body = self._payload("tool call state", i=call_id, s=state)
+        return None if body is None else f"{ID_PREFIX}{body}{_b64(self._mac(ID_PREFIX + body))}"
 
     def open_id(self, tool_id: str) -> tuple[str, dict[str, Any]] | None:
         """(the upstream's id, the call's state) from a sealed tool-use id for this upstream and model;
@@ -132,15 +133,8 @@ class Carrier:
         if not tool_id.startswith(ID_PREFIX) or len(tool_id) <= len(ID_PREFIX) + _MAC_CHARS:
             return None
         body, mac = tool_id[len(ID_PREFIX) : -_MAC_CHARS], tool_id[-_MAC_CHARS:]
-        try:
-            genuine = hmac.compare_digest(_unb64(mac), self._mac(ID_PREFIX + body))
-            data = orjson.loads(_unb64(body)) if genuine else None
-        except (ValueError, orjson.JSONDecodeError):
-            genuine, data = False, None
-        if not genuine or not isinstance(data, dict) or not isinstance(data.get("s"), dict):
-            log.warning(
-                "a tool call id that this proxy did not seal (forged, altered or another key) is ignored"
-            )
+        data = self._verified(ID_PREFIX + body, body, mac, "a tool call id")
+        if data is None:
             return None
         if (
             data.get("u") != self.upstream

@@ -23,7 +23,7 @@ import base64
 import binascii
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, Literal, TypeVar
 
@@ -296,6 +296,22 @@ def load_upstream_json(body: bytes) -> Any:
 # What an event with a field of the wrong type raises in a StreamDecoder (``"delta": 1`` ->
 # AttributeError...): as broken as an event that is not JSON.
 SHAPE_ERRORS: Final = (AttributeError, LookupError, TypeError, ValueError)
+
+
+def decoded(
+    decode: Callable[[dict[str, Any], ir.Context], ir.Response], data: dict[str, Any], ctx: ir.Context
+) -> ir.Response:
+    """An upstream's whole answer through ``decode``; a field of the wrong shape is the upstream's fault
+    (502), said by name when ``decode`` raised ValueError naming it (issue 19, defect 5)."""
+    try:
+        return decode(data, ctx)
+    except ValueError as exc:  # ours: the message names the field
+        raise UpstreamProtocolError(f"upstream response of an unexpected shape: {exc}") from None
+    except SHAPE_ERRORS as exc:  # a field of a type not checked by name: still the upstream's fault
+        log.warning("upstream response of an unexpected shape (%s: %s)", type(exc).__name__, exc)
+        raise UpstreamProtocolError("upstream response of an unexpected shape") from None
+
+
 MAX_COUNT: Final = 2**53 - 1  # a token count beyond this is no count (and would not survive JSON)
 
 

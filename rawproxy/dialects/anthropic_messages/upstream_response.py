@@ -17,8 +17,8 @@ import orjson
 from ... import ir
 from ...errors import UpstreamProtocolError
 from .._common import (
-    SHAPE_ERRORS,
     STATUS_BY_ERROR_TYPE,
+    decoded,
     error_type_for_status,
     load_upstream_json,
     token_count,
@@ -110,13 +110,7 @@ def parse_response(body: bytes, ctx: ir.Context) -> ir.Response:
     data = load_upstream_json(body)
     if not isinstance(data, dict) or data.get("type") == "error" or "content" not in data:
         raise UpstreamProtocolError("upstream response is not an Anthropic message")
-    try:
-        return _message(data, ctx)
-    except ValueError as exc:  # ours: the message names the field
-        raise UpstreamProtocolError(f"upstream response of an unexpected shape: {exc}") from None
-    except SHAPE_ERRORS as exc:  # a field of a type not checked by name: still the upstream's fault
-        log.warning("upstream response of an unexpected shape (%s: %s)", type(exc).__name__, exc)
-        raise UpstreamProtocolError("upstream response of an unexpected shape") from None
+    return decoded(_message, data, ctx)
 
 
 def _message(data: dict[str, Any], ctx: ir.Context) -> ir.Response:

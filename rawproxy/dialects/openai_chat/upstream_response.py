@@ -26,7 +26,7 @@ from ...errors import UpstreamProtocolError, UpstreamStatus
 from ...toolcalls import client_tool_id, parse_arguments
 from .._common import (
     ERROR_TYPES_BY_STATUS,
-    SHAPE_ERRORS,
+    decoded,
     error_type_for_status,
     load_upstream_json,
     token_count,
@@ -156,13 +156,7 @@ def parse_response(body: bytes, ctx: ir.Context) -> ir.Response:
     choices = data.get("choices") if isinstance(data, dict) else None
     if not choices or (isinstance(choices, list) and not isinstance(choices[0], dict)):
         raise UpstreamProtocolError("upstream response has no choices")  # A2O-N12
-    try:
-        return _response(data, ctx)
-    except ValueError as exc:  # ours: the message names the field
-        raise UpstreamProtocolError(f"upstream response of an unexpected shape: {exc}") from None
-    except SHAPE_ERRORS as exc:  # a field of a type not checked by name: still the upstream's fault
-        log.warning("upstream response of an unexpected shape (%s: %s)", type(exc).__name__, exc)
-        raise UpstreamProtocolError("upstream response of an unexpected shape") from None
+    return decoded(_response, data, ctx)
 
 
 def _string(value: Any, where: str) -> str | None:
