@@ -22,8 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from loadgen import Arm, Tally, loop_factory, percentile, run_rounds
-from run import BENCH, PATHS, ROOT, Children, Ports, free_port, make_arm, proxy_argv
+from loadgen import Arm, loop_factory, percentile, run_rounds
+from phases import PATHS, Ports, make_arm
+from processes import BENCH, ROOT, Children, free_port, proxy_argv
+from validate import Tally
 
 # Run the proxy package from another tree: the bench starts its children in bench/, where the editable
 # install would otherwise win.
@@ -35,7 +37,7 @@ _FROM_TREE = (
 
 
 def _arm(name: str, port: int, delay_ms: int) -> Arm:
-    """``run.make_arm``'s streamed short request (and the check of its answer), to the proxy at ``port``."""
+    """``phases.make_arm``'s streamed short request (and the check of its answer), to the proxy at ``port``."""
     arm = make_arm(name, Ports(upstream=0, proxy=port, relay=0), delay_ms=delay_ms)
     arm.name = f"{name}@{port}"
     return arm

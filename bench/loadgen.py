@@ -13,8 +13,8 @@ Times are ``time.perf_counter()`` from just before the request is written to the
 first token (``ttft``) and the read that ends the response (``total``). The body's reads are kept as they
 come (one list append a read) and every response is checked after it was read, off the timed path: the
 status, and the request's ``check`` (``validate.py``: the whole body, right for its dialect, with the text
-the bench upstream sent). A response that fails counts as an error, and the drivers' :class:`Tally` keeps
-the count and the first failure of each arm. Two drivers use it:
+the bench upstream sent). A response that fails counts as an error, and the drivers' tally
+(:class:`validate.Tally`) keeps the count and the first failure of each arm. Two drivers use it:
 :func:`run_rounds` (interleaved arms, fixed concurrency, for latency) and :func:`closed_loop` (N clients
 each sending back to back, for throughput). Standalone, as a quick probe:
 
@@ -34,11 +34,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 from urllib.parse import urlsplit
 
 import orjson
 import validate
+from validate import Tally
 
 # first-token patterns (compact JSON is what every server under test writes; one optional space is allowed)
 FIRST_TOKEN = {
@@ -100,37 +101,6 @@ def verdict(request: Request, res: Sample | BaseException) -> str | None:
     if request.check is not None:
         return request.check(res.status, res.body, res.chunked)
     return None if res.status == 200 else f"status {res.status}"
-
-
-@dataclass(slots=True)
-class Tally:
-    """Responses checked and failed (no response, a wrong status, a wrong body), per arm, with the
-    first failure of each arm."""
-
-    checked: int = 0
-    failed: dict[str, int] = field(default_factory=dict)
-    first: dict[str, str] = field(default_factory=dict)
-
-    def record(self, arm: str, why: str | None, n: int = 1) -> bool:
-        """Count ``n`` responses of ``arm`` with this verdict; True when they were right."""
-        self.checked += n
-        if why is None:
-            return True
-        self.failed[arm] = self.failed.get(arm, 0) + n
-        self.first.setdefault(arm, why)
-        return False
-
-    @property
-    def failures(self) -> int:
-        return sum(self.failed.values())
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "checked": self.checked,
-            "failures": self.failures,
-            "failed_by_arm": dict(self.failed),
-            "first_failure_by_arm": dict(self.first),
-        }
 
 
 class _Connection(asyncio.Protocol):

@@ -28,7 +28,8 @@ from pathlib import Path
 import payloads
 import validate
 from loadgen import FIRST_TOKEN, Arm, Request, closed_loop, loop_factory
-from run import HOST, PATHS, Children, free_port, proxy_argv
+from phases import PATHS
+from processes import HOST, Children, free_port, proxy_argv
 
 BENCH = Path(__file__).resolve().parent
 

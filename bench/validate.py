@@ -16,7 +16,8 @@ The Responses API is not in the bench (the bench upstream speaks Chat Completion
 
 The client keeps the body's bytes and checks them after the response was read (for the latency rounds,
 after the batch; for the throughput loop, after the measured window), never while a first token is
-awaited. :meth:`Expect.check` returns None for a good response, else one line saying what is wrong.
+awaited. :meth:`Expect.check` returns None for a good response, else one line saying what is wrong;
+:class:`Tally` counts the verdicts per arm, with the first failure of each.
 
     python bench/validate.py   # a self-test: good bodies pass, broken ones are rejected
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
@@ -189,6 +190,37 @@ def _json_list(payloads: list[bytes]) -> list[Any]:
     if not all(isinstance(e, dict) for e in events):
         raise Invalid("an event's data is not a JSON object")
     return cast(list[Any], events)
+
+
+@dataclass(slots=True)
+class Tally:
+    """Responses checked and failed (no response, a wrong status, a wrong body), per arm, with the
+    first failure of each arm."""
+
+    checked: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    first: dict[str, str] = field(default_factory=dict)
+
+    def record(self, arm: str, why: str | None, n: int = 1) -> bool:
+        """Count ``n`` responses of ``arm`` with this verdict; True when they were right."""
+        self.checked += n
+        if why is None:
+            return True
+        self.failed[arm] = self.failed.get(arm, 0) + n
+        self.first.setdefault(arm, why)
+        return False
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failed.values())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "failures": self.failures,
+            "failed_by_arm": dict(self.failed),
+            "first_failure_by_arm": dict(self.first),
+        }
 
 
 def expect(dialect: str, kind: str, stream: bool) -> Expect:
