@@ -8,7 +8,8 @@ import ast
 import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "rawproxy"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "rawproxy"
 MAX_MODULE_LINES = 600
 MAX_CLASS_LINES = 400
 # A string literal that is an API path: /v1/..., or an OpenAI-compatible path under a /v1 base.
@@ -21,9 +22,10 @@ def _sources() -> list[Path]:
 
 
 def test_no_module_over_600_lines() -> None:
+    """The package's modules and the bench's (bench/run.py had grown to 1 047 lines unseen)."""
     long = {
-        str(p.relative_to(PACKAGE)): n
-        for p in _sources()
+        str(p.relative_to(ROOT)): n
+        for p in [*_sources(), *sorted((ROOT / "bench").glob("*.py"))]
         if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
     }
     assert not long, long
