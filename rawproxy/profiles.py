@@ -40,6 +40,9 @@ class Profile:
     documents: Literal["file", "text"] = "file"  # base64 PDFs as OpenAI file parts or placeholders (A2O-R08)
     buffer_tool_args: bool = False  # hold streamed tool arguments until complete, then repair (A2O-S22)
     split_think_tags: bool = False  # <think>...</think> in content becomes thinking (A2O-N09)
+    # Top-level fields a thinking request carries besides, as JSON text (a frozen profile holds no dict):
+    # the provider's own switch for thinking that is kept across tool turns (RS-06).
+    thinking_fields: str | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -63,6 +66,15 @@ PROFILES: dict[str, Profile] = {
     "deepseek": Profile(name="deepseek", replay_reasoning=True, string_content=True),
     "gemini": Profile(name="gemini", sanitize_schema=True, max_stop_sequences=5),
     "generic": Profile(name="generic", allow_top_k=True),
+    # RS-06, the request-side knobs of providers that think (tests/fixtures/research/reasoning_state_2026.md);
+    # what they send back rides the carrier with any profile. Kimi K2: thinking is the model's, on by default.
+    "kimi": Profile(name="kimi"),
+    # GLM keeps its reasoning across tool turns only with clear_thinking off (docs.z.ai thinking-mode).
+    "glm": Profile(name="glm", thinking_fields='{"thinking": {"type": "enabled", "clear_thinking": false}}'),
+    # Qwen on DashScope: hybrid models think when asked; preserve_thinking keeps it across turns.
+    "qwen": Profile(name="qwen", thinking_fields='{"enable_thinking": true, "preserve_thinking": true}'),
+    # MiniMax writes <think> into content unless reasoning_split is on (platform.minimax.io).
+    "minimax": Profile(name="minimax", split_think_tags=True, thinking_fields='{"reasoning_split": true}'),
 }
 
 _URL_HINTS = (
@@ -73,6 +85,14 @@ _URL_HINTS = (
     ("openrouter.ai", "openrouter"),
     ("deepseek.com", "deepseek"),
     ("generativelanguage.googleapis.com", "gemini"),
+    ("api.moonshot.ai", "kimi"),
+    ("api.moonshot.cn", "kimi"),
+    ("open.bigmodel.cn", "glm"),
+    ("api.z.ai", "glm"),
+    ("dashscope.aliyuncs.com", "qwen"),
+    ("dashscope-intl.aliyuncs.com", "qwen"),
+    ("api.minimax.io", "minimax"),
+    ("api.minimaxi.com", "minimax"),
 )
 
 

@@ -379,6 +379,8 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
             body["reasoning_effort"] = effort
         else:
             body["reasoning"] = {"effort": effort}
+    if req.thinking is not None and req.thinking.enabled and profile.thinking_fields:
+        body.update(orjson.loads(profile.thinking_fields))  # RS-06: the provider's own switch
     if req.response_schema is not None:
         body["response_format"] = _response_format(req.response_schema, family)
     if req.user_id and profile.forward_user:
