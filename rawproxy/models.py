@@ -82,57 +82,53 @@ class ModelFamily:
 _ALL_EFFORTS = ANTHROPIC_EFFORTS
 _NO_XHIGH = ("low", "medium", "high", "max")
 
+
+def _adaptive_only(
+    name: str,
+    patterns: tuple[str, ...],
+    efforts: tuple[str, ...],
+    *,
+    thinks_unasked: bool = False,
+    may_disable: bool = True,
+) -> ModelFamily:
+    """A Claude family of 2026: adaptive thinking only, no sampling parameters, thinking omitted unless
+    asked to be summarized, structured outputs, 128K out of a 1M window; the rest is what differs."""
+    return ModelFamily(
+        name=name,
+        patterns=patterns,
+        adaptive=True,
+        efforts=efforts,
+        sampling=False,
+        shows_thinking=False,
+        json_schema=True,
+        output_cap=128 * _K,
+        context_window=1 * _M,
+        thinks_unasked=thinks_unasked,
+        may_disable=may_disable,
+    )
+
+
 # Claude, newest rules first: the first family whose patterns match wins.
 _CLAUDE: Final[tuple[ModelFamily, ...]] = (
-    ModelFamily(
-        name="mythos-preview",  # before "claude-mythos*": no xhigh (platform.claude.com effort docs)
-        patterns=("claude-mythos-preview*",),
-        adaptive=True,
+    # before "claude-mythos*": no xhigh (platform.claude.com effort docs)
+    _adaptive_only(
+        "mythos-preview", ("claude-mythos-preview*",), _NO_XHIGH, thinks_unasked=True, may_disable=False
+    ),
+    # Fable and Mythos 5.x, Opus 5.5: "disabled" refused
+    _adaptive_only(
+        "always-thinking",
+        ("claude-fable*", "claude-mythos*", "claude-opus-5-5*"),
+        _ALL_EFFORTS,
         thinks_unasked=True,
         may_disable=False,
-        efforts=_NO_XHIGH,
-        sampling=False,
-        shows_thinking=False,
-        json_schema=True,
-        output_cap=128 * _K,
-        context_window=1 * _M,
     ),
-    ModelFamily(
-        name="always-thinking",  # Fable and Mythos 5.x, Opus 5.5: adaptive only, "disabled" refused
-        patterns=("claude-fable*", "claude-mythos*", "claude-opus-5-5*"),
-        adaptive=True,
+    _adaptive_only(
+        "claude-5",
+        ("claude-sonnet-5*", "claude-opus-5*", "claude-haiku-5*"),
+        _ALL_EFFORTS,
         thinks_unasked=True,
-        may_disable=False,
-        efforts=_ALL_EFFORTS,
-        sampling=False,
-        shows_thinking=False,
-        json_schema=True,
-        output_cap=128 * _K,
-        context_window=1 * _M,
     ),
-    ModelFamily(
-        name="claude-5",
-        patterns=("claude-sonnet-5*", "claude-opus-5*", "claude-haiku-5*"),
-        adaptive=True,
-        thinks_unasked=True,
-        efforts=_ALL_EFFORTS,
-        sampling=False,
-        shows_thinking=False,
-        json_schema=True,
-        output_cap=128 * _K,
-        context_window=1 * _M,
-    ),
-    ModelFamily(
-        name="opus-4.7+",
-        patterns=("claude-opus-4-7*", "claude-opus-4-8*"),
-        adaptive=True,
-        efforts=_ALL_EFFORTS,
-        sampling=False,
-        shows_thinking=False,
-        json_schema=True,
-        output_cap=128 * _K,
-        context_window=1 * _M,
-    ),
+    _adaptive_only("opus-4.7+", ("claude-opus-4-7*", "claude-opus-4-8*"), _ALL_EFFORTS),
     ModelFamily(
         name="claude-4.6",
         patterns=("claude-opus-4-6*", "claude-sonnet-4-6*"),
