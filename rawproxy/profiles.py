@@ -43,6 +43,8 @@ class Profile:
     # Top-level fields a thinking request carries besides, as JSON text (a frozen profile holds no dict):
     # the provider's own switch for thinking that is kept across tool turns (RS-06).
     thinking_fields: str | None = None
+    # The same, on every request: for a provider whose models think whether asked or not (MiniMax M2.x).
+    request_fields: str | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -73,8 +75,10 @@ PROFILES: dict[str, Profile] = {
     "glm": Profile(name="glm", thinking_fields='{"thinking": {"type": "enabled", "clear_thinking": false}}'),
     # Qwen on DashScope: hybrid models think when asked; preserve_thinking keeps it across turns.
     "qwen": Profile(name="qwen", thinking_fields='{"enable_thinking": true, "preserve_thinking": true}'),
-    # MiniMax writes <think> into content unless reasoning_split is on (platform.minimax.io).
-    "minimax": Profile(name="minimax", split_think_tags=True, thinking_fields='{"reasoning_split": true}'),
+    # MiniMax writes <think> into content unless reasoning_split is on (platform.minimax.io), and M2.x
+    # thinks even when asked not to (java.agentscope.io, MiniMax integration): split on every request, so
+    # the reasoning comes as reasoning_details, which go back unchanged (RS-04).
+    "minimax": Profile(name="minimax", split_think_tags=True, request_fields='{"reasoning_split": true}'),
 }
 
 _URL_HINTS = (

@@ -2,7 +2,7 @@
 
 The catalogue is ``tests/CONFORMANCE.md`` (copied from the project's shared notes, and kept here from now
 on), so the check runs on a fresh clone. The sections for work not yet landed (RS reasoning state, CX
-Codex, NET networks) join ``CHECKED_PREFIXES`` as their issues land; M26 (issue 15) has.
+Codex, NET networks) join ``CHECKED_PREFIXES`` as their issues land; M26 (issue 15) and RS (issue 16) have.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "tests" / "CONFORMANCE.md"
-CHECKED_PREFIXES = ("A2O-", "O2A-", "X-", "M26-")
+CHECKED_PREFIXES = ("A2O-", "O2A-", "X-", "M26-", "RS-")
 
 
 def catalogue_ids() -> list[str]:
     text = CATALOGUE.read_text(encoding="utf-8")
-    ids = re.findall(r"\*\*((?:A2O|O2A)-[A-Z]\d{2}|X-\d{2}|M26-\d{2})\b", text)
+    ids = re.findall(r"\*\*((?:A2O|O2A)-[A-Z]\d{2}|X-\d{2}|M26-\d{2}|RS-\d{2})\b", text)
     return sorted({i for i in ids if i.startswith(CHECKED_PREFIXES)})
 
 

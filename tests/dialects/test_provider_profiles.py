@@ -57,13 +57,19 @@ def _body(profile: str, thinking: bool) -> dict[str, Any]:
     [
         ("glm", {"thinking": {"type": "enabled", "clear_thinking": False}}),
         ("qwen", {"enable_thinking": True, "preserve_thinking": True}),
-        ("minimax", {"reasoning_split": True}),
     ],
 )
 def test_rs_06_a_thinking_request_carries_the_providers_switch(profile: str, fields: dict[str, Any]) -> None:
     body = _body(profile, thinking=True)
     assert {k: body[k] for k in fields} == fields
     assert not fields.keys() & _body(profile, thinking=False).keys()  # only when the client asked
+
+
+def test_rs_04_minimax_splits_its_reasoning_on_every_request() -> None:
+    """MiniMax M2.x thinks whether asked or not; reasoning_split puts that reasoning in reasoning_details
+    (which go back unchanged) instead of <think> tags in the content."""
+    for thinking in (True, False):
+        assert _body("minimax", thinking=thinking)["reasoning_split"] is True
 
 
 def test_rs_06_kimi_needs_no_switch_and_generic_gets_none() -> None:

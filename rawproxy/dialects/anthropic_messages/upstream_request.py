@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 
 from ... import ir
-from ...carrier import is_sealed
+from ...carrier import ID_PREFIX, is_sealed
 from ...models import anthropic_effort, family_of
 from ...toolcalls import client_tool_id
 from .._common import (
@@ -82,6 +82,45 @@ def _result_dict(block: ir.ToolResultBlock) -> dict[str, Any]:
     return out
 
 
+def _unseal_calls(req: ir.Request, ctx: ir.Context) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """Sealed tool-call ids a Chat client sent back (``client_response.sealed_call_id``): each one's
+    original id and the thinking blocks it carries, for this upstream and model only (RS-07)."""
+    carrier = ctx.carrier
+    found: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    if carrier is None:
+        return found
+    for message in req.messages:
+        for block in message.content:
+            if isinstance(block, ir.ToolUseBlock) and block.id.startswith(ID_PREFIX):
+                opened = carrier.open_id(block.id)
+                if opened is not None:
+                    carried = opened[1].get("a")
+                    found[block.id] = (opened[0], _thinking_blocks(carried))
+    return found
+
+
+def _thinking_blocks(carried: Any) -> list[dict[str, Any]]:
+    """The Anthropic blocks a sealed id carried, as they came (only the two kinds, only their fields)."""
+    blocks: list[dict[str, Any]] = []
+    for entry in carried if isinstance(carried, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("r"), str):
+            blocks.append({"type": "redacted_thinking", "data": entry["r"]})
+        elif isinstance(entry, dict) and isinstance(entry.get("t"), str) and isinstance(entry.get("s"), str):
+            blocks.append({"type": "thinking", "thinking": entry["t"], "signature": entry["s"]})
+    return blocks
+
+
+def _restore_thinking(turn: dict[str, Any], message: ir.Message, sealed: dict[str, Any]) -> None:
+    """An assistant turn whose first call carried its thinking blocks starts with them again, unless the
+    client sent thinking of its own (an Anthropic-signed block is then already there)."""
+    first = next((b for b in message.content if isinstance(b, ir.ToolUseBlock)), None)
+    if first is None or first.id not in sealed:
+        return
+    if any(b.get("type") in ("thinking", "redacted_thinking") for b in turn["content"]):
+        return
+    turn["content"][:0] = sealed[first.id][1]
+
+
 def _upstream_block(block: ir.Block) -> dict[str, Any] | None:
     if isinstance(block, ir.TextBlock):
         return _text_dict(block) if block.text.strip() else None  # O2A-R06: never an empty text block
@@ -104,6 +143,15 @@ def _upstream_block(block: ir.Block) -> dict[str, Any] | None:
     if isinstance(block, ir.RedactedThinkingBlock):
         return {"type": "redacted_thinking", "data": block.data}
     return block.raw
+
+
+def _original_ids(blocks: list[dict[str, Any]], sealed: dict[str, tuple[str, Any]]) -> None:
+    """Calls and results under the ids the upstream gave them, not the sealed ones the client saw."""
+    for block in blocks:
+        key = "id" if block.get("type") == "tool_use" else "tool_use_id"
+        unsealed = sealed.get(block.get(key, ""))
+        if unsealed is not None:
+            block[key] = unsealed[0]
 
 
 def _repair_tool_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -205,6 +253,7 @@ def _tool_choice_dict(choice: ir.ToolChoice) -> dict[str, Any]:
 def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
     """IR -> (path, body) for an Anthropic Messages upstream."""
     system = [_text_dict(b) for b in req.system if b.text.strip()]
+    sealed = _unseal_calls(req, ctx)
     turns: list[dict[str, Any]] = []
     for message in req.messages:
         if message.role == "system":  # hoisted: mid-conversation system turns are not portable (O2A-R01)
@@ -214,6 +263,10 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
             continue
         blocks = [d for d in map(_upstream_block, message.content) if d is not None]
         turns.append({"role": message.role, "content": blocks})
+        if sealed:
+            _original_ids(blocks, sealed)
+            if message.role == "assistant":
+                _restore_thinking(turns[-1], message, sealed)
     messages = _merge_roles(_repair_tool_turns(_merge_roles(turns)))
     _strip_prefill(messages)
     max_tokens = req.max_tokens or ctx.max_output_tokens or 4096

@@ -12,7 +12,14 @@ import orjson
 
 from ... import ir
 from .._common import build_openai_error as build_error
-from .client_response import FINISH_REASONS, completion_id, created_now, usage_dict
+from .client_response import (
+    FINISH_REASONS,
+    completion_id,
+    created_now,
+    sealed_call_id,
+    thinking_state,
+    usage_dict,
+)
 
 
 class StreamEncoder:
@@ -34,6 +41,7 @@ class StreamEncoder:
         self._json_blocks: dict[int, bool] = {}  # answer-tool block index -> content sent?
         self._usage = ir.Usage()
         self._finish: str | None = None
+        self._thinking: list[dict[str, Any]] = []  # thinking blocks, for the first call's id to carry
 
     def _head(self, source_id: str | None) -> None:
         head = {
@@ -95,16 +103,31 @@ class StreamEncoder:
         if isinstance(ev, ir.ThinkingDelta):
             if not ev.thinking:  # Anthropic sends empty thinking deltas; they say nothing
                 return out
+            if self._thinking and not self._calls:
+                self._thinking[-1]["t"] += ev.thinking
             return out + self._chunk(b'{"reasoning_content":%b}' % orjson.dumps(ev.thinking))
+        if isinstance(ev, ir.SignatureDelta):
+            if self._thinking and not self._calls:
+                self._thinking[-1]["s"] = ev.signature
+            return out
+        if isinstance(ev, ir.BlockStart) and isinstance(
+            ev.block, ir.ThinkingBlock | ir.RedactedThinkingBlock
+        ):
+            if self._calls == 0:  # only the blocks before the turn's first call go back with it
+                self._thinking.append(thinking_state(ev.block))
+            return out
         if isinstance(ev, ir.BlockStart) and isinstance(ev.block, ir.ToolUseBlock):
             if self._ctx.json_tool is not None and ev.block.name == self._ctx.json_tool:
                 self._json_blocks[ev.index] = False
                 return out
             self._tools[ev.index] = [self._calls, False]
             self._calls += 1
+            call_id = ev.block.id
+            if self._calls == 1 and self._thinking:
+                call_id = sealed_call_id(call_id, self._thinking, self._ctx)
             call = {
                 "index": self._tools[ev.index][0],
-                "id": ev.block.id,
+                "id": call_id,
                 "type": "function",
                 "function": {"name": ev.block.name, "arguments": ""},
             }

@@ -12,6 +12,7 @@ so (A2O-R21); tool names are made valid for OpenAI (A2O-R20).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Final
 
@@ -152,7 +153,8 @@ class _MessageBuilder:
         self.held_system: list[dict[str, Any]] = []  # system messages waiting for those results
         self.merge_next_user = False
         self.sealed_ids: dict[str, str] = {}  # a client's sealed call id -> the upstream's own (RS-03)
-        self.unshown: list[tuple[str, str]] = []  # reasoning the turn's call ids carried: (field, text)
+        # reasoning state the turn's call ids carried: (field, text) or ("reasoning_details", [...])
+        self.unshown: list[tuple[str, Any]] = []
 
     def _call_id(self, client_id: str) -> str:
         return self.sealed_ids.get(client_id) or upstream_tool_id(client_id)
@@ -173,9 +175,12 @@ class _MessageBuilder:
         }
         if opened is not None and isinstance(opened[1].get("x"), dict):
             out["extra_content"] = opened[1]["x"]
-        carried = opened[1].get("r") if opened is not None else None
+        state = opened[1] if opened is not None else {}
+        carried = state.get("r")
         if isinstance(carried, list) and len(carried) == 2 and carried[0] in REASONING_FIELDS:
             self.unshown.append((str(carried[0]), str(carried[1])))
+        if isinstance(state.get("rd"), list):  # RS-04: as it came, unchanged
+            self.unshown.append(("reasoning_details", state["rd"]))
         return out
 
     def _settle_pending(
@@ -248,27 +253,36 @@ class _MessageBuilder:
             message["tool_calls"] = [self._tool_call(c) for c in calls]
             self.pending_calls = [c.id for c in calls]
         thinking = [b for b in blocks if isinstance(b, ir.ThinkingBlock) and b.thinking]
-        restored = [r for r in map(self._restored, thinking) if r is not None] + self.unshown
+        restored = [r for block in thinking for r in self._restored(block)] + self.unshown
         self.unshown = []  # carried by the turn's first call id, when thinking was off (RS-01)
         if restored:  # RS-07: the reasoning this upstream sent, in the field it came in
-            for field, text in restored:
-                message[field] = message[field] + "\n" + text if field in message else text
+            for field, value in restored:
+                if field == "reasoning_details":
+                    message.setdefault(field, []).extend(value)
+                else:
+                    message[field] = message[field] + "\n" + value if field in message else value
         elif thinking and self.ctx.profile.replay_reasoning:  # A2O-R16: reasoning of unknown origin
             message["reasoning_content"] = "\n".join(b.thinking for b in thinking)
         self.out.append(message)
 
-    def _restored(self, block: ir.ThinkingBlock) -> tuple[str, str] | None:
-        """(field, text) of a thinking block this upstream and model sent, as its sealed signature says
-        (RS-07); None for any other block, and for one whose text is not what was sealed (logged)."""
+    def _restored(self, block: ir.ThinkingBlock) -> list[tuple[str, Any]]:
+        """What a thinking block this upstream and model sent gives back, as its sealed signature says
+        (RS-07): (field, text) for the field its text came in, ("reasoning_details", [...]) for the
+        array that came with it (RS-04). Nothing for any other block, nor for one whose text is not what
+        was sealed (logged)."""
         carrier = self.ctx.carrier
         state = carrier.open(block.signature) if carrier is not None and block.signature else None
         if state is None:
-            return None
-        field = state.get("f")
-        if field not in REASONING_FIELDS or state.get("d") != digest(block.thinking):
+            return []
+        field, details = state.get("f"), state.get("rd")
+        valid_field = field in REASONING_FIELDS or (field is None and isinstance(details, list))
+        if not valid_field or state.get("d") != digest(block.thinking):
             log.warning("a thinking block whose text is not what the upstream sent is not sent back")
-            return None
-        return field, block.thinking
+            return []
+        restored: list[tuple[str, Any]] = [(str(field), block.thinking)] if field is not None else []
+        if isinstance(details, list):
+            restored.append(("reasoning_details", details))
+        return restored
 
     def system(self, blocks: list[ir.Block]) -> None:
         # A system message inside `messages` (Claude Code puts the working directory there): in place,
@@ -380,7 +394,9 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
         else:
             body["reasoning"] = {"effort": effort}
     if req.thinking is not None and req.thinking.enabled and profile.thinking_fields:
-        body.update(orjson.loads(profile.thinking_fields))  # RS-06: the provider's own switch
+        body.update(_fields(profile.thinking_fields))  # RS-06: the provider's own switch
+    if profile.request_fields:
+        body.update(_fields(profile.request_fields))
     if req.response_schema is not None:
         body["response_format"] = _response_format(req.response_schema, family)
     if req.user_id and profile.forward_user:
@@ -390,6 +406,14 @@ def build_request(req: ir.Request, ctx: ir.Context) -> tuple[str, bytes]:
         if profile.stream_usage:
             body["stream_options"] = {"include_usage": True}
     return UPSTREAM_PATH, orjson.dumps(body)
+
+
+@functools.lru_cache(maxsize=32)
+def _fields(text: str) -> dict[str, Any]:
+    """A profile's extra top-level fields, parsed once per text (a frozen profile holds JSON text, not a
+    dict); the caller copies them into the body with ``update``, and never changes a nested value."""
+    fields: dict[str, Any] = orjson.loads(text)
+    return fields
 
 
 def json_tool(req: ir.Request, ctx: ir.Context) -> str | None:

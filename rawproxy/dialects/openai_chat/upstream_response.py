@@ -88,27 +88,65 @@ def reasoning_field(message: dict[str, Any]) -> str | None:
     return None
 
 
-def reasoning_state(field: str | None, text: str, ctx: ir.Context) -> str | None:
+def reasoning_details(message: dict[str, Any]) -> list[Any] | None:
+    """OpenRouter's and MiniMax's ``reasoning_details`` array, to go back unchanged (RS-04); None when
+    absent or not a list."""
+    details = message.get("reasoning_details")
+    return details if isinstance(details, list) and details else None
+
+
+def merge_details(into: list[Any], delta: list[Any], carried: int = 0) -> None:
+    """A streamed ``delta.reasoning_details`` into the answer's whole array, as OpenRouter's own AI SDK
+    provider accumulates it (@openrouter/ai-sdk-provider, chat stream): consecutive ``reasoning.text``
+    pieces are one entry (texts joined, the first signature and format kept), any other entry
+    (``reasoning.encrypted``, ``reasoning.summary``) is kept as it came. Stricter than that SDK, pieces
+    with different ``index`` values stay apart (two thinking blocks, two signatures). The first
+    ``carried`` entries are sealed already: never merged into."""
+    for entry in delta:
+        last = into[-1] if len(into) > carried else None
+        if (
+            isinstance(entry, dict)
+            and entry.get("type") == "reasoning.text"
+            and isinstance(last, dict)
+            and last.get("type") == "reasoning.text"
+            and last.get("index") == entry.get("index")
+        ):
+            last["text"] = (last.get("text") or "") + (entry.get("text") or "")
+            for key, value in entry.items():
+                if key != "text" and last.get(key) is None:
+                    last[key] = value
+        else:
+            into.append(dict(entry) if isinstance(entry, dict) else entry)
+
+
+def reasoning_state(
+    field: str | None, text: str, ctx: ir.Context, details: list[Any] | None = None
+) -> str | None:
     """The envelope the thinking block's signature carries, so the reasoning goes back to this upstream
-    in the field it came in on the next turn (RS-07): the field and a fingerprint of the text (the text
-    itself comes back as the block's thinking). None when there is nothing to carry."""
-    if field is None or ctx.carrier is None or not text:
+    as it came on the next turn (RS-07): the field and a fingerprint of the text (the text itself comes
+    back as the block's thinking), and a ``reasoning_details`` array whole (RS-04). None when there is
+    nothing to carry."""
+    if (field is None and not details) or ctx.carrier is None or not text:
         return None
-    return ctx.carrier.seal({"f": field, "d": digest(text)})
+    state: dict[str, Any] = {"d": digest(text)}
+    if field is not None:
+        state["f"] = field
+    if details:
+        state["rd"] = details
+    return ctx.carrier.seal(state)
 
 
 def call_id_for_client(
-    call_id: str | None, extra: Any, ctx: ir.Context, unshown: tuple[str, str] | None = None
+    call_id: str | None, extra: Any, ctx: ir.Context, unshown: dict[str, Any] | None = None
 ) -> str:
     """The id a client sees for an upstream's tool call: when the call came with state to give back,
     the id carries it, sealed: Gemini's ``extra_content`` (RS-03), and on a turn's first call the
-    reasoning the client did not ask to see, as (field, text) (RS-01: DeepSeek thinks anyway, and wants
-    it back on that tool turn, when there is no thinking block to carry it)."""
-    state: dict[str, Any] = {}
+    reasoning state the client did not see: ``{"r": [field, text]}`` (RS-01: DeepSeek thinks anyway,
+    and wants it back on that tool turn, when there is no thinking block to carry it) and ``{"rd":
+    [...]}``, the ``reasoning_details`` no thinking signature carried (RS-04)."""
+    state: dict[str, Any] = dict(unshown) if unshown else {}
     if isinstance(extra, dict):
         state["x"] = extra
-    if unshown is not None:
-        state["r"] = list(unshown)
     if call_id and state and ctx.carrier is not None:
         sealed = ctx.carrier.seal_id(call_id, state)
         if sealed is not None:
@@ -181,9 +219,12 @@ def _response(data: dict[str, Any], ctx: ir.Context) -> ir.Response:
     text = _string(text, "choices[0].message.content")
     if text and ctx.profile.split_think_tags and (m := _THINK_TAGS.match(text)):
         reasoning, text = reasoning or m.group(1).strip(), text[m.end() :]
+    details = reasoning_details(message)
     if reasoning and ctx.thinking:  # decision 1: first, only when the client asked for it
-        signature = reasoning_state(reasoning_field(message), reasoning, ctx)  # sealed state, not Anthropic's
+        # the signature is rawproxy's sealed state, never Anthropic's (RS-07)
+        signature = reasoning_state(reasoning_field(message), reasoning, ctx, details)
         content.append(ir.ThinkingBlock(thinking=reasoning, signature=signature))
+        details = None if signature is not None else details
     if text:
         content.append(ir.TextBlock(text=text))
     refusal = _string(message.get("refusal"), "choices[0].message.refusal")
@@ -196,7 +237,11 @@ def _response(data: dict[str, Any], ctx: ir.Context) -> ir.Response:
     if isinstance(legacy, dict):
         calls = [*calls, {"id": None, "function": legacy}]
     field = reasoning_field(message)
-    unshown = (field, reasoning) if field is not None and reasoning and not ctx.thinking else None
+    unshown: dict[str, Any] = {}
+    if field is not None and reasoning and not ctx.thinking:
+        unshown["r"] = [field, reasoning]
+    if details:  # no thinking block carried them: the first call does (RS-04)
+        unshown["rd"] = details
     for i, call in enumerate(calls):
         where = f"choices[0].message.tool_calls[{i}]"
         if not isinstance(call, dict):

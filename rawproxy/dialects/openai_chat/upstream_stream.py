@@ -25,6 +25,7 @@ from .upstream_response import (
     call_id_for_client,
     content_parts,
     matched_stop,
+    merge_details,
     parse_usage,
     reasoning_field,
     reasoning_state,
@@ -78,6 +79,8 @@ class StreamDecoder:
         self._buffer_args = ctx.profile.buffer_tool_args
         self._thought: list[str] = []  # the open thinking block's text, sealed at its end (RS-07)
         self._thought_field: str | None = None  # the field it came in
+        self._details: list[Any] = []  # the answer's reasoning_details, merged as they come (RS-04)
+        self._details_carried = 0  # how many of them a signature or a call id already carries
 
     # ---- block helpers
 
@@ -101,9 +104,11 @@ class StreamDecoder:
 
     def _seal_thought(self, out: list[ir.StreamEvent]) -> None:
         """The thinking block's signature: the sealed state that brings it back in its field (RS-07)."""
-        signature = reasoning_state(self._thought_field, "".join(self._thought), self.ctx)
+        details = self._details[self._details_carried :]
+        signature = reasoning_state(self._thought_field, "".join(self._thought), self.ctx, details)
         if signature is not None:
             out.append(ir.SignatureDelta(self._next_index - 1, signature))
+            self._details_carried = len(self._details)
         self._thought, self._thought_field = [], None
 
     def _open(self, kind: str, block: Any, out: list[ir.StreamEvent]) -> int:
@@ -127,12 +132,15 @@ class StreamDecoder:
         self._emit_args(call, out)
 
     def _client_id(self, call: _Call) -> str:
-        """The call's id for the client; the turn's first call also carries the reasoning the client did
-        not see (thinking off), for the upstream that wants it back (RS-01)."""
-        unshown = None
+        """The call's id for the client; the turn's first call also carries the reasoning state the
+        client did not see (thinking off), for the upstream that wants it back (RS-01, RS-04)."""
+        unshown: dict[str, Any] = {}
         if self._thought and not self.ctx.thinking and self._thought_field is not None:
-            unshown = (self._thought_field, "".join(self._thought))
+            unshown["r"] = [self._thought_field, "".join(self._thought)]
             self._thought, self._thought_field = [], None
+        if len(self._details) > self._details_carried:
+            unshown["rd"] = self._details[self._details_carried :]
+            self._details_carried = len(self._details)
         return call_id_for_client(call.id, call.extra, self.ctx, unshown)
 
     def _emit_args(self, call: _Call, out: list[ir.StreamEvent]) -> None:
@@ -297,6 +305,9 @@ class StreamDecoder:
                     continue
                 delta = choice.get("delta") or {}
                 reasoning = reasoning_text(delta)
+                details = delta.get("reasoning_details")
+                if details and isinstance(details, list):
+                    merge_details(self._details, details, self._details_carried)
                 if reasoning:
                     if self.ctx.thinking:
                         self._text("thinking", reasoning, out)

@@ -44,6 +44,15 @@ BUDGET_OVER_MAX: Final = (
 )
 
 
+UNTHOUGHT_TOOL_TURN = (
+    "messages.{index}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{found}`. When "
+    "`thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the "
+    "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from "
+    "previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at "
+    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+)
+
+
 def _over_cap(asked: int, cap: int, model: str) -> str:
     """The API's words for a max_tokens over the model's output cap (anthropics/claude-code#24451:
     "max_tokens: 128001 > 64000, which is the maximum allowed number of output tokens for
@@ -61,6 +70,30 @@ def _effort_not_supported(effort: str, values: tuple[str, ...]) -> str:
     return (
         f"This model does not support effort level '{effort}'. Supported levels: {', '.join(sorted(values))}."
     )
+
+
+def _final_turn_without_thinking(body: dict[str, Any]) -> str | None:
+    """With budget thinking on, the assistant turn of the lastmost tool round must start with its
+    thinking block (the API's words, seen on Anthropic, Bedrock and Vertex: OpenRouterTeam/
+    ai-sdk-provider#162, anomalyco/opencode#3077, znlsl/Antigravity2Api#11). Checked for ``enabled``
+    only: whether adaptive thinking, which may skip thinking on a turn, enforces it is not documented."""
+    messages = [m for m in body.get("messages") or () if isinstance(m, dict)]
+    last = messages[-1] if messages else None
+    content = last.get("content") if last is not None else None
+    if not isinstance(content, list) or not any(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content
+    ):
+        return None
+    index = next(
+        (i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "assistant"), None
+    )
+    blocks = messages[index].get("content") if index is not None else None
+    if index is None or not isinstance(blocks, list) or not blocks:
+        return None
+    first = blocks[0].get("type") if isinstance(blocks[0], dict) else None
+    if first in ("thinking", "redacted_thinking"):
+        return None
+    return UNTHOUGHT_TOOL_TURN.format(index=index, found=first)
 
 
 def refusal(body: dict[str, Any], behaves_like: Mapping[str, str] | None = None) -> str | None:
@@ -91,6 +124,8 @@ def refusal(body: dict[str, Any], behaves_like: Mapping[str, str] | None = None)
             return _effort_not_supported(str(effort), family.efforts)
     if isinstance(output_config, dict) and "format" in output_config and not family.json_schema:
         return FORMAT_REFUSED
+    if kind == "enabled" and (unthought := _final_turn_without_thinking(body)) is not None:
+        return unthought
     thinks = kind in ("enabled", "adaptive") or (kind is None and family.thinks_unasked)
     if kind == "enabled" and isinstance(thinking, dict):
         budget = thinking.get("budget_tokens")

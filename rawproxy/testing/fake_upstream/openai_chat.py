@@ -22,6 +22,7 @@ from typing import Any
 import h11
 import orjson
 
+from . import providers
 from .openai_rules import gemini_refusal, refusal
 from .script import Script, arguments_json, split, tokens
 from .state import UpstreamState
@@ -32,6 +33,10 @@ __all__ = ["answer", "completion", "models", "not_found"]
 
 async def answer(state: UpstreamState, wire: Wire, body: dict[str, Any]) -> bool:
     """``POST .../chat/completions``; False when the connection is done with."""
+    lost = providers.compare(state.issued, body) if state.provider else []
+    state.lost += lost
+    if state.strict and state.provider == "openrouter" and (said := providers.openrouter_refusal(body, lost)):
+        return await wire.json(400, said)
     if state.strict and state.provider == "gemini" and (missing := gemini_refusal(body)) is not None:
         said = {"code": 400, "message": missing, "status": "INVALID_ARGUMENT"}
         return await wire.json(400, [{"error": said}])  # Gemini answers a list
@@ -41,7 +46,7 @@ async def answer(state: UpstreamState, wire: Wire, body: dict[str, Any]) -> bool
         code = "unsupported_value" if param else "invalid_request_error"  # DeepSeek's code is the type's
         said = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
         return await wire.json(400, {"error": said})
-    script = state.choose(body)
+    script = providers.shaped(state.choose(body), state.provider, body)
     if not await wire.before_head(script):
         return False
     if script.raw is not None:
@@ -71,10 +76,14 @@ def completion(state: UpstreamState, body: dict[str, Any], script: Script) -> di
     message: dict[str, Any] = {"role": "assistant", "content": script.text or None}
     if script.reasoning:
         message[script.reasoning_field] = script.reasoning
+    if script.reasoning_details is not None:
+        message["reasoning_details"] = script.reasoning_details
+    ids = _call_ids(state, script)
+    providers.remember(state.issued, script, state.provider, ids)
     if script.tool_calls:
         message["tool_calls"] = [
             {
-                "id": call.id or f"call_{i:02d}{state.seq:06d}",
+                "id": ids[i],
                 "type": "function",
                 "function": {"name": call.name, "arguments": arguments_json(call)},
                 **({"extra_content": call.extra_content} if call.extra_content else {}),
@@ -108,15 +117,48 @@ def _usage(script: Script, completion_tokens: int) -> dict[str, Any]:
     }
 
 
+def _call_ids(state: UpstreamState, script: Script) -> list[str]:
+    return [call.id or f"call_{i:02d}{state.seq:06d}" for i, call in enumerate(script.tool_calls)]
+
+
+def _reasoning_deltas(script: Script) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The reasoning deltas before the text, and the ``reasoning_details`` entries without text that go
+    just before the tool calls (OpenRouter sends Gemini's encrypted reasoning with the calls). A text
+    piece is sent under ``reasoning_field`` too when the script has that text (OpenRouter sends both)."""
+    if script.reasoning_details is None:
+        return [{script.reasoning_field: piece} for piece in tokens(script.reasoning)], []
+    first: list[dict[str, Any]] = []
+    later: list[dict[str, Any]] = []
+    for entry in script.reasoning_details:
+        text = entry.get("text")
+        if not isinstance(text, str):
+            later.append({"reasoning_details": [entry]})
+            continue
+        head = {k: v for k, v in entry.items() if k not in ("text", "signature")}
+        pieces = tokens(text) or [""]
+        for n, piece in enumerate(pieces):
+            part = {**head, "text": piece}
+            if n == len(pieces) - 1 and "signature" in entry:
+                part["signature"] = entry["signature"]
+            delta: dict[str, Any] = {"reasoning_details": [part]}
+            if script.reasoning:
+                delta[script.reasoning_field] = piece
+            first.append(delta)
+    return first, later
+
+
 def _deltas(state: UpstreamState, script: Script) -> list[dict[str, Any]]:
     """The content deltas of a streamed answer, in order."""
-    deltas: list[dict[str, Any]] = [{script.reasoning_field: piece} for piece in tokens(script.reasoning)]
+    deltas, later = _reasoning_deltas(script)
     deltas += [{"content": piece} for piece in tokens(script.text)]
+    deltas += later
+    ids = _call_ids(state, script)
+    providers.remember(state.issued, script, state.provider, ids)
     per_call = []
     for i, call in enumerate(script.tool_calls):
         head = {
             "index": i,
-            "id": call.id or f"call_{i:02d}{state.seq:06d}",
+            "id": ids[i],
             "type": "function",
             "function": {"name": call.name, "arguments": ""},
             **({"extra_content": call.extra_content} if call.extra_content else {}),

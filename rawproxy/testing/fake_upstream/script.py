@@ -49,6 +49,9 @@ class Script:
     text: str = "Hello from the fake upstream."
     reasoning: str = ""
     reasoning_field: str = "reasoning_content"
+    # OpenRouter's and MiniMax's array, as a whole answer carries it; streamed, a text entry goes out in
+    # word-sized pieces (its signature on the last), any other entry whole, just before the tool calls
+    reasoning_details: list[dict[str, Any]] | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     arg_fragments: int = 1  # split each call's arguments into this many chunks
     interleave: bool = False  # alternate the fragments of parallel calls

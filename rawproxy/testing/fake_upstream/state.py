@@ -35,6 +35,11 @@ class UpstreamState:
         # An OpenAI-compatible provider whose own rules the Chat Completions side enforces besides
         # OpenAI's ("deepseek", "kimi": openai_rules.PROVIDERS; "gemini"); None: OpenAI's only.
         self.provider: str | None = None
+        # In a provider mode (providers.py): the state each answer's tool turn must bring back, by its
+        # first call's id, and every difference found in what came back ("messages[2].reasoning_details:
+        # missing"): a test asserts it stays empty.
+        self.issued: dict[str, dict[str, Any]] = {}
+        self.lost: list[str] = []
         # What OpenAI's GET .../models lists: whole entries, so that a test can report output caps the
         # way providers do (``max_completion_tokens``, ``top_provider.max_completion_tokens``...).
         self.openai_models: list[dict[str, Any]] = [
