@@ -17,7 +17,7 @@ import pytest
 from rawproxy.carrier import is_sealed
 from rawproxy.models import family_of
 from rawproxy.routing.specs import ModelRoutes
-from rawproxy.testing.fake_upstream import FakeUpstream, Script
+from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 from rawproxy.testing.fake_upstream.openai_rules import refusal
 
 from .conftest import ClaudeRun, RunClaude
@@ -360,4 +360,56 @@ async def test_m26_claude_code_opus_4_8_thinking_to_an_openai_upstream(
     assert "thinking" in kinds and "text" in kinds, blocks
     assert kinds.index("thinking") < kinds.index("text"), kinds
     assert blocks[kinds.index("thinking")].get("thinking") == reasoning, blocks
+    assert_no_proxy_errors(caplog)
+
+
+GEMINI_SIGNATURE = {"google": {"thought_signature": "EjQKMgEMOdbHQ3y7ZyfV7dSNgdLe2Vd1v1Zr"}}
+
+
+@pytest.mark.parametrize("mode", ["deepseek", "gemini", "openrouter"])
+async def test_rs_09_claude_code_bash_loop_gives_the_provider_its_reasoning_state_back(
+    fake: FakeUpstream,
+    proxy_factory: Any,
+    run_claude: RunClaude,
+    caplog: pytest.LogCaptureFixture,
+    mode: str,
+) -> None:
+    """Issue 16, done when: Claude Code 2.1.332, thinking on (it asks adaptive thinking), a bash tool loop
+    against the fake in DeepSeek V4's mode (refuses a tool turn without its reasoning_content), Gemini's
+    (refuses one whose call lacks its thought signature) and OpenRouter's (reasoning_details with an
+    encrypted entry), with the default profile: the loop completes and the upstream got back exactly what
+    it sent (``fake.lost`` lists every difference)."""
+    call = ToolCall(
+        name="Bash",
+        arguments={"command": "echo stateful > state.txt", "description": "Write state.txt"},
+        extra_content=GEMINI_SIGNATURE if mode == "gemini" else None,
+    )
+    reasoning = "" if mode == "gemini" else "The user wants state.txt. I will use Bash."
+    fake.provider = mode
+    fake.enqueue(
+        Script(text="", reasoning=reasoning, tool_calls=[call], arg_fragments=3),
+        Script(text="The state file was written."),
+    )
+    proxy = await proxy_factory()  # the default profile: no per-provider switch
+    run = await run_claude("Write the state file.", proxy.url)
+
+    output = assert_success(run)
+    assert run.file("state.txt").strip() == "stateful"
+    assert "The state file was written." in output["result"], run.describe()
+    chats = chat_requests(fake)
+    assert len(chats) == 2, run.describe()
+    assert fake.lost == [], fake.lost
+    assistant, results = tool_turn(chats[1])
+    wanted = fake.issued[assistant["tool_calls"][0]["id"]]
+    assert wanted, "the provider issued no state: the test would prove nothing"
+    if mode == "gemini":
+        assert assistant["tool_calls"][0]["extra_content"] == GEMINI_SIGNATURE
+    else:  # the reasoning reached Claude Code as a thinking block signed with the envelope
+        thinking = [b for b in run.assistant_blocks() if b.get("type") == "thinking"]
+        assert [b.get("thinking") for b in thinking] == [reasoning], run.assistant_blocks()
+        assert is_sealed(thinking[0].get("signature"))
+        field = "reasoning_content" if mode == "deepseek" else "reasoning_details"
+        assert assistant[field] == wanted[field]
+    assert [r["tool_call_id"] for r in results] == [assistant["tool_calls"][0]["id"]]
+    assert "rp1" not in json.dumps(chats[1])  # no envelope reaches the upstream
     assert_no_proxy_errors(caplog)

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from rawproxy.carrier import is_sealed
 from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 from rawproxy.testing.fake_upstream.anthropic_rules import refusal
@@ -337,3 +338,42 @@ async def test_m26_codex_reasoning_high_on_opus_4_8_shell_tool_turn(
     ]
     assert [r["tool_use_id"] for r in results] == [call["id"]], results
     assert "ok" in str(results[0]["content"]), results
+
+
+async def test_rs_09_codex_shell_turn_on_deepseek_gets_its_reasoning_back_through_encrypted_content(
+    codex_bin: Path, proxy_factory: Any, fake: FakeUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 16, done when: Codex 0.171 (Responses in) on DeepSeek V4 in thinking mode (Chat Completions
+    up), a shell tool turn with reasoning. DeepSeek refuses the next turn unless the assistant tool turn
+    carries its ``reasoning_content``; Codex returns only the reasoning item's ``encrypted_content`` (and
+    its summary), so the reasoning must come back through that field (router-for-me/CLIProxyAPI#3451
+    called this pairing impossible)."""
+    thought = "The user wants the proof file. I will run a shell command."
+    command = "echo reasoned-through-rawproxy > proof.txt && echo ok"
+    fake.provider = "deepseek"  # refuses a tool turn without its reasoning_content, in DeepSeek's words
+    fake.enqueue(
+        Script(
+            text="", reasoning=thought, tool_calls=[ToolCall(name="exec_command", arguments={"cmd": command})]
+        ),
+        Script(text="The file is written."),
+    )
+    proxy = await proxy_factory(
+        grace_seconds=1.0, openai_upstream=fake.url, openai_key="sk-upstream", log_bodies=True
+    )
+    with caplog.at_level(logging.INFO, logger="rawproxy.access"):
+        code, stdout, stderr, cwd = await run_codex(
+            codex_bin, tmp_path, proxy.url, "deepseek-v4-pro", "write the proof file", settings=REASONING_HIGH
+        )
+    described = f"codex exited {code}\n--- stdout\n{stdout[-3000:]}\n--- stderr\n{stderr[-3000:]}"
+    assert code == 0, described
+    assert (cwd / "proof.txt").read_text().strip() == "reasoned-through-rawproxy", described
+    assert "The file is written." in stdout, described
+    turns = [r.body for r in fake.requests if r.method == "POST"]
+    assert len(turns) == 2, described
+    assert fake.lost == [], fake.lost
+    assistant = next(m for m in turns[1]["messages"] if m["role"] == "assistant" and m.get("tool_calls"))
+    assert assistant["reasoning_content"] == thought  # exactly what DeepSeek sent
+    # and it travelled in Codex's own field: the reasoning item it sent back held the sealed envelope
+    sent = codex_requests(caplog)[-1]["input"]
+    reasoning = [i for i in sent if isinstance(i, dict) and i.get("type") == "reasoning"]
+    assert reasoning and is_sealed(reasoning[-1].get("encrypted_content")), reasoning
