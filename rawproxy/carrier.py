@@ -31,7 +31,16 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["GROUP_KEY_VARIABLE", "ID_PREFIX", "MAX_STATE", "PREFIX", "Carrier", "digest", "is_sealed"]
+__all__ = [
+    "GROUP_KEY_VARIABLE",
+    "ID_PREFIX",
+    "MAX_STATE",
+    "PREFIX",
+    "Carrier",
+    "digest",
+    "foreign_call_id",
+    "is_sealed",
+]
 
 log = logging.getLogger("rawproxy")
 
@@ -56,6 +65,14 @@ def _unb64(text: str) -> bytes:
 def is_sealed(value: str | None) -> bool:
     """Whether ``value`` is one of rawproxy's envelopes (not an Anthropic signature: never send it there)."""
     return value is not None and value.startswith(PREFIX)
+
+
+def foreign_call_id(tool_id: str) -> str:
+    """A short stand-in, the same every time, for a sealed tool-call id this upstream and model cannot
+    open (the client switched models): the envelope is long, and providers cap ids (OpenAI answered
+    "string too long. Expected a string with maximum length 40" for a while: openclaw/openclaw#875;
+    others cap at 64). Calls and their results get the same stand-in, so they still pair."""
+    return "call_" + digest(tool_id)
 
 
 def digest(text: str) -> str:

@@ -113,3 +113,23 @@ async def test_rs_08_without_its_thinking_block_the_turn_is_refused_in_anthropic
                 model="claude-sonnet-4-5", messages=history, tools=[TOOL], reasoning_effort="high"
             )
     assert "a final `assistant` message must start with a thinking block" in str(refused.value)
+
+
+async def test_rs_07_another_models_sealed_id_becomes_a_short_stand_in(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    """A client that switched models sends back an id sealed for the other one: nothing is restored
+    from it, and the call and its result go up under one short stand-in (providers cap id lengths)."""
+    fake.enqueue(thinking_turn(), Script(text="Switched."))
+    proxy = await start(proxy_factory, fake)
+    async with openai.AsyncOpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0, timeout=10) as sdk:
+        assistant = await first_answer(sdk, "claude-sonnet-4-5", stream=False)
+        call_id = assistant["tool_calls"][0]["id"]
+        history = [ASK, assistant, {"role": "tool", "tool_call_id": call_id, "content": "a.txt"}]
+        second = await sdk.chat.completions.create(model="claude-opus-4-8", messages=history, tools=[TOOL])
+    assert second.choices[0].message.content == "Switched."
+    turn, results = fake.requests[-1].body["messages"][1:3]
+    assert [b["type"] for b in turn["content"]] == ["tool_use"]  # no thinking of another model's
+    stand_in = turn["content"][0]["id"]
+    assert stand_in.startswith("call_") and len(stand_in) <= 40
+    assert results["content"][0]["tool_use_id"] == stand_in

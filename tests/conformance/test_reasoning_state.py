@@ -308,3 +308,27 @@ async def test_rs_01_reasoning_the_client_did_not_ask_to_see_still_goes_back(
     assert second.content[0].text == "There is a.txt."
     assistant = sent_back(fake)
     assert assistant["reasoning_content"] == THOUGHT and assistant["tool_calls"][0]["id"] == "call_ls1"
+
+
+async def test_rs_07_a_switch_sends_the_other_models_call_ids_as_short_stand_ins(
+    proxy_factory: Any, fake: FakeUpstream
+) -> None:
+    """Gemini's sealed call ids, sent back after a switch to another model: the signature is not
+    given to that model, and the call and its result pair under one short id, not the envelope."""
+    fake.provider = "gemini"
+    fake.enqueue(gemini_turn())
+    proxy = await proxy_factory()
+    async with anthropic.AsyncAnthropic(base_url=proxy.url, api_key="k", max_retries=0, timeout=10) as sdk:
+        params: dict[str, Any] = {"max_tokens": 4000, "tools": [BASH]}
+        first = await sdk.messages.create(model="gemini-3-pro-preview", messages=[ASK], **params)
+        calls = [b for b in first.content if b.type == "tool_use"]
+        results = [{"type": "tool_result", "tool_use_id": c.id, "content": "ok"} for c in calls]
+        content = [b.model_dump(exclude_none=True) for b in first.content]
+        history = [ASK, {"role": "assistant", "content": content}, {"role": "user", "content": results}]
+        fake.provider = None
+        await sdk.messages.create(model="deepseek-chat", messages=history, **params)
+    body = fake.requests[-1].body
+    ids = [c["id"] for c in sent_back(fake)["tool_calls"]]
+    assert ids[0].startswith("call_") and len(ids[0]) <= 40 and ids[1] == "gem_2"
+    assert "extra_content" not in sent_back(fake)["tool_calls"][0]
+    assert [m["tool_call_id"] for m in body["messages"] if m["role"] == "tool"] == ids

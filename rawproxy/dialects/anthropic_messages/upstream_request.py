@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 
 from ... import ir
-from ...carrier import ID_PREFIX, is_sealed
+from ...carrier import ID_PREFIX, foreign_call_id, is_sealed
 from ...models import anthropic_effort, family_of
 from ...toolcalls import client_tool_id
 from .._common import (
@@ -94,8 +94,9 @@ def _unseal_calls(req: ir.Request, ctx: ir.Context) -> dict[str, tuple[str, list
             if isinstance(block, ir.ToolUseBlock) and block.id.startswith(ID_PREFIX):
                 opened = carrier.open_id(block.id)
                 if opened is not None:
-                    carried = opened[1].get("a")
-                    found[block.id] = (opened[0], _thinking_blocks(carried))
+                    found[block.id] = (opened[0], _thinking_blocks(opened[1].get("a")))
+                else:  # another upstream's or model's envelope: a short stand-in, nothing restored
+                    found[block.id] = (foreign_call_id(block.id), [])
     return found
 
 

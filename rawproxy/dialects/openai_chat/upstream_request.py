@@ -19,7 +19,7 @@ from typing import Any, Final
 import orjson
 
 from ... import ir
-from ...carrier import digest
+from ...carrier import ID_PREFIX, digest, foreign_call_id
 from ...models import ModelFamily, family_of, openai_effort
 from ...toolcalls import upstream_tool_id, wire_tool_name
 from .._common import MISSING_RESULT_TEXT, orphan_result_text, pair_tool_results
@@ -157,7 +157,12 @@ class _MessageBuilder:
         self.unshown: list[tuple[str, Any]] = []
 
     def _call_id(self, client_id: str) -> str:
-        return self.sealed_ids.get(client_id) or upstream_tool_id(client_id)
+        known = self.sealed_ids.get(client_id)
+        if known is not None:
+            return known
+        if client_id.startswith(ID_PREFIX):  # another upstream's or model's envelope (the client switched)
+            return foreign_call_id(client_id)
+        return upstream_tool_id(client_id)
 
     def _tool_call(self, call: ir.ToolUseBlock) -> dict[str, Any]:
         """One tool call of an assistant turn; a call whose id carries its state (Gemini's thought
