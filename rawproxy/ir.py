@@ -156,6 +156,10 @@ class Tool:
     input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     server_type: str | None = None
     raw: dict[str, Any] | None = None
+    # The kind of tool the client declared when it was no plain function tool (the Responses API's
+    # "custom", "shell", "local_shell", "tool_search"): every upstream sees a function tool, and the
+    # client's dialect names the model's call back as this kind (CX-04, CX-05). None: a function tool.
+    client_kind: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

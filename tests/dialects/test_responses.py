@@ -860,9 +860,6 @@ def test_reasoning_item_bad_summary() -> None:
         "computer_use_preview",
         "mcp",
         "image_generation",
-        "custom",
-        "local_shell",
-        "shell",
         "apply_patch",
     ],
 )
@@ -893,7 +890,7 @@ def test_function_tool_errors() -> None:
 def test_namespace_tool_errors() -> None:
     refused(r"^tools\[0\]\.tools: expected a list", tools=[{"type": "namespace", "name": "ns"}])
     refused(
-        r"^tools\[0\]\.tools\[0\]: only function tools are supported inside a namespace",
+        r"^tools\[0\]\.tools\[0\]: only function and custom tools are supported inside a namespace",
         tools=[{"type": "namespace", "name": "ns", "tools": [{"type": "web_search"}]}],
     )
     refused(r"^tools\[0\]\.name: expected a string", tools=[{"type": "namespace", "tools": []}])

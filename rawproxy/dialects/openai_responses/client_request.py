@@ -9,10 +9,16 @@ Request mapping:
   thinking signature back (``anthropic-signature:`` + signature, ``anthropic-redacted:`` + data for a
   redacted block), so a turn replayed to an Anthropic upstream keeps its thinking; any other encrypted
   content is not a signature and is not sent as one.
-- Function tools as they are; ``namespace`` tools flattened to ``<namespace>__<name>`` and named back
-  in the output (``name`` and ``namespace``); the hosted ``web_search`` tool becomes Anthropic's web
-  search server tool (an OpenAI-compatible upstream drops it, with a warning); any other hosted tool is
-  a 400 that names it.
+- The Codex CLI's other items (CX-04, CX-05): ``custom_tool_call``, ``tool_search_call``,
+  ``local_shell_call``, ``shell_call`` and their outputs are tool calls and results (``items``);
+  ``additional_tools`` and ``tool_search_output`` items declare tools. Any other item is a 400 that names
+  its type and index, never dropped unsaid; a ``web_search_call`` alone is left out (OpenAI ran that
+  search: no call or result of it can be replayed to another model).
+- Tools (``tools``): function tools as they are; ``namespace`` tools flattened to ``<namespace>__<name>``
+  and named back in the output (``name`` and ``namespace``); custom (free-form) tools, ``local_shell``,
+  ``shell`` and a client-run ``tool_search`` as functions whose calls go back as their own items; the
+  hosted ``web_search`` tool becomes Anthropic's web search server tool (an OpenAI-compatible upstream
+  drops it, with a warning); any other hosted tool is a 400 that names it.
 - ``reasoning.effort`` is a thinking budget as for Chat Completions; ``text.format`` json_schema is the
   request's ``response_schema`` (native upstream, or a forced answer tool shown as the message text); ``max_output_tokens``,
   ``temperature``, ``top_p``, ``tool_choice``, ``parallel_tool_calls``. ``store``, ``include``,
@@ -20,8 +26,9 @@ Request mapping:
   accepted; what the answer echoes is kept in ``Context.echo``.
 
 What Chat Completions reads the same way (content parts, tool schemas, the ``tool_choice`` words,
-efforts, the answer tool) is in ``dialects._common``; the answer is built in ``client_response``, the
-event stream in ``client_stream``.
+efforts, the answer tool) is in ``dialects._common``; tools and ``tool_choice`` are read in ``tools``,
+content parts and the tool-call items beyond function calls in ``items``; the answer is built in
+``client_response``, the event stream in ``client_stream``.
 """
 
 from __future__ import annotations
@@ -37,10 +44,7 @@ from ...toolcalls import parse_arguments
 from .._common import (
     EFFORT_BUDGETS,
     JSON_OBJECT_INSTRUCTION,
-    TOOL_CHOICE_WORDS,
     answer_schema,
-    file_block,
-    image_block,
     load_json_object,
     number,
     optional_bool,
@@ -48,33 +52,19 @@ from .._common import (
     positive_int,
     safe_user_id,
     shown,
-    tool_schema,
-    web_search_tool,
 )
 from .._compact import DEFAULT_THRESHOLD, compact_messages, compact_text, role_text_length, text_length
+from . import items
+from .items import content_parts as _parts
+from .items import result_parts
+from .tools import NAMESPACE_SEPARATOR, ToolSet, allowed_tools, parse_tool_choice
 
-NAMESPACE_SEPARATOR: Final = "__"
 # What a reasoning item's encrypted_content carries, said in it: an Anthropic thinking block's signature,
 # or a redacted block's data. Anything else (OpenAI's own encrypted reasoning, say) is no signature and
 # is never sent to an Anthropic upstream as one.
 SIGNATURE_PREFIX: Final = "anthropic-signature:"
 REDACTED_PREFIX: Final = "anthropic-redacted:"
 EFFORTS: Final = EFFORT_BUDGETS  # reasoning.effort -> thinking budget: Chat Completions' table
-WEB_SEARCH_TOOLS: Final = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26"})
-# Hosted tools run by OpenAI itself: nothing here can run them.
-HOSTED_TOOLS: Final = {
-    "file_search": "file search",
-    "computer_use_preview": "computer use",
-    "computer": "computer use",
-    "code_interpreter": "the code interpreter",
-    "image_generation": "image generation",
-    "mcp": "remote MCP servers",
-    "local_shell": "the local shell tool",
-    "shell": "the hosted shell tool",
-    "apply_patch": "the hosted apply_patch tool",
-    "custom": "custom (free-form) tools",
-    "tool_search": "tool search",
-}
 # Items of a conversation's history that record a hosted tool's work: nothing to replay upstream.
 _HISTORY_ONLY: Final = frozenset({"web_search_call"})
 _UNSUPPORTED_FIELDS: Final = {
@@ -90,46 +80,6 @@ _UNSUPPORTED_FIELDS: Final = {
 
 def parse_request(body: bytes, *, count_tokens: bool = False) -> ir.Request:
     return parse_request_data(load_json_object(body), count_tokens=count_tokens)
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ClientError(f"{where}: expected a string")
-    return value
-
-
-def _parts(content: Any, where: str) -> list[ir.Block]:
-    """A message's or a function output's content: a string, or a list of parts."""
-    if isinstance(content, str):
-        return [ir.TextBlock(text=content)]
-    if not isinstance(content, list):
-        raise ClientError(f"{where}: expected a string or a list of content parts")
-    blocks: list[ir.Block] = []
-    for i, part in enumerate(content):
-        pwhere = f"{where}[{i}]"
-        if not isinstance(part, dict):
-            raise ClientError(f"{pwhere}: expected an object")
-        kind = part.get("type")
-        if kind in ("input_text", "output_text", "text", "summary_text", "reasoning_text"):
-            blocks.append(ir.TextBlock(text=_text(part.get("text"), f"{pwhere}.text")))
-        elif kind == "refusal":
-            blocks.append(ir.TextBlock(text=str(part.get("refusal") or "")))
-        elif kind == "input_image":
-            if part.get("file_id") and not part.get("image_url"):
-                raise ClientError(f"{pwhere}: file ids are not supported; send image_url (a URL or data URL)")
-            blocks.append(image_block(part.get("image_url"), pwhere))
-        elif kind == "input_file":
-            if part.get("file_url"):
-                url = _text(part["file_url"], f"{pwhere}.file_url")
-                blocks.append(ir.DocumentBlock(url=url, title=part.get("filename") or None))
-            else:
-                file = {"file_data": part.get("file_data"), "filename": part.get("filename")}
-                blocks.append(file_block({"file": file}, pwhere))
-        elif kind == "input_audio":
-            raise ClientError(f"{pwhere}: audio input is not supported through this proxy")
-        else:
-            raise ClientError(f"{pwhere}.type: unsupported content part {shown(kind)}")
-    return blocks
 
 
 class _Conversation:
@@ -176,20 +126,24 @@ class _Conversation:
         namespace = item.get("namespace")
         if isinstance(namespace, str) and namespace:
             name = namespace + NAMESPACE_SEPARATOR + name
-        block = ir.ToolUseBlock(id=call_id, name=name, input=parse_arguments(item.get("arguments"), call_id))
+        self.call(
+            ir.ToolUseBlock(id=call_id, name=name, input=parse_arguments(item.get("arguments"), call_id))
+        )
+
+    def call(self, block: ir.ToolUseBlock) -> None:
         self._last("assistant").content.append(block)
 
     def function_output(self, item: dict[str, Any], where: str) -> None:
         call_id = item.get("call_id")
         if not isinstance(call_id, str) or not call_id:
             raise ClientError(f"{where}.call_id: field required")
-        output = item.get("output")
-        parts = [
-            b
-            for b in _parts("" if output is None else output, f"{where}.output")
-            if isinstance(b, ir.TextBlock | ir.ImageBlock | ir.DocumentBlock)
-        ]
-        result = ir.ToolResultBlock(tool_use_id=call_id, content=parts)
+        self.result(
+            ir.ToolResultBlock(
+                tool_use_id=call_id, content=result_parts(item.get("output"), f"{where}.output")
+            )
+        )
+
+    def result(self, result: ir.ToolResultBlock) -> None:
         last = self.messages[-1] if self.messages else None
         if (
             last is not None
@@ -205,6 +159,11 @@ class _Conversation:
         if not isinstance(summary, list):
             raise ClientError(f"{where}.summary: expected a list")
         texts = [str(p["text"]) for p in summary if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        content = item.get("content")
+        if not texts and isinstance(content, list):  # the full reasoning text, sent without a summary
+            texts = [
+                str(p["text"]) for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+            ]
         encrypted = item.get("encrypted_content")
         block: ir.Block
         if isinstance(encrypted, str) and encrypted.startswith(REDACTED_PREFIX):
@@ -224,12 +183,15 @@ class _Conversation:
             self.messages.append(ir.Message(role="assistant", content=[block]))
 
 
-def _parse_input(value: Any) -> list[ir.Message]:
+def _parse_input(value: Any, declared: list[tuple[Any, str]]) -> list[ir.Message]:
+    """The input items as messages; the tool lists items declare are added to ``declared`` (with where
+    they are), for :class:`tools.ToolSet`."""
     if isinstance(value, str):
         return [ir.Message(role="user", content=[ir.TextBlock(text=value)])]
     if not isinstance(value, list):
         raise ClientError("input: field required (a string or a list of items)")
     conversation = _Conversation()
+    search_id: str | None = None  # the last tool search call's id
     for i, item in enumerate(value):
         where = f"input[{i}]"
         if not isinstance(item, dict):
@@ -243,6 +205,18 @@ def _parse_input(value: Any) -> list[ir.Message]:
             conversation.function_output(item, where)
         elif kind == "reasoning":
             conversation.reasoning(item, where)
+        elif kind in items.CALLS:
+            block = items.call_block(kind, item, where)
+            conversation.call(block)
+            search_id = block.id if kind == "tool_search_call" else search_id
+        elif kind in items.OUTPUTS:
+            conversation.result(items.result_block(kind, item, where, search_id))
+            if kind == "tool_search_output":
+                declared.append((item["tools"], f"{where}.tools"))
+        elif kind == "additional_tools":
+            if not isinstance(item.get("tools"), list):
+                raise ClientError(f"{where}.tools: expected a list")
+            declared.append((item["tools"], f"{where}.tools"))
         elif kind in _HISTORY_ONLY:
             continue
         elif kind == "item_reference":
@@ -253,95 +227,6 @@ def _parse_input(value: Any) -> list[ir.Message]:
     if not messages:
         raise ClientError("input: at least one item is required")
     return messages
-
-
-def _function_tool(tool: dict[str, Any], where: str, name: str) -> ir.Tool:
-    schema = tool_schema(tool.get("parameters"), f"{where}.parameters")
-    description = tool.get("description")
-    return ir.Tool(
-        name=name, description=description if isinstance(description, str) else None, input_schema=schema
-    )
-
-
-def _parse_tools(value: Any, namespaces: dict[str, list[str]]) -> list[ir.Tool]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ClientError("tools: expected a list")
-    tools: list[ir.Tool] = []
-    for i, tool in enumerate(value):
-        where = f"tools[{i}]"
-        if not isinstance(tool, dict):
-            raise ClientError(f"{where}: expected an object")
-        kind = tool.get("type")
-        if kind == "function":
-            tools.append(_function_tool(tool, where, _text(tool.get("name"), f"{where}.name")))
-        elif kind == "namespace":
-            space = _text(tool.get("name"), f"{where}.name")
-            inner = tool.get("tools")
-            if not isinstance(inner, list):
-                raise ClientError(f"{where}.tools: expected a list")
-            for j, member in enumerate(inner):
-                mwhere = f"{where}.tools[{j}]"
-                if not isinstance(member, dict) or member.get("type", "function") != "function":
-                    raise ClientError(f"{mwhere}: only function tools are supported inside a namespace")
-                name = _text(member.get("name"), f"{mwhere}.name")
-                namespaces.setdefault(space, []).append(name)
-                tools.append(_function_tool(member, mwhere, space + NAMESPACE_SEPARATOR + name))
-        elif kind in WEB_SEARCH_TOOLS:
-            tools.append(web_search_tool())
-        elif kind in HOSTED_TOOLS:
-            raise ClientError(f"{where}.type: {HOSTED_TOOLS[kind]} ({kind!r}) is not supported by this proxy")
-        else:
-            raise ClientError(f"{where}.type: unsupported tool type {shown(kind)}")
-    return tools
-
-
-def _parse_tool_choice(value: Any, parallel: Any) -> ir.ToolChoice | None:
-    disable_parallel = parallel is False
-    if value is None or (isinstance(value, dict) and value.get("type") == "allowed_tools"):
-        mode = value.get("mode") if isinstance(value, dict) else None
-        if mode == "required":
-            return ir.ToolChoice(type="any", disable_parallel=disable_parallel)
-        return ir.ToolChoice(type="auto", disable_parallel=True) if disable_parallel else None
-    if isinstance(value, str) and value in TOOL_CHOICE_WORDS:  # the same words as Chat Completions'
-        return ir.ToolChoice(type=TOOL_CHOICE_WORDS[value], disable_parallel=disable_parallel)
-    if isinstance(value, dict) and value.get("type") == "function" and isinstance(value.get("name"), str):
-        space = value.get("namespace")
-        name = (
-            f"{space}{NAMESPACE_SEPARATOR}{value['name']}"
-            if isinstance(space, str) and space
-            else value["name"]
-        )
-        return ir.ToolChoice(type="tool", name=name, disable_parallel=disable_parallel)
-    if isinstance(value, dict) and value.get("type") in WEB_SEARCH_TOOLS:
-        return ir.ToolChoice(type="tool", name="web_search", disable_parallel=disable_parallel)
-    raise ClientError("tool_choice: expected 'auto', 'required', 'none' or {'type': 'function', 'name': ...}")
-
-
-def _allowed_tools(value: Any, tools: list[ir.Tool]) -> list[ir.Tool]:
-    """``tool_choice: {"type": "allowed_tools", "tools": [...]}``: only the listed tools may be called, so
-    only they are sent upstream (neither upstream API has a way to list a tool it must not call)."""
-    listed = value.get("tools")
-    if not isinstance(listed, list):
-        raise ClientError("tool_choice.tools: expected a list of tools")
-    names: set[str] = set()
-    for i, entry in enumerate(listed):
-        kind = entry.get("type") if isinstance(entry, dict) else None
-        if kind == "function" and isinstance(entry.get("name"), str):
-            space = entry.get("namespace")
-            names.add(
-                f"{space}{NAMESPACE_SEPARATOR}{entry['name']}"
-                if isinstance(space, str) and space
-                else entry["name"]
-            )
-        elif kind == "namespace" and isinstance(entry.get("name"), str):
-            names.update(t.name for t in tools if t.name.startswith(entry["name"] + NAMESPACE_SEPARATOR))
-        elif kind in WEB_SEARCH_TOOLS:
-            names.add("web_search")
-        else:
-            raise ClientError(f"tool_choice.tools[{i}]: expected a function, namespace or web_search tool")
-    return [t for t in tools if t.name in names]
 
 
 def _reasoning(value: Any) -> ir.ThinkingConfig | None:
@@ -371,13 +256,17 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
             system.append(ir.TextBlock(text=instructions))
     elif instructions is not None:
         raise ClientError("instructions: expected a string")
-    messages = _parse_input(data.get("input"))
-    namespaces: dict[str, list[str]] = {}
-    tools = _parse_tools(data.get("tools"), namespaces)
+    declared: list[tuple[Any, str]] = []
+    messages = _parse_input(data.get("input"), declared)
+    toolset = ToolSet()
+    toolset.add(data.get("tools"), "tools")
+    for value, where in declared:  # after the request's own: additional_tools, tools a search loaded
+        toolset.add(value, where)
+    tools = toolset.tools
     choice = data.get("tool_choice")
-    tool_choice = _parse_tool_choice(choice, data.get("parallel_tool_calls"))
+    tool_choice = parse_tool_choice(choice, data.get("parallel_tool_calls"))
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
-        tools = _allowed_tools(choice, tools)
+        tools = allowed_tools(choice, tools)
     max_tokens = positive_int(data.get("max_output_tokens"), "max_output_tokens")
     stream = optional_bool(data, "stream")
     text = data.get("text")
@@ -416,9 +305,8 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
         "user": data.get("user") if isinstance(data.get("user"), str) else None,
         "prompt_cache_key": data.get("prompt_cache_key"),
         # what the encoder needs and the proxy stores, not echoed as such
-        "namespaces": {
-            space + NAMESPACE_SEPARATOR + n: (space, n) for space, names in namespaces.items() for n in names
-        },
+        "namespaces": toolset.namespaces,
+        "tool_kinds": toolset.kinds,  # the tools whose calls go back as their own items (CX-04, CX-05)
         "encrypted_reasoning": isinstance(include, list) and "reasoning.encrypted_content" in include,
     }
     return ir.Request(

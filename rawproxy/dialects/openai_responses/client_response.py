@@ -3,7 +3,8 @@ the event stream (``client_stream``) sends as well.
 
 Output: reasoning items (the thinking as a summary, the signature as ``encrypted_content`` when the
 client asked for it), one message item per run of text, function calls (a namespace's tool named back
-as the client knows it), web search calls; ``status`` ``incomplete`` when the output was cut by
+as the client knows it), the calls of custom, shell, local shell and tool search tools as their own
+items (``items.call_item``: CX-04, CX-05), web search calls; ``status`` ``incomplete`` when the output was cut by
 ``max_output_tokens``. Everything the request said that the answer echoes is in ``Context.echo``.
 """
 
@@ -18,6 +19,7 @@ from ... import ir
 from ...carrier import is_sealed
 from ...ids import random_hex
 from .client_request import REDACTED_PREFIX, SIGNATURE_PREFIX
+from .items import call_item, new_item_id
 
 
 def usage_dict(usage: ir.Usage, reasoning_chars: int) -> dict[str, Any]:
@@ -144,6 +146,12 @@ def output_items(resp: ir.Response, ctx: ir.Context) -> tuple[list[dict[str, Any
             items.append(reasoning_item("rs_" + random_hex(48), "", REDACTED_PREFIX + block.data, ctx))
         elif isinstance(block, ir.ToolUseBlock):
             arguments = orjson.dumps(block.input).decode()
+            kind = ctx.echo.get("tool_kinds", {}).get(block.name)
+            if kind is not None:
+                items.append(
+                    call_item(kind, new_item_id(kind), block.id, block.name, arguments, "completed", ctx)
+                )
+                continue
             items.append(
                 function_call_item("fc_" + random_hex(48), block.id, block.name, arguments, "completed", ctx)
             )

@@ -4,6 +4,13 @@ A stream sends the whole event sequence with ``sequence_number``s (the order the
 SDK's ``responses.stream()`` accumulator checks: every output item added before its deltas and done
 before the end) and always ends with ``response.completed``, ``response.incomplete`` or
 ``response.failed``.
+
+A custom tool's call (CX-04) streams as a ``custom_tool_call`` item whose input comes whole when the call
+ends, as one ``response.custom_tool_call_input.delta`` and ``response.custom_tool_call_input.done`` (the
+SDK's ``ResponseCustomToolCallInputDeltaEvent`` and ``...DoneEvent``; Codex reads the deltas, and acts
+on ``response.output_item.done``): the ``{"input": ...}`` wrapper and a code fence around the input can
+only be taken off once the arguments are whole. Shell, local shell and tool search calls (CX-05) have
+no deltas: their items are added, then done with the arguments.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from .client_response import (
     status_of,
     usage_dict,
 )
+from .items import CALLS, call_item, new_item_id
 
 
 class _Item:
@@ -33,7 +41,7 @@ class _Item:
     def __init__(self, index: int, item_id: str, kind: str) -> None:
         self.index = index
         self.id = item_id
-        self.kind = kind  # "message", "reasoning", "function_call", "web_search_call"
+        self.kind = kind  # "message", "reasoning", "function_call", "web_search_call", or a tool kind
         self.parts: list[str] = []
         self.name = ""
         self.call_id = ""
@@ -113,7 +121,9 @@ class StreamEncoder:
     # ------------------------------------------------------------------------------- items
 
     def _new(self, block_index: int, prefix: str, kind: str) -> _Item:
-        item = _Item(self._next_index, prefix + random_hex(48), kind)
+        item = _Item(
+            self._next_index, new_item_id(kind) if kind in _TOOL_KINDS else prefix + random_hex(48), kind
+        )
         self._next_index += 1
         self._blocks[block_index] = item
         return item
@@ -142,6 +152,12 @@ class StreamEncoder:
             # its summary part is added with the first thinking text (none: the item has no summary)
             return self._event("response.output_item.added", {"output_index": item.index, "item": added})
         if isinstance(block, ir.ToolUseBlock):
+            kind = self._ctx.echo.get("tool_kinds", {}).get(block.name)
+            if kind is not None:  # a custom, shell, local shell or tool search call: its own item
+                item = self._new(index, "", kind)
+                item.name, item.call_id = block.name, block.id
+                added = call_item(kind, item.id, item.call_id, item.name, "", "in_progress", self._ctx)
+                return self._event("response.output_item.added", {"output_index": item.index, "item": added})
             item = self._new(index, "fc_", "function_call")
             item.name, item.call_id = block.name, block.id
             added = function_call_item(item.id, item.call_id, item.name, "", "in_progress", self._ctx)
@@ -192,6 +208,8 @@ class StreamEncoder:
             )
         if item.kind == "function_call":
             return function_call_item(item.id, item.call_id, item.name, text or "{}", status, self._ctx)
+        if item.kind in _TOOL_KINDS:
+            return call_item(item.kind, item.id, item.call_id, item.name, text, status, self._ctx)
         return {
             "id": item.id,
             "type": "web_search_call",
@@ -205,6 +223,7 @@ class StreamEncoder:
             return b""
         where = {"item_id": item.id, "output_index": item.index}
         text = "".join(item.parts)
+        done = self._finished(item)
         out = b""
         if item.kind == "message":
             part = {"type": "output_text", "text": text, "annotations": []}
@@ -222,7 +241,10 @@ class StreamEncoder:
             )
         elif item.kind == "function_call":
             out += self._event("response.function_call_arguments.done", {**where, "arguments": text or "{}"})
-        done = self._finished(item)
+        elif item.kind == "custom":
+            if done["input"]:
+                out += self._event("response.custom_tool_call_input.delta", {**where, "delta": done["input"]})
+            out += self._event("response.custom_tool_call_input.done", {**where, "input": done["input"]})
         self._done[item.index] = done
         return out + self._event("response.output_item.done", {"output_index": item.index, "item": done})
 
@@ -281,6 +303,7 @@ def _search_query(item: _Item) -> str:
     return item.name
 
 
+_TOOL_KINDS: Final = frozenset(CALLS.values())  # the tool kinds whose calls are items of their own
 _ERROR_CODES: Final = {
     ir.ErrorType.RATE_LIMIT: "rate_limit_exceeded",
     ir.ErrorType.TIMEOUT: "server_error",
