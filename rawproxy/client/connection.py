@@ -17,15 +17,18 @@ Until an ``on_body`` is installed the body is kept in ``body`` for the task to p
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
-from ..errors import UpstreamProtocolError
+from ..errors import UpstreamProtocolError, UpstreamUnreachable
 from ..http1 import HTTPProtocolError, ResponseHead, ResponseReader
+from ..routing.reach import Route
 from .faults import Silent, fault
+from .tls import tls_failure
 
 __all__ = ["Connection", "OnBody", "OnHead", "Origin", "raise_for"]
 
@@ -35,6 +38,7 @@ class Origin:
     scheme: str
     host: str
     port: int
+    via: Route | None = None  # how it is reached; None: directly, by the pool's defaults
 
     @classmethod
     def of(cls, url: str) -> tuple[Origin, str]:
@@ -118,7 +122,21 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._registry is not None:
             self._registry.discard(self)
+        if (
+            isinstance(exc, ssl.SSLError)
+            and self.reader is not None
+            and self.error is None
+            and not self.received_any
+        ):
+            self._tls_refused(exc)
         self._ended()
+
+    def _tls_refused(self, exc: ssl.SSLError) -> None:
+        """The upstream ended TLS before answering: in TLS 1.3 a server that wants a client certificate
+        says so only after the handshake, on the first read (RFC 8446 4.4.2.4)."""
+        why = tls_failure(exc, self.origin.host)
+        via = self.origin.via
+        self.error = via.failed(why) if via is not None else UpstreamUnreachable(f"could not connect: {why}")
 
     def _ended(self) -> None:
         self.closed = True

@@ -18,8 +18,11 @@ Rules:
   HTTP/1.1 cannot carry is the client's: ``ClientError`` (400).
 - The read timeout is the longest *silence* between two chunks, not a total: a long stream may
   legitimately run for many minutes (X-06).
-- Upstream proxies from the environment and HTTP/2 are not used: configuration, not the environment,
-  says where the upstream is (config.py is the only reader of the environment).
+- Outbound proxies and TLS settings are an upstream's route (routing/reach.py), resolved once at start
+  by the configuration (the only reader of the environment: ``HTTPS_PROXY`` and the rest,
+  ``SSL_CERT_FILE``) and registered for its base URL; the pool looks each URL up once. httpx never reads
+  the environment (``trust_env=False``): a call by a route that is not plain (a proxy, own TLS) goes on
+  the lean pool instead. No HTTP/2.
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ from ..http1 import (
     decode_content,
     encode_headers,
 )
+from ..routing.reach import Route, TLSSettings
 from .faults import fault, map_exception
 from .pool import ConnectionPool, LeanResponse, OnBody, OnHead
+from .tls import context
 
 if TYPE_CHECKING:
     import httpx
@@ -58,9 +63,10 @@ __all__ = [
 
 USER_AGENT = f"rawproxy/{__version__}"
 
-# ConnectionPool.request's arguments: method, url, header lines, body, meanwhile, on_head, read timeout
+# ConnectionPool.request's arguments: method, url, header lines, body, meanwhile, on_head, read timeout,
+# route
 _RequestArgs = tuple[
-    bytes, str, bytes, bytes | None, Callable[[], object] | None, OnHead | None, float | None
+    bytes, str, bytes, bytes | None, Callable[[], object] | None, OnHead | None, float | None, Route | None
 ]
 
 
@@ -124,15 +130,10 @@ class Client:
             await self._httpx.aclose()
 
 
-@functools.cache
 def _ssl_context() -> ssl.SSLContext:
     """The same certificate authorities httpx uses (certifi's bundle, an httpx dependency); built once,
-    when the first HTTPS upstream connection needs it."""
-    try:
-        import certifi
-    except ImportError:  # pragma: no cover - certifi comes with httpx
-        return ssl.create_default_context()
-    return ssl.create_default_context(cafile=certifi.where())
+    when the first HTTPS upstream connection needs it (tls.py)."""
+    return context(TLSSettings())
 
 
 def make_client(*, connect_timeout: float, read_timeout: float) -> Client:
@@ -272,6 +273,7 @@ def open_stream(
     meanwhile: Callable[[], object] | None = None,
     on_head: OnHead | None = None,
     timeout: float | None = None,
+    route: Route | None = None,
 ) -> _OpenStream:
     """Send a request on the hot path and yield the response before its body is read; ``meanwhile``
     runs between sending and the answer, ``on_head`` the moment the head arrives (see
@@ -279,7 +281,8 @@ def open_stream(
 
     Leaving the context (normally, by an exception, or by cancellation when the client went away)
     returns the connection when the answer was read to its end and closes it otherwise, so that an
-    abandoned upstream stops generating.
+    abandoned upstream stops generating. ``route`` is how the upstream is reached (its proxy and TLS,
+    routing/reach.py: ``Upstream.route``); None: directly, with the default TLS.
     """
     try:
         key = tuple(headers)
@@ -289,7 +292,7 @@ def open_stream(
     except HTTPProtocolError as exc:  # a header the client sent that HTTP/1.1 cannot carry
         raise ClientError(str(exc)) from None
     return _OpenStream(
-        client.pool, (method.encode(), url, lines, body, meanwhile, _identity_only(on_head), timeout)
+        client.pool, (method.encode(), url, lines, body, meanwhile, _identity_only(on_head), timeout, route)
     )
 
 
@@ -321,17 +324,31 @@ async def request(
     headers: list[tuple[str, str]],
     body: bytes | None = None,
     timeout: float | None = None,
+    route: Route | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """A whole exchange on the hot path: (status, headers, body)."""
     async with open_stream(
-        client, method, url, headers=headers, body=body, accept="application/json", timeout=timeout
+        client,
+        method,
+        url,
+        headers=headers,
+        body=body,
+        accept="application/json",
+        timeout=timeout,
+        route=route,
     ) as resp:
         data = await resp.read()
         return resp.status, resp.headers, data
 
 
-async def fetch(client: Client, url: str, *, headers: list[tuple[str, str]]) -> tuple[int, bytes]:
-    """A GET off the hot path (model lists), through httpx."""
+async def fetch(
+    client: Client, url: str, *, headers: list[tuple[str, str]], route: Route | None = None
+) -> tuple[int, bytes]:
+    """A GET off the hot path (model lists), through httpx; by the lean pool when the upstream is
+    reached through a proxy or with TLS settings of its own (httpx knows nothing of them)."""
+    if route is not None and route.special:
+        status, _, body = await request(client, "GET", url, headers=headers, route=route)
+        return status, body
     import httpx
 
     try:

@@ -35,17 +35,33 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from ..errors import ClientError, UpstreamProtocolError
+from ..errors import ClientError, ProxyError, UpstreamProtocolError
 from ..http1 import HTTPProtocolError, ResponseHead, ResponseReader, encode_headers, encode_request_with
+from ..routing.reach import Route
 from ..timers import Ticker
 from .connection import Connection, OnBody, OnHead, Origin, raise_for
 from .faults import fault
+from .route import connect, named_failure, target_of
 
 __all__ = ["ConnectionPool", "LeanResponse", "OnBody", "OnHead", "Origin"]
 
 
 class _StaleConnection(Exception):
     """A reused connection turned out closed before any byte of the answer: safe to retry."""
+
+
+def _closed_unanswered(conn: Connection, reused: bool) -> ProxyError:
+    """A connection closed before any answer. On a new TLS connection without a client certificate, the
+    likeliest cause is a server that requires one: in TLS 1.3 it can refuse only after the handshake
+    (RFC 8446 4.4.2.4), and may close without an alert Python reports."""
+    via = conn.origin.via
+    fresh = not reused and not conn.received_any and conn.origin.scheme == "https"
+    if fresh and via is not None and via.tls.cert_file is None:
+        return via.failed(
+            f"TLS: {conn.origin.host} closed the connection before answering; hint: if it requires a "
+            "client certificate (mutual TLS), set cert_file and key_file for this upstream"
+        )
+    return UpstreamProtocolError("upstream closed the connection without answering")
 
 
 class LeanResponse:
@@ -176,7 +192,11 @@ class ConnectionPool:
     def idle_connections(self) -> int:
         return sum(len(idle) for idle in self._idle.values())
 
-    async def _connect(self, origin: Origin) -> Connection:
+    async def _connect(self, origin: Origin, route: Route | None) -> Connection:
+        if origin.via is not None:  # an upstream's route: its proxy, its TLS, errors that name it
+            return await connect(
+                origin.via, origin, lambda: Connection(origin, self._open), self.connect_timeout
+            )
         tls: ssl.SSLContext | None = None
         if origin.scheme == "https":
             tls = self._ssl() if self._ssl is not None else ssl.create_default_context()
@@ -191,7 +211,7 @@ class ConnectionPool:
                     server_hostname=origin.host if tls else None,
                 )
         except OSError as exc:  # TimeoutError (the connect timeout) among them
-            raise fault(exc) from None
+            raise (fault(exc) if route is None else named_failure(route, exc, origin.host)) from None
         return conn
 
     def _take_idle(self, origin: Origin) -> Connection | None:
@@ -234,6 +254,7 @@ class ConnectionPool:
         meanwhile: Callable[[], object] | None = None,
         on_head: OnHead | None = None,
         read_timeout: float | None = None,
+        route: Route | None = None,
     ) -> LeanResponse:
         """Send a request (``header_lines`` from ``http1.encode_headers``; the host line is added here)
         and return once the response head has arrived.
@@ -243,9 +264,12 @@ class ConnectionPool:
         ``on_head(head)`` is called from the connection's callback the moment the head has
         arrived, before this coroutine resumes; when it returns an ``on_body``, the body is pushed into
         it from then on, so the first bytes of the answer are handled without waiting for the task.
-        ``read_timeout`` replaces the pool's for this exchange (an upstream's own setting).
+        ``read_timeout`` replaces the pool's for this exchange (an upstream's own setting). ``route`` is
+        how the upstream is reached (its proxy and TLS, route.py); None: directly, with the defaults.
         """
-        origin, target, host_line = self._origin(url)
+        # A route of its own (a proxy, TLS settings) keys its own connections; a plain one shares the
+        # direct connections to that origin with every other plain upstream there (route.target_of).
+        origin, target, host_line = self._origin(url) if route is None else target_of(route, url)
         try:
             raw = encode_request_with(method, target, host_line + header_lines, body)
         except HTTPProtocolError as exc:  # a header the client sent that HTTP/1.1 cannot carry
@@ -259,7 +283,7 @@ class ConnectionPool:
                 )
             except _StaleConnection:
                 meanwhile = None  # it ran already; once more, on a new connection
-        conn = await self._connect(origin)
+        conn = await self._connect(origin, route)
         try:
             return await self._exchange(
                 conn, raw, head_only, meanwhile, on_head, reused=False, read_timeout=read_timeout
@@ -292,10 +316,13 @@ class ConnectionPool:
                 if conn.closed:
                     if reused and not conn.received_any:
                         raise _StaleConnection
-                    raise UpstreamProtocolError("upstream closed the connection without answering")
+                    raise _closed_unanswered(conn, reused)
                 await conn.wait()
             raise_for(conn)  # what failed with the head (on_head raised, the first body bytes broke)
-            return LeanResponse(self, conn, reader, reader.head)
+            head = reader.head
+            if head.status == 407 and conn.origin.via is not None and conn.origin.via.proxy is not None:
+                raise conn.origin.via.refused(407, "Proxy Authentication Required")  # not the upstream's
+            return LeanResponse(self, conn, reader, head)
         except BaseException:
             self.watch.discard(conn)
             conn.reader = None

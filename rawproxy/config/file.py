@@ -68,6 +68,11 @@ _UPSTREAM_KEYS = frozenset(
         "forward_client_key",
         "retries",
         "api_version",
+        "proxy",
+        "ca_file",
+        "cert_file",
+        "key_file",
+        "verify",
     }
 )
 _ROUTE_KEYS = frozenset({"match", "upstream", "model", "fallbacks", "compact", *OVERRIDES})
@@ -162,6 +167,14 @@ def _upstream(index: int, entry: Mapping[str, Any], environ: Mapping[str, str]) 
     retries = _typed(f"{where}: retries", entry.get("retries", 0), (int,))
     if not 0 <= retries <= 10:
         raise ConfigError(f"{where}: retries must be between 0 and 10")
+    proxy = entry.get("proxy")
+    if proxy is not None and not isinstance(proxy, str):  # never its value in the message: a secret
+        raise ConfigError(f'{where}: proxy must be a string ("" for none), got {type(proxy).__name__}')
+    files = {
+        key: _typed(f"{where}: {key}", entry[key], (str,))
+        for key in ("ca_file", "cert_file", "key_file")
+        if key in entry
+    }
     return UpstreamSpec(
         name=name,
         protocol="openai" if protocol == "openai" else "anthropic",
@@ -180,6 +193,9 @@ def _upstream(index: int, entry: Mapping[str, Any], environ: Mapping[str, str]) 
         api_version=_typed(f"{where}: api_version", entry["api_version"], (str,))
         if "api_version" in entry
         else None,
+        proxy=proxy,
+        **files,
+        verify=_typed(f"{where}: verify", entry.get("verify", True), (bool,)),
     )
 
 

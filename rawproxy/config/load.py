@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from .. import __version__
 from ..errors import ConfigError
 from ..routing import ModelRoutes, parse_model_map
+from ..routing.reach import ProxyEnvironment
 from . import file as config_file
 from .settings import SETTINGS, Setting, by_name
 
@@ -32,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rawproxy",
         description="Anthropic Messages API in, OpenAI-compatible Chat Completions upstream. "
         "Every flag also reads RAWPROXY_<FLAG> (e.g. RAWPROXY_OPENAI_UPSTREAM) from the environment or .env. "
-        "Other commands: 'rawproxy fake-upstream', 'rawproxy demo'.",
+        "Other commands (each with its own -h): 'rawproxy doctor' checks a setup, 'rawproxy demo' shows "
+        "the proxy at work with no key and no network, 'rawproxy fake-upstream' is a scripted fake LLM server.",
     )
     p.add_argument("--version", action="version", version=f"rawproxy {__version__}")
     groups: dict[str, argparse._ArgumentGroup] = {}
@@ -99,6 +102,8 @@ def collect(
     header_env = by_name("upstream_headers").env or ""
     values["upstream_headers"] = _headers(args.upstream_headers or env.get(header_env, "").splitlines())
     values.update(upstreams=file.upstreams, route_table=file.routes, rules=file.rules)
+    # HTTPS_PROXY and the rest: read here, once; applied per upstream by Config.router_spec (NET-01).
+    values["proxy_environment"] = ProxyEnvironment.of(env)
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -170,11 +175,22 @@ def read_dotenv(path: Path) -> dict[str, str]:
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
+        values[key.strip()] = _dotenv_value(value.strip())
     return values
+
+
+def _dotenv_value(value: str) -> str:
+    r"""python-dotenv's rules (its parser.py, ``parse_value``): a quoted value ends at its closing quote,
+    ``#`` inside kept, and a comment may follow it; in an unquoted value a ``#`` preceded by whitespace
+    starts a comment (``sk-abc   # my key`` is ``sk-abc``), one without (``a#b``) is part of the value
+    (https://github.com/theskumar/python-dotenv, ``re.sub(r"\s+#.*", "", part).rstrip()``)."""
+    if value[:1] in ("'", '"'):
+        end = value.find(value[0], 1)
+        if end > 0 and (not value[end + 1 :].strip() or value[end + 1 :].lstrip().startswith("#")):
+            return value[1:end]
+        if len(value) >= 2 and value[-1] == value[0]:  # a quote inside, e.g. escaped: as before
+            return value[1:-1]
+    return re.sub(r"\s+#.*", "", value).rstrip()
 
 
 def claude_code_environment(environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], Path]:

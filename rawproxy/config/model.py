@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from ..dialects import VERSION_PREFIX
 from ..errors import ConfigError
 from ..routing import Router
+from ..routing.reach import ProxyEnvironment, TLSSettings, parse_proxy, redacted
 from ..routing.specs import RULE_NAMES, ModelRoutes, Route, RouterSpec, Rules, Target, UpstreamSpec
 from .load import collect
 from .settings import DEFAULT_ANTHROPIC_UPSTREAM, DEFAULT_OPENAI_UPSTREAM, SETTINGS, default
@@ -75,8 +76,17 @@ class Config:
     retry_backoff: float = default("retry_backoff")  # the first wait before a retry; doubles each time
     retry_backoff_max: float = default("retry_backoff_max")  # also for Retry-After: longer means move on
     reload_interval: float = default("reload_interval")  # how often the --config file is checked
+    # Company networks (NET-01, NET-02): resolved per upstream by router_spec().
+    upstream_proxy: str | None = field(default=default("upstream_proxy"), repr=False)  # may hold a password
+    env_proxy: bool = default("env_proxy")  # False: the environment's proxy variables are ignored
+    proxy_environment: ProxyEnvironment = field(default_factory=ProxyEnvironment)  # its repr hides passwords
+    upstream_ca_file: str | None = default("upstream_ca_file")
+    ssl_cert_file: str | None = default("ssl_cert_file")  # the environment's SSL_CERT_FILE
+    ssl_cert_dir: str | None = default("ssl_cert_dir")  # and SSL_CERT_DIR
 
     def __post_init__(self) -> None:
+        if self.host.startswith("[") and self.host.endswith("]"):  # --host [::1], as a URL writes it
+            object.__setattr__(self, "host", self.host[1:-1])
         self.check()
 
     def check(self) -> None:
@@ -92,6 +102,20 @@ class Config:
                     raise ConfigError(problem)
         for spec in self.upstreams:
             self._check_upstream_url(f"upstream {spec.name!r}: base_url", spec.base_url)
+        for spec in self.reached():  # every proxy URL parses, every certificate file loads: at start
+            where = f"upstream {spec.name!r}"
+            try:
+                if spec.proxy:
+                    parse_proxy(spec.proxy)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            tls = TLSSettings(spec.ca_file, spec.ca_dir, spec.cert_file, spec.key_file, spec.verify)
+            if not tls.default:  # (only then: the client package loads asyncio, not wanted for a Config)
+                from ..client.tls import check as check_tls
+
+                problem = check_tls(tls)
+                if problem is not None:
+                    raise ConfigError(f"{where}: {problem}")
         if self.force_model is not None and self.force_model.upstream is None and not self.force_model.model:
             raise ConfigError("force_model must name a model")
         names = {spec.name for spec in self.upstream_list()}
@@ -126,6 +150,8 @@ class Config:
                     api_keys=(self.openai_key,) if self.openai_key else (),
                     profile=self.upstream_profile,
                     headers=self.upstream_headers,
+                    proxy=self.upstream_proxy,
+                    ca_file=self.upstream_ca_file,
                 )
             )
         if (self.anthropic_enabled and not has_file) or self.anthropic_upstream != DEFAULT_ANTHROPIC_UPSTREAM:
@@ -137,15 +163,38 @@ class Config:
                     api_keys=(self.anthropic_key,) if self.anthropic_key else (),
                     client_profile=self.client_profile,
                     headers=self.upstream_headers,
+                    proxy=self.upstream_proxy,
+                    ca_file=self.upstream_ca_file,
                 )
             )
         names = {spec.name for spec in legacy}
         return (*(spec for spec in self.upstreams if spec.name not in names), *legacy)
 
+    def reached(self) -> tuple[UpstreamSpec, ...]:
+        """Every upstream with how it is reached resolved, once (NET-01, NET-02): its own ``proxy``
+        (``""``: directly), else, unless ``env_proxy`` is off, the environment's for its URL (``NO_PROXY``
+        considered); its own ``ca_file``, else ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``."""
+        return tuple(self._reached(spec) for spec in self.upstream_list())
+
+    def _reached(self, spec: UpstreamSpec) -> UpstreamSpec:
+        proxy = spec.proxy
+        if proxy is None and self.env_proxy:
+            chosen = self.proxy_environment.for_url(spec.base_url)
+            if chosen is not None:
+                name, proxy = chosen
+                try:
+                    parse_proxy(proxy)
+                except ValueError as exc:  # say which variable: the user did not name it in the file
+                    raise ConfigError(f"upstream {spec.name!r}: {name}: {exc}; or --no-env-proxy") from None
+        ca_file, ca_dir = spec.ca_file, None
+        if ca_file is None:
+            ca_file, ca_dir = self.ssl_cert_file, self.ssl_cert_dir
+        return replace(spec, proxy=proxy or None, ca_file=ca_file, ca_dir=ca_dir)
+
     def router_spec(self) -> RouterSpec:
         """What routing is built from: every upstream and the routing settings, nothing else."""
         return RouterSpec(
-            upstreams=self.upstream_list(),
+            upstreams=self.reached(),
             routes=self.routes,
             route_table=self.route_table,
             rules=self.rules,
@@ -196,8 +245,9 @@ class Config:
                 "protocol": u.protocol,
                 "base_url": _shown(u.base_url),
                 "key_set": bool(u.api_keys),
+                "proxy": redacted(u.proxy) if u.proxy else None,
             }
-            for u in self.upstream_list()
+            for u in self.reached()
         ]
         out["routes"] = [route.match for route in self.route_table]
         out["rules"] = [name for name in RULE_NAMES if getattr(self.rules, name) is not None]

@@ -203,6 +203,23 @@ SETTINGS: tuple[Setting, ...] = (
     _row("auto_cache", bool, True, "no automatic prompt-caching breakpoints", flag="--no-auto-cache",
          env="RAWPROXY_NO_AUTO_CACHE", live=True, kind="switch", group=_OPENAI_SIDE,
          shown=_as_is("auto_cache")),
+    # ------------------------------------------------------- company networks (NET-01, NET-02)
+    # The flags' upstreams' own proxy (the file's upstreams have a proxy key each); it wins over the
+    # environment's HTTPS_PROXY and the rest, which --no-env-proxy turns off for every upstream.
+    _row("upstream_proxy", str, None, "HTTP proxy for the flags' upstreams, http://[user:pass@]host:port "
+         "(default: $HTTPS_PROXY, $HTTP_PROXY, $ALL_PROXY unless NO_PROXY names the host)", file=False,
+         live=True, metavar="URL", group="company networks", secret=True, shown=_is_set("upstream_proxy")),
+    _row("env_proxy", bool, True, "ignore HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY",
+         flag="--no-env-proxy", env="RAWPROXY_NO_ENV_PROXY", live=True, kind="switch",
+         group="company networks", shown=_as_is("env_proxy")),
+    _row("upstream_ca_file", str, None, "CA bundle (PEM) the flags' upstreams' certificates are checked "
+         "against (default: $SSL_CERT_FILE, else certifi's)", file=False, live=True, metavar="FILE",
+         group="company networks", shown=_as_is("upstream_ca_file")),
+    # OpenSSL's variables: the default trust of every upstream without a ca_file of its own (tls.py).
+    _row("ssl_cert_file", str, None, "CA bundle (PEM) replacing the default for every upstream",
+         flag=False, env="SSL_CERT_FILE", file=False, live=True),
+    _row("ssl_cert_dir", str, None, "directory of hashed CA certificates replacing the default",
+         flag=False, env="SSL_CERT_DIR", file=False, live=True),
     # ---------------------------------------------------------------------------------- limits
     # The server reads the client-side limits from the configuration of the moment (server/loop.py): live.
     # The upstream client (connect_timeout) and the shutdown (grace_seconds) take theirs at start.
@@ -249,6 +266,7 @@ NOT_IN_TABLE: Mapping[str, str] = {
     "route_table": "the file's [[routes]]",
     "rules": "the file's [rules]",
     "models_cache_seconds": "programs embedding the proxy only: Config(models_cache_seconds=...)",
+    "proxy_environment": "the environment's https_proxy, http_proxy, all_proxy, no_proxy (either case)",
 }
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}

@@ -43,6 +43,14 @@ class UpstreamSpec:
     forward_client_key: bool = False  # with no api_key: send the client's own key upstream
     retries: int = 0  # extra tries of this upstream on a failure before the first byte
     api_version: str | None = None  # Azure's api-version query
+    # How it is reached (NET-01, NET-02): the proxy URL (None: by the environment; "": directly), which
+    # the configuration resolves before routing sees it, and TLS (None: the default bundle, certifi's).
+    proxy: str | None = field(default=None, repr=False)  # may hold user:password@
+    ca_file: str | None = None
+    ca_dir: str | None = None
+    cert_file: str | None = None  # a client certificate for mutual TLS, with key_file
+    key_file: str | None = None
+    verify: bool = True  # False only by an explicit setting; logged at every start
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ on the upstream and the key alone, so they are built up front, and several keys 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
@@ -16,9 +17,13 @@ from urllib.parse import quote
 
 from ..dialects import OPENAI_MODELS_PATH, VERSION_PREFIX, Dialect, anthropic_messages, openai_chat
 from ..profiles import BETA_QUERY_PROFILES, CLIENT_PROFILES, SESSION_ID_PROFILES, Profile, guess_profile
+from .reach import Route, TLSSettings, parse_proxy
+from .reach import route as make_route
 from .specs import UpstreamSpec
 
 __all__ = ["AZURE_API_VERSION", "ClientKey", "Upstream", "build_upstreams", "make_upstream", "upstream_for"]
+
+log = logging.getLogger("rawproxy")
 
 
 class Upstream:
@@ -41,6 +46,7 @@ class Upstream:
         "profile",
         "protocol",
         "retries",
+        "route",
         "timeout",
         "translated_headers",
     )
@@ -62,8 +68,11 @@ class Upstream:
         forward_client_key: bool = False,
         retries: int = 0,
         api_version: str | None = None,
+        route: Route | None = None,
     ) -> None:
         self.name = name
+        # How it is reached (reach.py): registered for its base URL, where the upstream client looks.
+        self.route = route or make_route(name, None, TLSSettings())
         self.protocol = protocol
         self.base = base
         self.dialect: Dialect = anthropic_messages if protocol == "anthropic" else openai_chat
@@ -171,7 +180,23 @@ ClientKey = str | None  # the key the client presented (x-api-key or Bearer), fo
 AZURE_API_VERSION = "2024-10-21"  # the newest GA api-version of Azure OpenAI's classic data plane
 
 
+def route_of(spec: UpstreamSpec) -> Route:
+    """How ``spec``'s upstream is reached: its proxy (already resolved against the environment by the
+    configuration) and TLS; raises ValueError for a proxy URL that cannot be used (never showing its
+    credentials)."""
+    proxy = parse_proxy(spec.proxy) if spec.proxy else None
+    tls = TLSSettings(spec.ca_file, spec.ca_dir, spec.cert_file, spec.key_file, spec.verify)
+    if not spec.verify:
+        log.warning(
+            "upstream %r: TLS certificate verification is off (verify = false): anyone on the path can "
+            "read and change its traffic, the API key included",
+            spec.name,
+        )
+    return make_route(spec.name, proxy, tls)
+
+
 def make_upstream(spec: UpstreamSpec) -> Upstream:
+    way = route_of(spec)
     if spec.protocol == "openai":
         base = spec.base_url.rstrip("/")
         return Upstream(
@@ -187,6 +212,7 @@ def make_upstream(spec: UpstreamSpec) -> Upstream:
             forward_client_key=spec.forward_client_key,
             retries=spec.retries,
             api_version=spec.api_version,
+            route=way,
         )
     base = spec.base_url.rstrip("/").removesuffix(VERSION_PREFIX)  # tolerate the OpenAI-style form
     preset = CLIENT_PROFILES[spec.client_profile]
@@ -209,6 +235,7 @@ def make_upstream(spec: UpstreamSpec) -> Upstream:
         models=spec.models,
         forward_client_key=spec.forward_client_key,
         retries=spec.retries,
+        route=way,
     )
 
 
