@@ -10,7 +10,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__
 from .config import Config, ConfigError
 from .config.logs import setup_logging
 
@@ -42,13 +41,13 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 async def _run(config: Config, argv: Sequence[str]) -> None:
     from .service import install_signal_handlers, serve
+    from .workers import banner
 
     stop = asyncio.Event()
     install_signal_handlers(stop)
 
     def ready(host: str, port: int) -> None:
-        shown = f"[{host}]" if ":" in host else host
-        print(f"rawproxy {__version__} listening on http://{shown}:{port}", flush=True)
+        print(banner(host, port, config.log_format), flush=True)  # JSON too with --log-format json
 
     await serve(config, ready=ready, stop=stop, rebuild=lambda: Config.from_env(argv))
 
@@ -75,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.workers > 1 and not config.reuse_port:
         from .workers import run as run_workers
 
-        return run_workers(args, config.workers, config.host, config.port, config.grace_seconds)
+        return run_workers(
+            args, config.workers, config.host, config.port, config.grace_seconds, config.log_format
+        )
     setup_logging(config.log_level, config.log_format)
     if config.inspect:  # panels as they are, on stderr, whatever the log level and format
         panels = logging.getLogger("rawproxy.inspect")
@@ -91,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except OSError as exc:  # e.g. the port is taken
-        print(f"rawproxy: error: {exc}", file=sys.stderr)
+        from .workers import say
+
+        print(say(f"rawproxy: error: {exc}", config.log_format, logging.ERROR), file=sys.stderr)
         return 1
     return 0
 

@@ -8,6 +8,7 @@ directly against the fake upstream and through the proxy (the best of a few roun
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import time
@@ -183,6 +184,12 @@ async def run() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argparse.ArgumentParser(  # -h/--help prints this and exits, before anything starts
+        prog="rawproxy demo",
+        description="The fake upstream (both dialects) and the proxy in this process, no API key and no "
+        "network: one streamed request with reasoning and a tool call in each direction, what each client "
+        "received, and the time to first token direct and through the proxy.",
+    ).parse_args(list(argv or []))
     return asyncio.run(run())
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import signal
@@ -35,7 +36,15 @@ async def serve(
     client = make_client(connect_timeout=config.connect_timeout, read_timeout=config.timeout)
     app = App(config, client)
     server = Server(app)
-    host, port = await server.start()
+    try:
+        host, port = await server.start()
+    except OSError as exc:  # the port is taken: say so plainly (__main__ prints it and exits 1)
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        taken = (
+            f"port {config.port} on {config.host} is already in use (another rawproxy, or another program)"
+        )
+        raise OSError(exc.errno, f"{taken}; stop it or choose another --port") from None
     if not config.api_keys and not _loopback(config.host):
         log.warning(
             "listening on %s without --api-key: anyone who can reach this address can use the upstream keys",

@@ -198,3 +198,25 @@ def test_keys_never_reach_the_log(tmp_path: Path) -> None:
     for secret in (upstream_key, client_key, anthropic_key, pasted_key, "wrong-SECRET-0000", "SECRET"):
         assert secret not in log
     assert "authorization" not in log.lower()
+
+
+def test_ops05_each_command_has_its_own_help() -> None:
+    """Issue 18: ``rawproxy demo --help`` prints demo's help and runs nothing; ``rawproxy doctor -h``
+    prints doctor's (tests/test_doctor.py has it too); the main ``--help`` names both commands."""
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "rawproxy", *argv], capture_output=True, text=True, timeout=20
+        )
+
+    for flag in ("-h", "--help"):
+        demo = run("demo", flag)
+        assert demo.returncode == 0, demo.stderr
+        assert demo.stdout.startswith("usage: rawproxy demo")
+        assert "overhead" not in demo.stdout and "message_start" not in demo.stdout  # the demo did not run
+    doctor = run("doctor", "-h")
+    assert doctor.returncode == 0 and doctor.stdout.startswith("usage: rawproxy doctor")
+    main_help = " ".join(run("--help").stdout.split())  # argparse wraps lines
+    assert "'rawproxy doctor' checks a setup" in main_help and "'rawproxy demo'" in main_help
+    wrong = run("demo", "--no-such-flag")
+    assert wrong.returncode == 2 and "usage: rawproxy demo" in wrong.stderr

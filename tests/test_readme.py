@@ -174,3 +174,59 @@ def test_issue7_readme_single_file_program_runs_as_written(tmp_path: Path) -> No
         fake.communicate(timeout=10)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "embedded hello"
+
+
+def _dist(name: str) -> str:
+    """A distribution name as PyPI compares them (PEP 503: runs of ``-_.`` are one ``-``, case-folded)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirements(text: str) -> list[str]:
+    """The distribution names a snippet tells its reader to install: the arguments of ``pip install``,
+    ``pipx install``, ``uv pip install``, ``uv add``, ``uv tool install``, ``--with``; the package
+    ``uvx``/``pipx run`` fetch to run a command (its ``--from``/``--spec``, else the command's name); a
+    PEP 723 ``dependencies`` list (https://peps.python.org/pep-0723/). Paths, URLs and options are no names."""
+    found: list[str] = []
+    words = r"((?:[ \t]+(?!#)[^\s`;&|]+)+)"  # the rest of the command, up to a comment or a shell operator
+    for match in re.finditer(rf"(?:(?:pip3?|pipx|uv pip|uv tool) install|uv add){words}", text):
+        found += match.group(1).split()
+    for match in re.finditer(rf"(?:uvx|uv tool run|pipx run){words}", text):
+        args = match.group(1).split()
+        spec = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--from", "--spec")]
+        found += spec or [a for a in args if not a.startswith("-")][:1]
+    found += [m.group(1) for m in re.finditer(r"--with[ =]([^\s`]+)", text)]
+    for block in re.findall(r"^# dependencies = \[(.*?)\]$", text, re.MULTILINE | re.DOTALL):
+        found += re.findall(r"[\"']([^\"']+)[\"']", block)
+    names = []
+    for arg in (a.strip("'\"") for a in found):
+        name = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", arg)
+        if name and not arg.startswith(("-", ".", "/")) and "://" not in arg and not arg.endswith(".py"):
+            names.append(_dist(name.group(0)))
+    return names
+
+
+def test_ops02_no_readme_snippet_installs_the_bare_pypi_name() -> None:
+    """Issue 18: ``rawproxy`` on PyPI is an unrelated project (0.0.8), so the distribution is named
+    otherwise (pyproject's ``[project] name``) and no command or PEP 723 script of the README may ask for
+    the bare name; they name ours."""
+    import tomllib
+
+    ours = _dist(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"])
+    assert ours != "rawproxy"
+    snippets = "\n".join(
+        re.findall(r"```\w*\n(.*?)```", README, re.DOTALL) + re.findall(r"`([^`\n]+)`", README)
+    )
+    names = _requirements(snippets)
+    assert "rawproxy" not in names, names
+    assert ours in _requirements(recipe("python", "# /// script"))  # the PEP 723 program needs it
+    assert names.count(ours) >= 2  # and the Install section names it
+
+
+def test_ops02_the_requirement_finder_sees_the_bare_name() -> None:
+    """The check above would catch the old README's lines."""
+    assert _requirements('# dependencies = ["rawproxy", "anthropic"]') == ["rawproxy", "anthropic"]
+    assert _requirements("pip install 'rawproxy[fast]'  # uvloop") == ["rawproxy"]
+    assert _requirements("uv add Raw_Proxy\npip install . -e '.[fast]'") == ["raw-proxy"]
+    assert set(_requirements("uv tool install --with rawproxy-llm python")) == {"rawproxy-llm", "python"}
+    assert _requirements("uvx rawproxy --port 8082\npipx run embed.py") == ["rawproxy"]
+    assert _requirements("uvx --from rawproxy-llm rawproxy") == ["rawproxy-llm"]

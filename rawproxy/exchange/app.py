@@ -31,6 +31,7 @@ from .catalog import Catalog
 from .context import Exchange, Shared, Streams
 from .endpoints import find
 from .lessons import Lessons
+from .loops import LoopGuard
 from .state import ResponseStore
 
 __all__ = ["App", "error_response"]
@@ -40,6 +41,8 @@ log = logging.getLogger("rawproxy")
 # The key that seals reasoning state when none is configured: the process group's (workers.py passes one
 # to every worker it starts), else this process's own.
 _PROCESS_KEY = secrets.token_bytes(32)
+# The faults that make the proxy answer 502/504 itself (no answer, no answer in time, a broken one).
+_OWN_FAULTS = frozenset({"upstream_unreachable", "upstream_timeout", "upstream_protocol"})
 
 
 def carrier_key(config: Config) -> bytes:
@@ -51,12 +54,26 @@ def carrier_key(config: Config) -> bytes:
     return group.encode() if group else _PROCESS_KEY
 
 
-def error_response(req: ClientRequest, info: ir.ErrorInfo) -> tuple[int, Headers, bytes]:
+# The proxy's own answers that another try cannot change (NET-04). The Anthropic and OpenAI SDKs obey
+# ``x-should-retry`` before their status rules (anthropic-sdk-python _base_client.py ``_should_retry``),
+# so a 508 (>= 500, retried by default) or a wrong key is final at once. Never on an upstream's answer.
+_FINAL = frozenset({400, 401, 403, 404, 405, 413, 415, 426, 431, 505, 508})
+_NO_RETRY = (b"x-should-retry", b"false")
+# 426 on a WebSocket upgrade: the connection the client asked to switch is closed after the answer.
+_CLOSE = (b"connection", b"close")
+
+
+def error_response(req: ClientRequest, info: ir.ErrorInfo, *, own: bool = True) -> tuple[int, Headers, bytes]:
     """An error in the shape the client understands (its path and headers say which), with its own
-    headers: Retry-After, and a 405's Allow."""
+    headers: Retry-After, a 405's Allow, and, when it is the proxy's own (``own``) and final,
+    ``x-should-retry: false``."""
     status, body = error_dialect(req.path, req.header).build_error(info)
     headers = JSON_HEADERS + ([(b"retry-after", info.retry_after.encode())] if info.retry_after else [])
-    return status, headers + ([(b"allow", info.allow.encode())] if info.allow else []), body
+    if info.allow:
+        headers = [*headers, (b"allow", info.allow.encode())]
+    if status in _FINAL and (own or status == 508):  # a loop seen upstream runs through here too
+        headers = [*headers, _NO_RETRY, *((_CLOSE,) if status == 426 else ())]
+    return status, headers, body
 
 
 class App:
@@ -68,6 +85,7 @@ class App:
         self.catalog = Catalog(client)
         self.responses = ResponseStore(config.responses_store)
         self.lessons = Lessons()
+        self.loops = LoopGuard()  # one mark for the life of the process, whatever reloads (NET-03)
         self.use(config)
 
     def use(self, config: Config) -> None:
@@ -90,6 +108,7 @@ class App:
             config=config,
             router=router,
             carrier_key=carrier_key(config),
+            loops=self.loops,
         )
 
     async def handle(self, req: ClientRequest, sink: ResponseSink) -> None:
@@ -115,7 +134,10 @@ class App:
         except ProxyError as exc:
             if exc.kind != "client":
                 record.error_kind = exc.kind
-            await self._error(ex, exc.info)
+                if exc.kind in _OWN_FAULTS:  # a 502/504 of ours: say which upstream (NET-05), and why
+                    up = f" {record.upstream}" if record.upstream != "-" else ""  # "-": a model list's
+                    log.warning("%s upstream%s failed (%s): %s", record.rid, up, exc.kind, exc)
+            await self._error(ex, exc.info, own=exc.kind == "client")
         except asyncio.CancelledError:
             record.status = 499  # the client went away (nginx's code), even in the middle of a 200
             raise
@@ -137,11 +159,11 @@ class App:
                 panel = render(record, req.body, recording, colour=colour, limit=config.inspect_limit)
                 logging.getLogger("rawproxy.inspect").info(panel)
 
-    async def _error(self, ex: Exchange, info: ir.ErrorInfo) -> None:
+    async def _error(self, ex: Exchange, info: ir.ErrorInfo, *, own: bool = True) -> None:
         sink = ex.sink
         if sink.started and not sink.discard():
             return  # mid-stream errors are written by the relay; nothing more can be said here
-        status, headers, body = error_response(ex.req, info)
+        status, headers, body = error_response(ex.req, info, own=own)
         ex.record.status = status
         await sink.respond(status, headers, body)
 

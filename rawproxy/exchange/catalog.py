@@ -70,7 +70,12 @@ class Catalog:
     async def _openai_list(self, up: Upstream) -> list[dict[str, Any]]:
         """The upstream's ``/models`` entries, on the lean client (no httpx import on a first request)."""
         status, _, body = await upstream_client.request(
-            self.client, "GET", up.url(OPENAI_MODELS_PATH), headers=up.request_headers(), timeout=up.timeout
+            self.client,
+            "GET",
+            up.url(OPENAI_MODELS_PATH),
+            headers=up.request_headers(),
+            timeout=up.timeout,
+            route=up.route,
         )
         try:
             return openai_model_entries(status, body)
@@ -83,7 +88,9 @@ class Catalog:
         after: str | None = ""
         for _ in range(ANTHROPIC_PAGES):
             url = up.base + ANTHROPIC_MODELS_PATH + "?limit=1000" + (f"&after_id={after}" if after else "")
-            status, body = await upstream_client.fetch(self.client, url, headers=up.request_headers())
+            status, body = await upstream_client.fetch(
+                self.client, url, headers=up.request_headers(), route=up.route
+            )
             try:
                 page, after = anthropic_models_page(status, body)
             except ProxyError as exc:  # a 200 of the wrong shape (model_lists raises nothing else)

@@ -167,9 +167,10 @@ async def _unary(
         ex.shared.client,
         "POST",
         up.url(prepared.path, prepared.ctx.upstream_model),
-        headers=up.call_headers(key),
+        headers=ex.upstream_headers(up.call_headers(key)),
         body=prepared.body,
         timeout=up.timeout,
+        route=up.route,
     )
     if status >= 400:
         again = None if retried else _again(ex, prepared, up, status, body)
@@ -212,11 +213,12 @@ async def _stream(
             shared.client,
             "POST",
             up.url(prepared.path, prepared.ctx.upstream_model),
-            headers=up.call_headers(key),
+            headers=ex.upstream_headers(up.call_headers(key)),
             body=prepared.body,
             meanwhile=lambda: estimate_input_tokens(prepared),
             on_head=on_head,
             timeout=up.timeout,
+            route=up.route,
         ) as resp:
             if relay is not None:
                 await relay.run(resp)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..routing import Router
     from .catalog import Catalog
     from .lessons import Lessons
+    from .loops import LoopGuard, Marks
     from .state import ResponseStore
 
 __all__ = ["Exchange", "Shared", "Streams"]
@@ -40,6 +41,7 @@ class Shared:
     config: Config
     carrier_key: bytes  # seals upstream state handed to clients (carrier.py)
     router: Router
+    loops: LoopGuard  # this proxy's Via mark (NET-03)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -52,6 +54,11 @@ class Exchange:
     data: dict[str, Any] | None = None  # the client's body, parsed as JSON (and routed)
     rewritten: bool = False  # the body differs from what the client sent (a passthrough re-serialises)
     request: ir.Request | None = None  # the body parsed into the IR, once a translated try needs it
+    via: Marks | None = None  # the Via and hop count its upstream requests carry (loops.py)
+
+    def upstream_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """An upstream request's headers with this proxy's mark added (loops.py says when)."""
+        return self.via.add(headers) if self.via is not None else headers
 
     def client_key(self) -> str | None:
         """The key the client presented (``x-api-key`` or ``Authorization: Bearer``), for an upstream

@@ -34,6 +34,7 @@ from ..dialects import (
     COUNT_TOKENS_PATH,
     MODELS_PATH,
     REGISTRY,
+    VERSION_PREFIX,
     anthropic_messages,
     build_model_list,
     client_spec,
@@ -126,6 +127,7 @@ async def _count_tokens(ex: Exchange) -> None:
     decision = shared.router.decide(request.model, RequestFacts(data, "anthropic", req.headers))
     up, target = decision.upstream, decision.model
     ex.record.client_model, ex.record.upstream_model = request.model, target
+    ex.record.upstream = up.name
     if up.protocol != "anthropic":
         await _ok(ex, orjson.dumps({"input_tokens": tokens.estimate_request_tokens(request)}))
         return
@@ -134,9 +136,12 @@ async def _count_tokens(ex: Exchange) -> None:
         shared.client,
         "POST",
         up.url(ANTHROPIC_COUNT_TOKENS_PATH),
-        headers=up.request_headers(req.headers, ex.client_key() if up.forward_client_key else None),
+        headers=ex.upstream_headers(
+            up.request_headers(req.headers, ex.client_key() if up.forward_client_key else None)
+        ),
         body=orjson.dumps(data),
         timeout=up.timeout,
+        route=up.route,
     )
     _check_count(status, headers, body)
     ex.record.status = status
@@ -177,6 +182,14 @@ ENDPOINTS: dict[str, Endpoint] = {
     **{spec.path: Endpoint(("POST",), complete) for spec in REGISTRY},
 }
 AUTHENTICATED_PREFIX = "/v1/"
+# Where Codex opens its Responses WebSocket (a ``GET`` with ``Upgrade: websocket``), under a base URL with
+# or without /v1 (CX-01).
+_WEBSOCKET_PATHS = frozenset(
+    path
+    for spec in REGISTRY
+    if spec.protocol == "openai_responses"
+    for path in (spec.path, spec.path.removeprefix(VERSION_PREFIX))
+)
 
 
 def find(ex: Exchange, keys: list[bytes]) -> Handler:
@@ -188,14 +201,36 @@ def find(ex: Exchange, keys: list[bytes]) -> Handler:
         path = path[3:]
     if path.startswith(AUTHENTICATED_PREFIX):
         authenticate(ex, keys)
+    if path in _WEBSOCKET_PATHS and method == "GET" and _asks_websocket(req):
+        raise _no_websocket()
     endpoint = ENDPOINTS.get(path)
     if endpoint is None or (endpoint.others_not_found and method not in endpoint.methods):
         raise ClientError(f"no such endpoint: {method} {path}", status=404, type=ir.ErrorType.NOT_FOUND)
     if method not in endpoint.methods:
         raise not_allowed(method, path, ", ".join(endpoint.methods))
     ex.spec = client_spec(path)
+    if method == "POST":  # what may go upstream: refused here if it has been here before (NET-03)
+        ex.via = ex.shared.loops.forward(req.headers)
     _decode_body(req, ex.shared.config.max_body_bytes)
     return endpoint.handler
+
+
+def _asks_websocket(req: ClientRequest) -> bool:
+    upgrade = req.header(b"upgrade")
+    return upgrade is not None and "websocket" in upgrade.lower()
+
+
+def _no_websocket() -> ClientError:
+    """CX-01: Codex's built-in ``openai`` provider first opens its Responses WebSocket; only a 426 on that
+    handshake makes it fall back to HTTP at once (openai/codex#10824, "Fallback to HTTP on
+    UPGRADE_REQUIRED"; its client looks at the status alone, openai/codex#43353). A 405 or 404 costs five
+    reconnects, about 6.5 s (qxcnm/Codex-Manager#91). No ``Upgrade`` header is sent: there is no protocol
+    to switch to, only plain HTTP; the connection is closed after the answer (app.py)."""
+    return ClientError(
+        "this proxy does not serve the Responses WebSocket; POST the request over HTTP instead",
+        status=426,
+        type=ir.ErrorType.INVALID_REQUEST,
+    )
 
 
 def _decode_body(req: ClientRequest, limit: int) -> None:

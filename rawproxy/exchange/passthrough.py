@@ -44,7 +44,9 @@ async def relay(ex: Exchange, up: Upstream, target: str, final: bool) -> None:
     stream = data.get("stream") is True
     url = with_query(up.url(spec.passthrough_path, target), req.query)
     ctx = ir.Context(client_model=data["model"], upstream_model=target)
-    headers = up.request_headers(req.headers, ex.client_key() if up.forward_client_key else None)
+    headers = ex.upstream_headers(
+        up.request_headers(req.headers, ex.client_key() if up.forward_client_key else None)
+    )
     pump: Relay | None = None
 
     def on_head(head: ResponseHead) -> OnBody | None:
@@ -76,6 +78,7 @@ async def relay(ex: Exchange, up: Upstream, target: str, final: bool) -> None:
             accept="text/event-stream" if stream else "application/json",
             on_head=on_head,
             timeout=up.timeout,
+            route=up.route,
         ) as resp:
             if pump is not None:
                 await pump.run(resp)

@@ -198,7 +198,10 @@ class Relay:
                 self._flush_queued()  # what arrived before the failure goes first
                 if self.may_retry and exc.info.status in RETRYABLE and self.sink.discard():
                     raise Retry(exc) from None
-                log.warning("upstream failed mid-stream: %s", exc.info.message)
+                record = self.record
+                log.warning(
+                    "%s upstream %s failed mid-stream (%s): %s", record.rid, record.upstream, exc.kind, exc
+                )
                 tail = self.translator.fail(exc.info)
             except asyncio.CancelledError as exc:
                 if exc.args != (SHUTDOWN,):

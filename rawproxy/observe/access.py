@@ -1,7 +1,8 @@
 """The access log: one line per exchange, when it ends, in text or (``--log-format json``) as fields.
 
 Never a key: the record holds names and numbers only. At a level above info the line is not even built.
-``error`` names the fault of a failed exchange (errors.py ``kind``), so a 502 says whose it was.
+``upstream`` names the configured upstream that answered (or failed), ``error`` the fault of a failed
+exchange (errors.py ``kind``): a 502 says whose it was and where.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def log_exchange(record: AccessRecord) -> float:
     if record.error_kind is not None:
         fields["error"] = record.error_kind
     access_log.info(
-        "%s %s %s model=%s->%s status=%d ttft=%s dur=%.1fms in=%s out=%s cached=%s%s",
+        "%s %s %s model=%s->%s status=%d ttft=%s dur=%.1fms in=%s out=%s cached=%s upstream=%s%s",
         record.rid,
         record.method,
         record.path,
@@ -51,6 +52,7 @@ def log_exchange(record: AccessRecord) -> float:
         usage.input_tokens if usage else "-",
         usage.output_tokens if usage else "-",
         usage.cache_read_input_tokens if usage else "-",
+        record.upstream,
         f" error={record.error_kind}" if record.error_kind is not None else "",
         extra={"access": fields},  # --log-format json writes these fields instead of the text
     )

@@ -14,6 +14,8 @@ are read from the app's configuration of the moment, so a reload changes them fo
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import time
 
 import h11
@@ -36,6 +38,22 @@ LINGER_SECONDS = 2.0  # the longest the input is drained after an answer that en
 _NO_REQUEST = ClientRequest(method="", path="", query="", headers=[], body=b"")  # before any head
 
 
+def _dual_stack(host: str, port: int, reuse_port: bool) -> socket.socket | None:
+    """For ``--host ::``, one socket that takes IPv4 connections too (IPV6_V6ONLY off) where the system
+    allows it. asyncio and uvloop set IPV6_V6ONLY on each IPv6 socket they make, so ``::`` alone would refuse
+    127.0.0.1 (GNS3/gns3-server#1673); socket.create_server's ``dualstack_ipv6`` turns it off
+    (https://docs.python.org/3/library/socket.html#socket.create_server). None: let the loop bind."""
+    try:
+        unspecified = ipaddress.ip_address(host) == ipaddress.IPv6Address("::")
+    except ValueError:  # a host name
+        return None
+    if not unspecified or not socket.has_dualstack_ipv6():
+        return None
+    return socket.create_server(
+        (host, port), family=socket.AF_INET6, backlog=1024, reuse_port=reuse_port, dualstack_ipv6=True
+    )
+
+
 class Server:
     def __init__(self, app: App) -> None:
         self.app = app  # app.config is the one of the moment: a reload changes the next request's limits
@@ -48,6 +66,12 @@ class Server:
     async def start(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         config = self.app.config  # where to listen: read once, at start
+        sock = _dual_stack(config.host, config.port, config.reuse_port)
+        if sock is not None:  # --host ::, bound above
+            self._server = await loop.create_server(
+                lambda: ClientConnection(self._serve, self.reads), sock=sock, backlog=1024
+            )
+            return sock.getsockname()[0], sock.getsockname()[1]
         self._server = await loop.create_server(
             lambda: ClientConnection(self._serve, self.reads),
             config.host,

@@ -112,6 +112,9 @@ class ResponseWriter:
         for name, value in headers:
             if name == b"content-length":
                 length = int(value)
+            elif name == b"connection":  # ours only (upstream heads lose theirs): "close", said once below
+                self.must_close = True
+                continue
             lines += (name, b": ", value, b"\r\n")
         if length < 0 and not (self._head_only or status in (204, 304)):
             if self._http10:

@@ -112,8 +112,12 @@ async def every_call(proxy: Any) -> None:
     await call(proxy, "GET", "/v1/models", OPENAI_CLIENT)
 
 
+# The loop marks (NET-03, tests/exchange/test_loops.py): rawproxy's own, never on a presented identity.
+LOOP_MARKS = frozenset({"via", "x-rawproxy-hops"})
+
+
 def identity(headers: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k not in TRANSPORT}
+    return {k: v for k, v in headers.items() if k not in TRANSPORT and k not in LOOP_MARKS}
 
 
 def assert_single(raw: list[tuple[str, str]]) -> None:
@@ -150,6 +154,8 @@ async def test_o2a_m03_preset_on_every_upstream_call(
             sessions.add(session)
         assert got == expected, (recorded.method, recorded.path)
         assert_single(raw)
+        marked = LOOP_MARKS & recorded.headers.keys()
+        assert marked == (LOOP_MARKS if profile == "none" and recorded.method == "POST" else set()), marked
     if profile == "claude-cli":
         assert len(sessions) == 1  # one session id for the proxy's lifetime
 

@@ -55,7 +55,8 @@ OPENAI_TRANSCRIPTS = load("openai_chat")
 
 LINE = re.compile(
     r"^(?P<rid>\d{6}) POST (?P<path>\S+) model=(?P<client>\S+)->(?P<upstream>\S+) status=(?P<status>\d+) "
-    r"ttft=(?P<ttft>[\d.]+ms|-) dur=(?P<dur>[\d.]+)ms in=(?P<inp>\S+) out=(?P<out>\S+) cached=(?P<cached>\S+)$"
+    r"ttft=(?P<ttft>[\d.]+ms|-) dur=(?P<dur>[\d.]+)ms in=(?P<inp>\S+) out=(?P<out>\S+) cached=(?P<cached>\S+)"
+    r" upstream=\S+$"
 )
 
 

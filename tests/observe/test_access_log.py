@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 LINE = re.compile(
     r"^(?P<rid>\d{6}) POST /v1/messages model=(?P<client>\S+)->(?P<upstream>\S+) status=(?P<status>\d+) "
     r"ttft=(?P<ttft>[\d.]+ms|-) dur=(?P<dur>[\d.]+)ms in=(?P<inp>\S+) out=(?P<out>\S+) cached=(?P<cached>\S+)"
-    r"(?: error=(?P<error>\S+))?$"
+    r" upstream=(?P<name>\S+)(?: error=(?P<error>\S+))?$"
 )
 
 

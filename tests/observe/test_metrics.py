@@ -109,7 +109,8 @@ def test_issue7_json_access_log(tmp_path: Path) -> None:
     )
     try:
         assert proxy.stdout is not None
-        port = int(re.search(r":(\d+)$", proxy.stdout.readline().strip()).group(1))  # type: ignore[union-attr]
+        ready = json.loads(proxy.stdout.readline())  # in JSON mode the ready line is JSON too (OPS-04)
+        port = int(re.search(r":(\d+)$", ready["url"]).group(1))  # type: ignore[union-attr]
         import socket
 
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
