@@ -54,7 +54,7 @@ from .._common import (
     shown,
 )
 from .._compact import DEFAULT_THRESHOLD, compact_messages, compact_text, role_text_length, text_length
-from . import items
+from . import compaction, items
 from .items import content_parts as _parts
 from .items import result_parts
 from .tools import NAMESPACE_SEPARATOR, ToolSet, allowed_tools, parse_tool_choice
@@ -183,11 +183,11 @@ class _Conversation:
             self.messages.append(ir.Message(role="assistant", content=[block]))
 
 
-def _parse_input(value: Any, declared: list[tuple[Any, str]]) -> list[ir.Message]:
-    """The input items as messages; the tool lists items declare are added to ``declared`` (with where
-    they are), for :class:`tools.ToolSet`."""
+def _parse_input(value: Any, declared: list[tuple[Any, str]]) -> tuple[list[ir.Message], bool]:
+    """The input items as messages, and whether the last one asked for a compaction (CX-02); the tool
+    lists items declare are added to ``declared`` (with where they are), for :class:`tools.ToolSet`."""
     if isinstance(value, str):
-        return [ir.Message(role="user", content=[ir.TextBlock(text=value)])]
+        return [ir.Message(role="user", content=[ir.TextBlock(text=value)])], False
     if not isinstance(value, list):
         raise ClientError("input: field required (a string or a list of items)")
     conversation = _Conversation()
@@ -217,13 +217,22 @@ def _parse_input(value: Any, declared: list[tuple[Any, str]]) -> list[ir.Message
             if not isinstance(item.get("tools"), list):
                 raise ClientError(f"{where}.tools: expected a list")
             declared.append((item["tools"], f"{where}.tools"))
+        elif kind == "compaction":  # the summary of the turns it replaced (CX-02)
+            conversation.messages.append(compaction.summary_message(item, where))
+        elif kind == "compaction_trigger":
+            if i != len(value) - 1:
+                raise ClientError(f"{where}: compaction_trigger must be the last input item")
+            return _nonempty(conversation.messages), True
         elif kind in _HISTORY_ONLY:
             continue
         elif kind == "item_reference":
             raise ClientError(f"{where}: item references are not supported by this proxy; send the items")
         else:
             raise ClientError(f"{where}.type: unsupported input item {shown(kind)}")
-    messages = conversation.messages
+    return _nonempty(conversation.messages), False
+
+
+def _nonempty(messages: list[ir.Message]) -> list[ir.Message]:
     if not messages:
         raise ClientError("input: at least one item is required")
     return messages
@@ -257,7 +266,7 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
     elif instructions is not None:
         raise ClientError("instructions: expected a string")
     declared: list[tuple[Any, str]] = []
-    messages = _parse_input(data.get("input"), declared)
+    messages, compacting = _parse_input(data.get("input"), declared)
     toolset = ToolSet()
     toolset.add(data.get("tools"), "tools")
     for value, where in declared:  # after the request's own: additional_tools, tools a search loaded
@@ -309,7 +318,7 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
         "tool_kinds": toolset.kinds,  # the tools whose calls go back as their own items (CX-04, CX-05)
         "encrypted_reasoning": isinstance(include, list) and "reasoning.encrypted_content" in include,
     }
-    return ir.Request(
+    request = ir.Request(
         model=model or "",
         messages=messages,
         system=system,
@@ -324,6 +333,9 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
         response_schema=response_schema,
         echo=echo,
     )
+    if compacting:
+        compaction.for_compaction(request)
+    return request
 
 
 # ---------------------------------------------------------------------------------------- compaction

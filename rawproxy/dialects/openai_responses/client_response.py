@@ -17,8 +17,10 @@ import orjson
 
 from ... import ir
 from ...carrier import is_sealed
+from ...errors import UpstreamProtocolError
 from ...ids import random_hex
 from .client_request import REDACTED_PREFIX, SIGNATURE_PREFIX
+from .compaction import compaction_item
 from .items import call_item, new_item_id
 
 
@@ -172,7 +174,13 @@ def output_items(resp: ir.Response, ctx: ir.Context) -> tuple[list[dict[str, Any
 
 
 def build_response(resp: ir.Response, ctx: ir.Context) -> bytes:
-    items, thinking_chars = output_items(resp, ctx)
+    if ctx.echo.get("compaction"):  # CX-02: exactly one compaction item, the summary inside
+        summary = "".join(b.text for b in resp.content if isinstance(b, ir.TextBlock)).strip()
+        if not summary:
+            raise UpstreamProtocolError("the upstream wrote no summary for the compaction")
+        items, thinking_chars = [compaction_item(summary)], 0
+    else:
+        items, thinking_chars = output_items(resp, ctx)
     status, details = status_of(resp.stop_reason)
     ctx.echo["output"] = items  # for the store of recent responses (previous_response_id)
     body = response_object(ctx, status, items, usage_dict(resp.usage, thinking_chars))

@@ -30,6 +30,7 @@ from .client_response import (
     status_of,
     usage_dict,
 )
+from .compaction import compaction_item
 from .items import CALLS, call_item, new_item_id
 
 
@@ -56,6 +57,13 @@ class StreamEncoder:
     ``response.incomplete``) ends it with the whole response, ``response.failed`` when the upstream
     failed, with what was finished until then.
     """
+
+    def __new__(cls, ctx: ir.Context) -> StreamEncoder:
+        """A compaction's stream (CX-02) is written by :class:`CompactionStreamEncoder`: chosen once
+        here, so the common stream's ``encode`` never asks."""
+        if cls is StreamEncoder and ctx.echo.get("compaction"):
+            return super().__new__(CompactionStreamEncoder)
+        return super().__new__(cls)
 
     def __init__(self, ctx: ir.Context) -> None:
         self._ctx = ctx
@@ -287,6 +295,45 @@ class StreamEncoder:
     def ping(self) -> bytes:
         """An SSE comment: clients skip it, proxies and load balancers see traffic."""
         return b"" if self._stopped else b": ping\n\n"
+
+
+class CompactionStreamEncoder(StreamEncoder):
+    """The stream of a compaction (CX-02): the summary's text is gathered, never shown as a message;
+    at the end, exactly one ``compaction`` output item (added, done) and ``response.completed``, which
+    is all Codex accepts. A failure, or an upstream that wrote no summary, is ``response.failed``."""
+
+    def __init__(self, ctx: ir.Context) -> None:
+        super().__init__(ctx)
+        self._summary: list[str] = []
+
+    def encode(self, ev: ir.StreamEvent) -> bytes:
+        if self._stopped:
+            return b""
+        if isinstance(ev, ir.StreamError):
+            return self._fail(ev.info)
+        out = self.start()
+        if isinstance(ev, ir.TextDelta):
+            self._summary.append(ev.text)
+        elif isinstance(ev, ir.MessageStart | ir.MessageDelta):
+            self._usage.merge(ev.usage)
+        elif isinstance(ev, ir.MessageStop):
+            return out + self._compacted()
+        return out
+
+    def _compacted(self) -> bytes:
+        summary = "".join(self._summary).strip()
+        if not summary:
+            info = ir.ErrorInfo(
+                status=502, type=ir.ErrorType.API, message="the upstream wrote no summary for the compaction"
+            )
+            return self._fail(info)
+        self._stopped = True
+        item = compaction_item(summary)
+        out = self._event("response.output_item.added", {"output_index": 0, "item": item})
+        out += self._event("response.output_item.done", {"output_index": 0, "item": item})
+        self._ctx.echo["output"] = [item]
+        response = response_object(self._ctx, "completed", [item], usage_dict(self._usage, 0))
+        return out + self._event("response.completed", {"response": response})
 
 
 def _search_query(item: _Item) -> str:
