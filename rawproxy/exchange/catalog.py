@@ -29,7 +29,7 @@ from ..dialects import (
     openai_model_entries,
     reported_caps,
 )
-from ..errors import ProxyError
+from ..errors import ProxyError, UpstreamStatus, UpstreamTimeout
 from ..models import family_of
 from ..routing import Upstream
 
@@ -77,6 +77,8 @@ class Catalog:
             timeout=up.timeout,
             route=up.route,
         )
+        if status != 200:  # the upstream's own error, relayed when no list can be had (issue 18)
+            raise UpstreamStatus(up.dialect.parse_error(status, body))
         try:
             return openai_model_entries(status, body)
         except ProxyError as exc:  # a 200 of the wrong shape (model_lists raises nothing else)
@@ -91,6 +93,8 @@ class Catalog:
             status, body = await upstream_client.fetch(
                 self.client, url, headers=up.request_headers(), route=up.route
             )
+            if status != 200:
+                raise UpstreamStatus(up.dialect.parse_error(status, body))
             try:
                 page, after = anthropic_models_page(status, body)
             except ProxyError as exc:  # a 200 of the wrong shape (model_lists raises nothing else)
@@ -104,14 +108,16 @@ class Catalog:
         async with asyncio.timeout(LIST_SECONDS):
             return await (self._anthropic_list(up) if up.protocol == "anthropic" else self._openai_list(up))
 
-    async def model_names(self, upstreams: list[Upstream]) -> tuple[list[str], str | None]:
-        """Every model the upstreams list, in their order, and what was wrong with the list of an
-        upstream that answered one of the wrong shape, if one did (cached alike)."""
+    async def model_names(self, upstreams: list[Upstream]) -> tuple[list[str], str | None, ProxyError | None]:
+        """Every model the upstreams list, in their order; what was wrong with the list of an upstream
+        that answered one of the wrong shape, if one did (cached alike); and, when no upstream could
+        list anything, the first failure (not cached: the next ask tries again)."""
         now = time.monotonic()
         if self._names and now - self._names[0] < self.cache_seconds:
-            return self._names[1], self._names[2]
+            return self._names[1], self._names[2], None
         names: list[str] = []
         wrong: str | None = None
+        failures: list[ProxyError] = []
         for up in upstreams:
             try:
                 entries = await self._list(up)
@@ -120,12 +126,21 @@ class Catalog:
                 wrong, entries = wrong or str(exc), []
             except _UNLISTED as exc:
                 log.warning("could not list the models of upstream %s: %s", up.name, exc)
+                failures.append(
+                    exc
+                    if isinstance(exc, ProxyError)
+                    else UpstreamTimeout(
+                        f"upstream {up.name} did not list its models within {LIST_SECONDS:g} s"
+                    )
+                )
                 continue
             names += [m["id"] for m in entries]
             if up.protocol == "openai":
                 self._caps[up.name] = (now, reported_caps(entries))
+        if failures and len(failures) == len(upstreams):
+            return [], wrong, failures[0]
         self._names = (now, names, wrong)
-        return names, wrong
+        return names, wrong, None
 
     async def output_cap(
         self, up: Upstream, model: str, asked: int | None, configured: int | None

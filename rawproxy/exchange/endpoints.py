@@ -20,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -39,12 +40,17 @@ from ..dialects import (
     build_model_list,
     client_spec,
 )
+from ..dialects.openai_responses.codex_models import codex_catalog
+from ..dialects.openai_responses.codex_models import instructions as codex_instructions
 from ..errors import ClientError, UpstreamProtocolError, UpstreamStatus
 from ..http1 import CONTENT_CODINGS, decode_content
+from ..models import family_of
 from ..observe.metrics import CONTENT_TYPE as METRICS_TYPE
 from ..routing import RequestFacts
 from .completion import complete
-from .context import Exchange
+from .context import Exchange, Shared
+
+log = logging.getLogger("rawproxy")
 
 __all__ = ["ENDPOINTS", "Endpoint", "authenticate", "find", "not_allowed"]
 
@@ -106,10 +112,16 @@ async def _metrics(ex: Exchange) -> None:
 
 async def _models(ex: Exchange) -> None:
     shared = ex.shared
-    listed, wrong = await shared.catalog.model_names(list(shared.router.upstreams.values()))
+    listed, wrong, failed = await shared.catalog.model_names(list(shared.router.upstreams.values()))
     if wrong is not None:  # an upstream answered a list of the wrong shape (issue 19)
         raise UpstreamProtocolError(f"cannot list the models: {wrong}")
-    names = list(dict.fromkeys(shared.router.configured_models() + listed))
+    configured = shared.router.configured_models()
+    if failed is not None and not configured:  # nothing to list: the upstream's failure, not [] (issue 18)
+        raise failed
+    names = list(dict.fromkeys(configured + listed))
+    if "client_version" in parse_qs(ex.req.query):  # Codex's catalog (CX-03)
+        await _ok(ex, _codex_catalog(shared, names))
+        return
     try:
         limit = int(parse_qs(ex.req.query).get("limit", ["1000"])[0])
     except ValueError:
@@ -117,6 +129,23 @@ async def _models(ex: Exchange) -> None:
     limit = max(1, min(limit, 1000))
     anthropic = ex.req.header(b"anthropic-version") is not None
     await _ok(ex, build_model_list(names[:limit], len(names) > limit, anthropic=anthropic))
+
+
+CODEX_CATALOG_BYTES = 1_000_000  # Codex reads at most 1 MiB of catalog (codex-rs models_endpoint.rs)
+
+
+def _codex_catalog(shared: Shared, names: list[str]) -> bytes:
+    """Each name with the capabilities of the model it reaches (the router decides, as for a request),
+    the configured names first; as many as fit Codex's limit (an entry carries ~17 KB of instructions)."""
+    per_entry = len(codex_instructions()) + 2048
+    room = max(1, CODEX_CATALOG_BYTES // per_entry)
+    if len(names) > room:
+        log.info("the Codex catalog lists %d of %d models (Codex reads 1 MiB at most)", room, len(names))
+    served = []
+    for name in names[:room]:
+        decision = shared.router.decide(name)
+        served.append((name, family_of(decision.model), f"{decision.upstream.name}: {decision.model}"))
+    return codex_catalog(served)
 
 
 async def _count_tokens(ex: Exchange) -> None:

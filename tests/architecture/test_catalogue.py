@@ -1,8 +1,8 @@
 """Every ID of the conformance catalogue that applies so far has a test named after it.
 
 The catalogue is ``tests/CONFORMANCE.md`` (copied from the project's shared notes, and kept here from now
-on), so the check runs on a fresh clone. The sections for work not yet landed (RS reasoning state, CX
-Codex, NET networks) join ``CHECKED_PREFIXES`` as their issues land; M26 (issue 15) and RS (issue 16) have.
+on), so the check runs on a fresh clone. Every section is checked: M26 (issue 15), RS (issue 16), CX
+(issue 17), NET and OPS (issue 18) joined ``CHECKED_PREFIXES`` when each of their IDs had its test.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "tests" / "CONFORMANCE.md"
-CHECKED_PREFIXES = ("A2O-", "O2A-", "X-", "M26-", "RS-")
+CHECKED_PREFIXES = ("A2O-", "O2A-", "X-", "M26-", "RS-", "CX-", "NET-", "OPS-")
 
 
 def catalogue_ids() -> list[str]:
     text = CATALOGUE.read_text(encoding="utf-8")
-    ids = re.findall(r"\*\*((?:A2O|O2A)-[A-Z]\d{2}|X-\d{2}|M26-\d{2}|RS-\d{2})\b", text)
+    ids = re.findall(
+        r"\*\*((?:A2O|O2A)-[A-Z]\d{2}|X-\d{2}|M26-\d{2}|RS-\d{2}|CX-\d{2}|NET-\d{2}|OPS-\d{2})\b", text
+    )
     return sorted({i for i in ids if i.startswith(CHECKED_PREFIXES)})
 
 
@@ -52,7 +54,7 @@ def test_every_id_the_package_names_is_in_the_catalogue() -> None:
     for path in (ROOT / "rawproxy").rglob("*.py"):
         cited.update(
             re.findall(
-                r"\b((?:A2O|O2A)-[A-Z]\d{2}|X-\d{2}|M26-\d{2}|RS-\d{2}|CX-\d{2}|NET-\d{2})\b",
+                r"\b((?:A2O|O2A)-[A-Z]\d{2}|X-\d{2}|M26-\d{2}|RS-\d{2}|CX-\d{2}|NET-\d{2}|OPS-\d{2})\b",
                 path.read_text(),
             )
         )

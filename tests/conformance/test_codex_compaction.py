@@ -75,7 +75,7 @@ async def test_cx02_a_compaction_trigger_gets_exactly_one_compaction_item_writte
     await run(sdk, mode, input=[*kept, item], **params)
     after = texts(upstream_body(fake))
     assert any(SUMMARY in text for text in after)  # the summary stands for the turns it replaced
-    assert not any("exec_command" in text or "hello.txt\n" == text for text in after)
+    assert not any("exec_command" in text or text == "hello.txt\n" for text in after)
 
 
 @pytest.mark.parametrize("upstream", UPSTREAMS)
