@@ -15,6 +15,7 @@ from .. import client as upstream_client
 from .. import ir
 from .._types import SSE_HEADERS
 from ..client import OnBody, relayable
+from ..dialects import sealed_state
 from ..errors import UpstreamProtocolError
 from ..http1 import ResponseHead
 from ..routing import Upstream
@@ -40,7 +41,10 @@ async def relay(ex: Exchange, up: Upstream, target: str, final: bool) -> None:
     assert data is not None and spec is not None and spec.upstream is not None
     dialect = spec.upstream  # the same protocol: a dialect of both roles
     assert spec.passthrough_path is not None
-    body = orjson.dumps({**data, "model": target}) if ex.rewritten or target != data["model"] else req.body
+    # RS-07: what was sealed for another upstream (the client switched models) is taken out first
+    unsealed = sealed_state.MARKER in req.body and sealed_state.without_sealed_state(data, spec.name)
+    rewrite = ex.rewritten or unsealed or target != data["model"]
+    body = orjson.dumps({**data, "model": target}) if rewrite else req.body
     stream = data.get("stream") is True
     url = with_query(up.url(spec.passthrough_path, target), req.query)
     ctx = ir.Context(client_model=data["model"], upstream_model=target)

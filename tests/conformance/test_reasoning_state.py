@@ -332,3 +332,38 @@ async def test_rs_07_a_switch_sends_the_other_models_call_ids_as_short_stand_ins
     assert ids[0].startswith("call_") and len(ids[0]) <= 40 and ids[1] == "gem_2"
     assert "extra_content" not in sent_back(fake)["tool_calls"][0]
     assert [m["tool_call_id"] for m in body["messages"] if m["role"] == "tool"] == ids
+
+
+@pytest.mark.parametrize("thinking", [True, False], ids=["thinking", "no-thinking"])
+async def test_rs_07_a_switch_to_claude_in_passthrough_leaves_the_other_upstreams_state_out(
+    proxy_factory: Any, fake: FakeUpstream, thinking: bool
+) -> None:
+    """Claude Code's /model from a DeepSeek route to Claude (a passthrough): the history holds thinking
+    signed with rawproxy's envelope, which Anthropic refuses ("Invalid `signature` in `thinking`
+    block", as the strict fake does), and a sealed call id. Both leave the body: the thinking is
+    dropped, the call and its result go up under one short stand-in; the rest is untouched."""
+    fake.provider = "deepseek"
+    turn = first_turn()
+    turn.tool_calls[0].extra_content = {"google": {"thought_signature": "c2ln"}}  # the id is sealed too
+    fake.enqueue(turn, Script(text="Claude here."))
+    proxy = await proxy_factory(anthropic_upstream=fake.anthropic_url, anthropic_key="sk-ant-test")
+    params: dict[str, Any] = {"max_tokens": 4000, "tools": [BASH]}
+    if thinking:
+        params["thinking"] = {"type": "enabled", "budget_tokens": 2000}
+    async with anthropic.AsyncAnthropic(base_url=proxy.url, api_key="k", max_retries=0, timeout=10) as sdk:
+        first = await sdk.messages.create(model=MODEL, messages=[ASK], **params)
+        content = [block.model_dump(exclude_none=True) for block in first.content]
+        call = next(b for b in content if b["type"] == "tool_use")
+        assert call["id"].startswith("toolu_rp1")
+        result = {"type": "tool_result", "tool_use_id": call["id"], "content": "a.txt"}
+        history = [ASK, {"role": "assistant", "content": content}, {"role": "user", "content": [result]}]
+        second = await sdk.messages.create(model="claude-sonnet-4-6", messages=history, **params)
+    assert second.content[-1].text == "Claude here."
+    sent = fake.requests[-1]
+    assert sent.path.endswith("/v1/messages") and b"rp1" not in sent.raw_body
+    turn_sent = sent.body["messages"][1]["content"]
+    assert [b["type"] for b in turn_sent] == ["tool_use"]  # the foreign thinking is gone
+    # and with it the thinking of this turn: the last tool round can no longer start with its own
+    assert "thinking" not in sent.body
+    stand_in = turn_sent[0]["id"]
+    assert stand_in.startswith("call_") and sent.body["messages"][2]["content"][0]["tool_use_id"] == stand_in

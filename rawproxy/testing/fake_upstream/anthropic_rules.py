@@ -72,6 +72,21 @@ def _effort_not_supported(effort: str, values: tuple[str, ...]) -> str:
     )
 
 
+def _foreign_signature(body: dict[str, Any]) -> str | None:
+    """A thinking block whose signature Anthropic did not make: refused whatever the model (the API's
+    words: lbjlaq/Antigravity-Manager#498, anthropics/claude-code#10627; seen when clients switch between
+    Anthropic and other upstreams, ding113/claude-code-hub#518). The fake cannot verify a real signature;
+    it knows two that no Anthropic model wrote: an empty one and rawproxy's own envelope (rp1.)."""
+    for i, message in enumerate(body.get("messages") or ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else ()):
+            if isinstance(block, dict) and block.get("type") == "thinking":
+                signature = block.get("signature")
+                if not signature or (isinstance(signature, str) and signature.startswith("rp1.")):
+                    return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+    return None
+
+
 def _final_turn_without_thinking(body: dict[str, Any]) -> str | None:
     """With budget thinking on, the assistant turn of the lastmost tool round must start with its
     thinking block (the API's words, seen on Anthropic, Bedrock and Vertex: OpenRouterTeam/
@@ -124,6 +139,8 @@ def refusal(body: dict[str, Any], behaves_like: Mapping[str, str] | None = None)
             return _effort_not_supported(str(effort), family.efforts)
     if isinstance(output_config, dict) and "format" in output_config and not family.json_schema:
         return FORMAT_REFUSED
+    if (forged := _foreign_signature(body)) is not None:
+        return forged
     if kind == "enabled" and (unthought := _final_turn_without_thinking(body)) is not None:
         return unthought
     thinks = kind in ("enabled", "adaptive") or (kind is None and family.thinks_unasked)
