@@ -3,10 +3,12 @@
 A client that talked to a translated upstream and then switched to a model of its own protocol (Claude
 Code's ``/model`` from a DeepSeek route to Claude) sends back what the translation gave it: thinking
 blocks signed with rawproxy's envelope (``rp1.``), which Anthropic refuses as an invalid signature, and
-tool-call ids that carry state (``toolu_rp1…``), longer than providers like. A passthrough relays bytes
-untouched, so these are taken out only when the body holds the marker (one ``bytes.find``): envelope-
-signed thinking is dropped (no upstream of this protocol can use it), sealed ids become the same short
-stand-in for the call and its result (``carrier.foreign_call_id``).
+tool-call ids that carry state (``toolu_rp1…``), longer than some providers take. A passthrough relays
+bytes untouched and never searches them (a 100 KB body costs tens of microseconds to search), so these
+are taken out only after the upstream refused the body with a 400 and the body holds the marker
+(exchange/passthrough.py asks once more): envelope-signed thinking is dropped (no upstream of this
+protocol can use it), sealed ids become the same short stand-in for the call and its result
+(``carrier.foreign_call_id``).
 """
 
 from __future__ import annotations

@@ -41,10 +41,7 @@ async def relay(ex: Exchange, up: Upstream, target: str, final: bool) -> None:
     assert data is not None and spec is not None and spec.upstream is not None
     dialect = spec.upstream  # the same protocol: a dialect of both roles
     assert spec.passthrough_path is not None
-    # RS-07: what was sealed for another upstream (the client switched models) is taken out first
-    unsealed = sealed_state.MARKER in req.body and sealed_state.without_sealed_state(data, spec.name)
-    rewrite = ex.rewritten or unsealed or target != data["model"]
-    body = orjson.dumps({**data, "model": target}) if rewrite else req.body
+    body = orjson.dumps({**data, "model": target}) if ex.rewritten or target != data["model"] else req.body
     stream = data.get("stream") is True
     url = with_query(up.url(spec.passthrough_path, target), req.query)
     ctx = ir.Context(client_model=data["model"], upstream_model=target)
@@ -52,6 +49,7 @@ async def relay(ex: Exchange, up: Upstream, target: str, final: bool) -> None:
         up.request_headers(req.headers, ex.client_key() if up.forward_client_key else None)
     )
     pump: Relay | None = None
+    again = False
 
     def on_head(head: ResponseHead) -> OnBody | None:
         """A streamed 200 is relayed from the upstream connection's callback on (see completion)."""
@@ -88,6 +86,8 @@ async def relay(ex: Exchange, up: Upstream, target: str, final: bool) -> None:
                 await pump.run(resp)
                 return
             answer = await resp.read(shared.config.max_body_bytes)
+            if resp.status == 400 and _unsealed(ex, spec.name):
+                raise _Unsealed  # once more without what rawproxy sealed for another upstream (RS-07)
             if not final and resp.status in RETRYABLE:  # the last try relays it untouched
                 error = upstream_status(dialect, resp.status, answer, resp.headers)
                 raise Retry(error, (resp.status, resp.relayable_headers(), answer))
@@ -107,6 +107,27 @@ async def relay(ex: Exchange, up: Upstream, target: str, final: bool) -> None:
                 return
             record.usage = dialect.event_usage(parsed) if resp.status < 400 else None
             await sink.respond(resp.status, resp.relayable_headers(), answer)
+    except _Unsealed:
+        again = True
     finally:
         if pump is not None:
             pump.release()
+    if again:
+        await relay(ex, up, target, final)
+
+
+class _Unsealed(Exception):
+    """The body was refused and held state sealed for another upstream, now taken out: try again."""
+
+
+def _unsealed(ex: Exchange, dialect: str) -> bool:
+    """After a 400: whether the body held state rawproxy sealed for another upstream (the client switched
+    models: Anthropic refuses envelope-signed thinking, "Invalid `signature` in `thinking` block"), now
+    taken out of ``ex.data`` (sealed_state.py). Looked for only here, after a refusal: a passthrough
+    never scans the bodies it relays (a 100 KB body costs tens of microseconds to search)."""
+    if sealed_state.MARKER not in ex.req.body or ex.data is None:
+        return False
+    if not sealed_state.without_sealed_state(ex.data, dialect):
+        return False
+    ex.rewritten = True
+    return True

@@ -338,10 +338,13 @@ async def test_rs_07_a_switch_sends_the_other_models_call_ids_as_short_stand_ins
 async def test_rs_07_a_switch_to_claude_in_passthrough_leaves_the_other_upstreams_state_out(
     proxy_factory: Any, fake: FakeUpstream, thinking: bool
 ) -> None:
-    """Claude Code's /model from a DeepSeek route to Claude (a passthrough): the history holds thinking
-    signed with rawproxy's envelope, which Anthropic refuses ("Invalid `signature` in `thinking`
-    block", as the strict fake does), and a sealed call id. Both leave the body: the thinking is
-    dropped, the call and its result go up under one short stand-in; the rest is untouched."""
+    """Claude Code's /model from a DeepSeek route to Claude (a passthrough). With thinking on, the
+    history holds thinking signed with rawproxy's envelope, which Anthropic refuses ("Invalid
+    `signature` in `thinking` block", as the strict fake does): on that 400 the proxy takes out what it
+    sealed (the thinking; the call id becomes a short stand-in for the call and its result; the turn
+    goes without thinking, as the last tool round can no longer start with its own) and asks once more.
+    Without thinking there is nothing Anthropic refuses: the body goes as sent (a passthrough never
+    searches the bodies it relays)."""
     fake.provider = "deepseek"
     turn = first_turn()
     turn.tool_calls[0].extra_content = {"google": {"thought_signature": "c2ln"}}  # the id is sealed too
@@ -359,11 +362,14 @@ async def test_rs_07_a_switch_to_claude_in_passthrough_leaves_the_other_upstream
         history = [ASK, {"role": "assistant", "content": content}, {"role": "user", "content": [result]}]
         second = await sdk.messages.create(model="claude-sonnet-4-6", messages=history, **params)
     assert second.content[-1].text == "Claude here."
-    sent = fake.requests[-1]
-    assert sent.path.endswith("/v1/messages") and b"rp1" not in sent.raw_body
+    to_claude = [r for r in fake.requests if r.body.get("model") == "claude-sonnet-4-6"]
+    if not thinking:
+        assert len(to_claude) == 1 and b"toolu_rp1" in to_claude[0].raw_body  # untouched
+        return
+    refused, sent = to_claude
+    assert b"rp1." in refused.raw_body and b"rp1" not in sent.raw_body
     turn_sent = sent.body["messages"][1]["content"]
     assert [b["type"] for b in turn_sent] == ["tool_use"]  # the foreign thinking is gone
-    # and with it the thinking of this turn: the last tool round can no longer start with its own
     assert "thinking" not in sent.body
     stand_in = turn_sent[0]["id"]
     assert stand_in.startswith("call_") and sent.body["messages"][2]["content"][0]["tool_use_id"] == stand_in
