@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from .client import make_client
 from .config import Config
+from .config.startup import upstream_lines, url_warnings
 from .exchange import App
 from .server import Server
 
@@ -45,6 +46,10 @@ async def serve(
             f"port {config.port} on {config.host} is already in use (another rawproxy, or another program)"
         )
         raise OSError(exc.errno, f"{taken}; stop it or choose another --port") from None
+    for line in upstream_lines(config):  # which upstreams, at which URL, set where (issue 18)
+        log.info("%s", line)
+    for warning in url_warnings(config):
+        log.warning("%s", warning)
     if not config.api_keys and not _loopback(config.host):
         log.warning(
             "listening on %s without --api-key: anyone who can reach this address can use the upstream keys",

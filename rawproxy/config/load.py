@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..routing import ModelRoutes, parse_model_map
 from ..routing.reach import ProxyEnvironment
 from . import file as config_file
+from .origins import ORIGIN_SETTINGS, where
 from .settings import SETTINGS, Setting, by_name
 
 __all__ = ["build_parser", "claude_code_environment", "collect", "read_dotenv"]
@@ -64,7 +65,8 @@ def collect(
     """The ``Config`` keyword arguments that argv, the environment, ``.env`` and the file set; raises
     ConfigError (bad values) or SystemExit (--help, bad flags)."""
     args = build_parser().parse_args(list(argv) if argv is not None else None)
-    env = dict(read_dotenv(dotenv) if dotenv is not None else {})
+    dotenv_values = read_dotenv(dotenv) if dotenv is not None else {}
+    env = dict(dotenv_values)
     env.update(os.environ if environ is None else environ)
     path = args.config_file or env.get(by_name("config_file").env or "") or None
     file = config_file.load(path, env) if path else config_file.FileSettings()
@@ -104,6 +106,8 @@ def collect(
     values.update(upstreams=file.upstreams, route_table=file.routes, rules=file.rules)
     # HTTPS_PROXY and the rest: read here, once; applied per upstream by Config.router_spec (NET-01).
     values["proxy_environment"] = ProxyEnvironment.of(env)
+    found = ((name, where(by_name(name), args, env, dotenv_values, top, path)) for name in ORIGIN_SETTINGS)
+    values["origins"] = tuple((name, said) for name, said in found if said is not None)
     return {k: v for k, v in values.items() if v is not None}
 
 

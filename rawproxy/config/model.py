@@ -83,6 +83,8 @@ class Config:
     upstream_ca_file: str | None = default("upstream_ca_file")
     ssl_cert_file: str | None = default("ssl_cert_file")  # the environment's SSL_CERT_FILE
     ssl_cert_dir: str | None = default("ssl_cert_dir")  # and SSL_CERT_DIR
+    # Where the built-in upstreams' settings came from, for the start lines (startup.py): (name, where).
+    origins: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.host.startswith("[") and self.host.endswith("]"):  # --host [::1], as a URL writes it

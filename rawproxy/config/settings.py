@@ -267,6 +267,7 @@ NOT_IN_TABLE: Mapping[str, str] = {
     "rules": "the file's [rules]",
     "models_cache_seconds": "programs embedding the proxy only: Config(models_cache_seconds=...)",
     "proxy_environment": "the environment's https_proxy, http_proxy, all_proxy, no_proxy (either case)",
+    "origins": "no setting: where the built-in upstreams' settings came from, for the start lines",
 }
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
