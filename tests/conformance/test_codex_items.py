@@ -293,3 +293,15 @@ async def test_cx05_an_untranslatable_item_is_a_400_naming_it(
     assert caught.value.body["message"] == "input[1].type: unsupported input item 'mcp_call'"
     assert caught.value.body["type"] == "invalid_request_error"
     assert not fake.requests  # refused before anything went upstream
+
+
+async def test_cx04_raw_patch_text_from_a_non_streaming_upstream_is_kept_whole(
+    proxy_factory: Any, fake: FakeUpstream, clients: Any
+) -> None:
+    """A model that answers the free-form tool with the patch itself as the arguments (not JSON): a
+    whole (non-streamed) answer keeps it as the input, where broken JSON arguments are repaired to {}."""
+    fake.enqueue(Script(text="", tool_calls=[ToolCall(id="call_p1", name="apply_patch", arguments=PATCH)]))
+    sdk = clients(await start(proxy_factory, fake, "openai"))
+    response = await sdk.responses.create(model=MODELS["openai"], input="Add hello.txt", tools=[APPLY_PATCH])
+    (call,) = [item for item in response.output if item.type == "custom_tool_call"]
+    assert call.input == PATCH and call.call_id == "call_p1"

@@ -173,6 +173,19 @@ def reasoning_text(message: dict[str, Any]) -> str:
     return "".join(pieces)
 
 
+def call_input(arguments: Any, call_id: str, name: str, ctx: ir.Context) -> Any:
+    """A whole call's arguments as its input. A free-form tool's (CX-04: Codex's apply_patch, a function
+    of one string ``input`` upstream) may come as the raw text itself, not JSON: it is kept whole as that
+    ``input``, never repaired into ``{}`` as broken JSON would be (A2O-N04)."""
+    if isinstance(arguments, str) and ctx.echo.get("tool_kinds", {}).get(name) == "custom":
+        try:
+            value = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            return {"input": arguments}
+        return value if isinstance(value, dict) else {"input": arguments}
+    return parse_arguments(arguments, call_id)
+
+
 def matched_stop(choice: dict[str, Any], ctx: ir.Context) -> str | None:
     """A2O-N07: only vLLM (``stop_reason``) and SGLang (``matched_stop``) say which stop matched."""
     for key in ("stop_reason", "matched_stop"):
@@ -249,11 +262,12 @@ def _response(data: dict[str, Any], ctx: ir.Context) -> ir.Response:
         function = _object(call.get("function"), f"{where}.function")
         name = _string(function.get("name"), f"{where}.function.name") or ""
         call_id = _string(call.get("id"), f"{where}.id")
+        client_name = ctx.tool_names.get(name, name)
         content.append(
             ir.ToolUseBlock(
                 id=call_id_for_client(call_id, call.get("extra_content"), ctx, unshown if i == 0 else None),
-                name=ctx.tool_names.get(name, name),
-                input=parse_arguments(function.get("arguments"), call_id or ""),
+                name=client_name,
+                input=call_input(function.get("arguments"), call_id or "", client_name, ctx),
             )
         )
     stop_reason = FINISH_REASONS.get(str(choice.get("finish_reason")), ir.StopReason.END_TURN)

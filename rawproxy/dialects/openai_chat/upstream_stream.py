@@ -18,11 +18,12 @@ import orjson
 from ... import ir
 from ...errors import UpstreamProtocolError
 from ...sse import SSEEvent
-from ...toolcalls import StreamedJson, parse_arguments
+from ...toolcalls import StreamedJson
 from .._common import SHAPE_ERRORS, stream_ended_early
 from .upstream_response import (
     FINISH_REASONS,
     call_id_for_client,
+    call_input,
     content_parts,
     matched_stop,
     merge_details,
@@ -90,7 +91,8 @@ class StreamDecoder:
         call = self._open_call
         if call is not None:
             if self._buffer_args and call.args.size:  # A2O-S22: all of them, repaired, before the stop
-                fixed = orjson.dumps(parse_arguments(call.args.text(), call.id or "")).decode()
+                name = self.ctx.tool_names.get(call.name or "", call.name or "")
+                fixed = orjson.dumps(call_input(call.args.text(), call.id or "", name, self.ctx)).decode()
                 out.append(ir.InputJsonDelta(call.block or 0, fixed))
                 call.emitted = len(call.args.parts)
             elif call.emitted == 0:  # a client JSON-parses "" as an error: send the empty object
