@@ -86,16 +86,27 @@ async def run_codex(
     (home / ".codex").mkdir(parents=True)
     cwd.mkdir()
     (home / ".codex" / "config.toml").write_text(settings + CONFIG.format(model=model, base_url=base_url))
+    code, stdout, stderr = await exec_codex(
+        codex, home, cwd, prompt, {"RAWPROXY_E2E_KEY": "sk-dummy-rawproxy-e2e"}
+    )
+    return code, stdout, stderr, cwd
+
+
+async def exec_codex(
+    codex: Path, home: Path, cwd: Path, prompt: str, keys: dict[str, str]
+) -> tuple[int, str, str]:
+    """``codex exec prompt`` in ``cwd`` with ``home``'s ``.codex`` and an environment made from scratch
+    (``keys`` added); (exit code, stdout, stderr); a run past ``RUN_TIMEOUT`` is killed and fails."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
         "CODEX_HOME": str(home / ".codex"),
         "LANG": "C.UTF-8",
-        "RAWPROXY_E2E_KEY": "sk-dummy-rawproxy-e2e",
         # anything that tried to leave the machine would meet a closed loopback port
         "HTTP_PROXY": "http://127.0.0.1:9",
         "HTTPS_PROXY": "http://127.0.0.1:9",
         "NO_PROXY": "127.0.0.1,localhost",
+        **keys,
     }
     argv = [
         str(codex),
@@ -121,7 +132,7 @@ async def run_codex(
         stdout, stderr = await proc.communicate()
         pytest.fail(f"codex did not finish in {RUN_TIMEOUT:.0f} s\n{stdout.decode()}\n{stderr.decode()}")
     assert proc.returncode is not None
-    return proc.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"), cwd
+    return proc.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
 
 
 @pytest.mark.parametrize("upstream", ["openai", "anthropic"])

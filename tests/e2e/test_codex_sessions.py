@@ -18,9 +18,6 @@ conversation holds so far, whatever order Codex sends its requests in.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,7 @@ from rawproxy.config import DEFAULT_OPENAI_UPSTREAM
 from rawproxy.dialects.openai_responses.compaction import INSTRUCTION
 from rawproxy.testing.fake_upstream import FakeUpstream, Script, ToolCall
 
-from .test_codex import RUN_TIMEOUT, codex_bin
+from .test_codex import codex_bin, exec_codex
 
 pytestmark = pytest.mark.e2e
 
@@ -100,40 +97,16 @@ async def watch_first_post(fake: FakeUpstream, started: float) -> float:
 
 
 async def codex_session(codex: Path, home: Path, cwd: Path, fake: FakeUpstream) -> tuple[int, str, float]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "CODEX_HOME": str(home / ".codex"),
-        "LANG": "C.UTF-8",
-        "OPENAI_API_KEY": "sk-dummy-rawproxy-e2e",
-        "HTTP_PROXY": "http://127.0.0.1:9",  # anything leaving the machine meets a closed port
-        "HTTPS_PROXY": "http://127.0.0.1:9",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    argv = [str(codex), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
+    """The run, its output (stdout and stderr), and how long after its start the first POST came."""
     started = time.monotonic()
     watcher = asyncio.create_task(watch_first_post(fake, started))
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        "Write shell.txt with the shell, then patch app.py's greeting.",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
+    prompt = "Write shell.txt with the shell, then patch app.py's greeting."
+    code, stdout, stderr = await exec_codex(
+        codex, home, cwd, prompt, {"OPENAI_API_KEY": "sk-dummy-rawproxy-e2e"}
     )
-    try:
-        output, _ = await asyncio.wait_for(proc.communicate(), RUN_TIMEOUT)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = await proc.communicate()
-        pytest.fail(f"codex did not finish in {RUN_TIMEOUT:.0f} s\n{output.decode(errors='replace')}")
     first_post = watcher.result() if watcher.done() else -1.0
     watcher.cancel()
-    assert proc.returncode is not None
-    return proc.returncode, output.decode(errors="replace"), first_post
+    return code, stdout + stderr, first_post
 
 
 @pytest.mark.parametrize("upstream", ["anthropic", "openai"])
