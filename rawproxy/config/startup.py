@@ -13,6 +13,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from ..dialects import anthropic_messages, openai_chat
+from ..profiles import guess_profile
 from .model import Config
 
 __all__ = ["upstream_lines", "url_warnings"]
@@ -50,7 +51,12 @@ def url_warnings(config: Config) -> list[str]:
             warnings.append(
                 f"{named} ends in {ending}, a whole endpoint: give the base (the proxy adds {ending})"
             )
-        elif spec.protocol == "openai" and not path:
+        elif (
+            spec.protocol == "openai"
+            and not path
+            and guess_profile(spec.base_url, spec.profile).name != "azure"
+        ):
+            # (an Azure resource URL is right without a path: the deployment path is the proxy's)
             warnings.append(
                 f"{named} has no path: OpenAI-compatible servers answer under /v1 (vLLM, Ollama, LiteLLM"
                 " ...); add /v1 unless this one serves /chat/completions at its root"

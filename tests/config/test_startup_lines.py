@@ -71,6 +71,7 @@ def test_issue18_a_base_url_that_looks_wrong_is_warned_about(argv: list[str], wa
         "https://openrouter.ai/api/v1",
         "https://generativelanguage.googleapis.com/v1beta/openai",
         "https://r.openai.azure.com/openai/deployments/gpt",
+        "https://my-resource.openai.azure.com",  # Azure: the deployment path is the proxy's
     ],
 )
 def test_issue18_right_base_urls_get_no_warning(url: str) -> None:
