@@ -39,9 +39,12 @@ from ..dialects import (
     anthropic_messages,
     build_model_list,
     client_spec,
+    load_json_object,
+    spec_named,
 )
 from ..dialects.openai_responses.codex_models import codex_catalog
 from ..dialects.openai_responses.codex_models import instructions as codex_instructions
+from ..dialects.openai_responses.compaction import COMPACT_ENDPOINT_MARK
 from ..errors import ClientError, UpstreamProtocolError, UpstreamStatus
 from ..http1 import CONTENT_CODINGS, decode_content
 from ..models import family_of
@@ -200,6 +203,23 @@ def _check_count(status: int, headers: dict[str, str], body: bytes) -> None:
             raise UpstreamProtocolError("upstream answered count_tokens without an integer input_tokens")
 
 
+async def _compact(ex: Exchange) -> None:
+    """``POST /v1/responses/compact`` (CX-02; the OpenAI SDK's ``responses.compact``, newer Codex builds):
+    the conversation, compacted by the upstream model as a ``compaction_trigger`` is, answered whole as a
+    ``response.compaction`` object with exactly one ``compaction`` item."""
+    data = load_json_object(ex.req.body)
+    conversation = data.get("input")
+    if isinstance(conversation, str):
+        conversation = [{"role": "user", "content": conversation}]
+    if not isinstance(conversation, list) or not conversation:
+        raise ClientError("input: field required (the conversation to compact)")
+    data.update(input=[*conversation, {"type": "compaction_trigger"}], stream=False)
+    data[COMPACT_ENDPOINT_MARK] = True
+    ex.req.body = orjson.dumps(data)
+    ex.spec = spec_named("openai_responses")
+    await complete(ex)
+
+
 _READ = ("GET", "HEAD")
 ENDPOINTS: dict[str, Endpoint] = {
     "/": Endpoint(_READ, _status),
@@ -209,6 +229,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     MODELS_PATH: Endpoint(_READ, _models),
     COUNT_TOKENS_PATH: Endpoint(("POST",), _count_tokens),
     **{spec.path: Endpoint(("POST",), complete) for spec in REGISTRY},
+    spec_named("openai_responses").path + "/compact": Endpoint(("POST",), _compact),
 }
 AUTHENTICATED_PREFIX = "/v1/"
 # Where Codex opens its Responses WebSocket (a ``GET`` with ``Upgrade: websocket``), under a base URL with

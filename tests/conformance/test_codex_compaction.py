@@ -126,3 +126,22 @@ async def test_cx02_an_upstream_that_writes_no_summary_fails_the_compaction_clea
         async with sdk.responses.stream(**params) as events:
             kinds = [event.type async for event in events]
         assert kinds[-1] == "response.failed" and "response.output_item.done" not in kinds
+
+
+@pytest.mark.parametrize("upstream", UPSTREAMS)
+async def test_cx02_post_responses_compact_answers_one_compaction_item(
+    proxy_factory: Any, fake: FakeUpstream, clients: Any, upstream: str
+) -> None:
+    """``POST /v1/responses/compact`` (the SDK's ``responses.compact``; newer Codex builds, where 0.171
+    sends a trigger): a ``response.compaction`` object whose output is exactly one compaction item,
+    written by the upstream model, which the next request expands as the trigger's does."""
+    fake.enqueue(Script(text=SUMMARY), Script(text="Tests pass."))
+    sdk = clients(await start(proxy_factory, fake, upstream))
+    compacted = await sdk.responses.compact(model=MODELS[upstream], input=HISTORY)
+    assert compacted.object == "response.compaction"
+    assert [item.type for item in compacted.output] == ["compaction"]
+    assert texts(upstream_body(fake))[-1] == INSTRUCTION
+    assert upstream_body(fake).get("stream") is not True
+    item = compacted.output[0].model_dump()
+    await sdk.responses.create(model=MODELS[upstream], input=[HISTORY[0], item, HISTORY[1]])
+    assert any(SUMMARY in text for text in texts(upstream_body(fake)))

@@ -7,8 +7,9 @@ have, to an Anthropic upstream and to an OpenAI-compatible Chat Completions upst
   and ``model_catalog_json``: the proxy's catalog saved to a file, as the README says.
 (tests/fixtures/research/codex_2026.md, observed with 0.171.0.)
 
-One ``codex exec`` run does everything the issue lists: a shell turn, an ``apply_patch`` edit of an
-existing file (the freeform tool, CX-04), a compaction forced by ``model_auto_compact_token_limit``
+A text turn, then one ``codex exec`` run that does everything else the issue lists: a shell turn, an
+``apply_patch`` edit of an existing file (the freeform tool, CX-04), a compaction forced by
+``model_auto_compact_token_limit``
 (CX-02: the model's first answer reports 5 000 input tokens), after which the session goes on and
 finishes; the first POST reaches the upstream within 1 s of the start (the WebSocket probe answered 426,
 CX-01); and no "Model metadata ... not found" warning (CX-03). The fake upstream answers by what the
@@ -96,11 +97,12 @@ async def watch_first_post(fake: FakeUpstream, started: float) -> float:
     return time.monotonic() - started
 
 
-async def codex_session(codex: Path, home: Path, cwd: Path, fake: FakeUpstream) -> tuple[int, str, float]:
+async def codex_session(
+    codex: Path, home: Path, cwd: Path, fake: FakeUpstream, prompt: str
+) -> tuple[int, str, float]:
     """The run, its output (stdout and stderr), and how long after its start the first POST came."""
     started = time.monotonic()
     watcher = asyncio.create_task(watch_first_post(fake, started))
-    prompt = "Write shell.txt with the shell, then patch app.py's greeting."
     code, stdout, stderr = await exec_codex(
         codex, home, cwd, prompt, {"OPENAI_API_KEY": "sk-dummy-rawproxy-e2e"}
     )
@@ -109,12 +111,10 @@ async def codex_session(codex: Path, home: Path, cwd: Path, fake: FakeUpstream) 
     return code, stdout + stderr, first_post
 
 
-@pytest.mark.parametrize("upstream", ["anthropic", "openai"])
-@pytest.mark.parametrize("configuration", ["custom", "builtin"])
-async def test_cx01_cx02_cx03_cx04_a_codex_session_shell_patch_compaction_and_on(
-    codex_bin: Path, proxy_factory: Any, fake: FakeUpstream, tmp_path: Path, upstream: str, configuration: str
-) -> None:
-    fake.choose = plan  # type: ignore[method-assign]
+async def configured(
+    proxy_factory: Any, fake: FakeUpstream, tmp: Path, upstream: str, configuration: str
+) -> Path:
+    """A proxy to ``upstream`` and a Codex home set up the ``configuration`` way; the home."""
     # the upstream lists the model, as a real one does: the catalog lists what the upstreams list
     fake.openai_models = [{"id": MODEL["openai"], "object": "model", "created": 0, "owned_by": "fake"}]
     if upstream == "anthropic":
@@ -127,10 +127,8 @@ async def test_cx01_cx02_cx03_cx04_a_codex_session_shell_patch_compaction_and_on
     else:
         settings = {"openai_upstream": fake.url, "openai_key": "sk-upstream"}
     proxy = await proxy_factory(grace_seconds=1.0, **settings)
-    home, cwd = tmp_path / "home", tmp_path / "work"
+    home = tmp / "home"
     (home / ".codex").mkdir(parents=True)
-    cwd.mkdir()
-    (cwd / "app.py").write_text(ORIGINAL)
     model = MODEL[upstream]
     if configuration == "custom":
         config = CUSTOM.format(model=model, url=proxy.url)
@@ -141,17 +139,48 @@ async def test_cx01_cx02_cx03_cx04_a_codex_session_shell_patch_compaction_and_on
         catalog.write_bytes((await call(proxy, "GET", "/v1/models?client_version=0.171.0", [])).body)
         config = BUILTIN.format(model=model, url=proxy.url, catalog=catalog)
     (home / ".codex" / "config.toml").write_text(config)
+    return home
 
-    code, output, first_post = await codex_session(codex_bin, home, cwd, fake)
-    described = f"codex exited {code}\n{output[-4000:]}\nupstream requests: {[r.path for r in fake.requests]}"
-    assert code == 0, described
-    assert (cwd / "shell.txt").read_text().strip() == "shell-ok", described  # the shell turn
-    assert (cwd / "app.py").read_text() == "greeting = 'patched by codex'\n", described  # apply_patch
+
+def described(code: int, output: str, fake: FakeUpstream) -> str:
+    return f"codex exited {code}\n{output[-4000:]}\nupstream requests: {[r.path for r in fake.requests]}"
+
+
+@pytest.mark.parametrize("upstream", ["anthropic", "openai"])
+@pytest.mark.parametrize("configuration", ["custom", "builtin"])
+async def test_cx01_cx03_a_text_turn(
+    codex_bin: Path, proxy_factory: Any, fake: FakeUpstream, tmp_path: Path, upstream: str, configuration: str
+) -> None:
+    fake.choose = lambda body: Script(text="A plain answer through rawproxy.")  # type: ignore[method-assign]
+    home = await configured(proxy_factory, fake, tmp_path, upstream, configuration)
+    (cwd := tmp_path / "work").mkdir()
+    code, output, first_post = await codex_session(codex_bin, home, cwd, fake, "Say something.")
+    said = described(code, output, fake)
+    assert code == 0 and "A plain answer through rawproxy." in output, said
+    assert 0 <= first_post < 1.0, f"first POST after {first_post:.2f} s\n{said}"
+    assert "Model metadata for" not in output, said
+
+
+@pytest.mark.parametrize("upstream", ["anthropic", "openai"])
+@pytest.mark.parametrize("configuration", ["custom", "builtin"])
+async def test_cx01_cx02_cx03_cx04_a_codex_session_shell_patch_compaction_and_on(
+    codex_bin: Path, proxy_factory: Any, fake: FakeUpstream, tmp_path: Path, upstream: str, configuration: str
+) -> None:
+    fake.choose = plan  # type: ignore[method-assign]
+    home = await configured(proxy_factory, fake, tmp_path, upstream, configuration)
+    (cwd := tmp_path / "work").mkdir()
+    (cwd / "app.py").write_text(ORIGINAL)
+    prompt = "Write shell.txt with the shell, then patch app.py's greeting."
+    code, output, first_post = await codex_session(codex_bin, home, cwd, fake, prompt)
+    said = described(code, output, fake)
+    assert code == 0, said
+    assert (cwd / "shell.txt").read_text().strip() == "shell-ok", said  # the shell turn
+    assert (cwd / "app.py").read_text() == "greeting = 'patched by codex'\n", said  # apply_patch
     posts = [r.body for r in fake.requests if r.method == "POST"]
     compactions = [b for b in posts if INSTRUCTION in last_user_text(b)]
-    assert len(compactions) == 1, described  # the compaction ran, through the upstream model
+    assert len(compactions) == 1, said  # the compaction ran, through the upstream model
     after = posts[posts.index(compactions[0]) + 1 :]
-    assert after and any("SUMMARY-OK" in conversation_text(b) for b in after), described  # and went on
-    assert FINAL in output, described  # to the end of the task
-    assert 0 <= first_post < 1.0, f"first POST after {first_post:.2f} s\n{described}"
-    assert "Model metadata for" not in output, described
+    assert after and any("SUMMARY-OK" in conversation_text(b) for b in after), said  # and went on
+    assert FINAL in output, said  # to the end of the task
+    assert 0 <= first_post < 1.0, f"first POST after {first_post:.2f} s\n{said}"
+    assert "Model metadata for" not in output, said

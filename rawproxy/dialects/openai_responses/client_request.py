@@ -266,6 +266,7 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
     elif instructions is not None:
         raise ClientError("instructions: expected a string")
     declared: list[tuple[Any, str]] = []
+    compact_endpoint = data.pop(compaction.COMPACT_ENDPOINT_MARK, None) is True
     messages, compacting = _parse_input(data.get("input"), declared)
     toolset = ToolSet()
     toolset.add(data.get("tools"), "tools")
@@ -335,6 +336,7 @@ def parse_request_data(data: dict[str, Any], *, count_tokens: bool = False) -> i
     )
     if compacting:
         compaction.for_compaction(request)
+        request.echo["compact_endpoint"] = compact_endpoint
     return request
 
 

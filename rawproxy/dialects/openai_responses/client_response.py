@@ -183,6 +183,17 @@ def build_response(resp: ir.Response, ctx: ir.Context) -> bytes:
         items, thinking_chars = output_items(resp, ctx)
     status, details = status_of(resp.stop_reason)
     ctx.echo["output"] = items  # for the store of recent responses (previous_response_id)
+    if ctx.echo.get("compact_endpoint"):  # POST /v1/responses/compact: a response.compaction object
+        usage = usage_dict(resp.usage, 0)
+        return orjson.dumps(
+            {
+                "id": ctx.echo.get("id") or "resp_" + random_hex(48),
+                "object": "response.compaction",
+                "created_at": ctx.echo.get("created_at") or int(time.time()),
+                "output": items,
+                "usage": usage,
+            }
+        )
     body = response_object(ctx, status, items, usage_dict(resp.usage, thinking_chars))
     body["incomplete_details"] = details
     return orjson.dumps(body)

@@ -31,6 +31,7 @@ from ...errors import ClientError
 from ...ids import random_hex
 
 __all__ = [
+    "COMPACT_ENDPOINT_MARK",
     "CONTENT_PREFIX",
     "SUMMARY_MAX_TOKENS",
     "compaction_item",
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 CONTENT_PREFIX: Final = "rpcompact1."
+# Set by the endpoint ``POST /v1/responses/compact`` in the body it hands on: the answer is then a
+# ``response.compaction`` object (the API reference's BetaCompactedResponse), not a ``response``.
+COMPACT_ENDPOINT_MARK: Final = "_rawproxy_compact_endpoint"
 SUMMARY_MAX_TOKENS: Final = 8192  # the summary's cap: a compaction must shrink the conversation
 _MAX_SUMMARY_BYTES: Final = 1024 * 1024  # what an item may expand to (a zip bomb is a 400)
 
