@@ -5,7 +5,7 @@ The envelope is made once per thinking block, when the block ends (after the fir
 token cannot change), and opened once per thinking block of the next request. This measures both, and
 the first-token event's own cost, as medians over many runs; interleaved, so machine drift hits both arms.
 
-    python bench/carrier_cost.py [--runs 2000]
+    python bench/carrier_cost.py [--runs 2000] [--details]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Any
 
 import orjson
 
@@ -25,8 +26,8 @@ CARRIER = Carrier(b"k" * 32, "deepseek", "deepseek-reasoner")
 EVENTS = 100  # 50 reasoning pieces, then 50 text pieces
 
 
-def _stream() -> list[bytes]:
-    def chunk(delta: dict[str, str]) -> bytes:
+def _stream(details: bool = False) -> list[bytes]:
+    def chunk(delta: dict[str, Any]) -> bytes:
         data = {
             "id": "c",
             "object": "chat.completion.chunk",
@@ -35,7 +36,18 @@ def _stream() -> list[bytes]:
         }
         return b"data: " + orjson.dumps(data) + b"\n\n"
 
-    pieces = [chunk({"reasoning_content": f"thought {i} "}) for i in range(EVENTS // 2)]
+    def thought(i: int) -> dict[str, Any]:
+        if not details:  # DeepSeek's field
+            return {"reasoning_content": f"thought {i} "}
+        part = {
+            "type": "reasoning.text",
+            "text": f"thought {i} ",
+            "format": "anthropic-claude-v1",
+            "index": 0,
+        }
+        return {"reasoning": f"thought {i} ", "reasoning_details": [part]}  # OpenRouter's (RS-04)
+
+    pieces = [chunk(thought(i)) for i in range(EVENTS // 2)]
     pieces += [chunk({"content": f"word {i} "}) for i in range(EVENTS // 2)]
     done = {
         "id": "c",
@@ -100,8 +112,12 @@ def _next_request(client_bytes: bytes) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000)
-    runs = parser.parse_args().runs
-    chunks = _stream()
+    parser.add_argument(
+        "--details", action="store_true", help="OpenRouter's reasoning_details beside reasoning (RS-04)"
+    )
+    args = parser.parse_args()
+    runs = args.runs
+    chunks = _stream(args.details)
     samples: dict[str, list[float]] = {
         k: [] for k in ("first0", "first1", "whole0", "whole1", "next0", "next1")
     }
@@ -119,7 +135,8 @@ def main() -> None:
         return statistics.median(samples[key]) * 1e6
 
     print(
-        f"{EVENTS}-event stream with reasoning, {runs} runs each, medians in µs (without / with the carrier):"
+        f"{EVENTS}-event stream with reasoning{' (reasoning_details)' if args.details else ''}, {runs} runs"
+        " each, medians in µs (without / with the carrier):"
     )
     print(
         f"  first token event        {us('first0'):8.1f} / {us('first1'):8.1f}   ({us('first1') - us('first0'):+.1f})"

@@ -179,11 +179,10 @@ def call_input(arguments: Any, call_id: str, name: str, ctx: ir.Context) -> Any:
     ``input``, never repaired into ``{}`` as broken JSON would be (A2O-N04)."""
     if isinstance(arguments, str) and ctx.echo.get("tool_kinds", {}).get(name) == "custom":
         try:
-            value = orjson.loads(arguments)
+            orjson.loads(arguments)
         except orjson.JSONDecodeError:
             return {"input": arguments}
-        return value if isinstance(value, dict) else {"input": arguments}
-    return parse_arguments(arguments, call_id)
+    return parse_arguments(arguments, call_id)  # JSON (an object, a bare string...): as before
 
 
 def matched_stop(choice: dict[str, Any], ctx: ir.Context) -> str | None:
