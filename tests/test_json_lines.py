@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.test_workers import children
+
 pytestmark = pytest.mark.integration
 
 
@@ -53,19 +55,6 @@ def _health(port: int) -> None:
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-    return sorted(out)
-
-
 def _finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
     """Stop gracefully (SIGTERM), reap: the rest of stdout and stderr."""
     if proc.poll() is None:
@@ -73,7 +62,7 @@ def _finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
     try:
         return proc.communicate(timeout=20)
     except subprocess.TimeoutExpired:
-        for pid in _children(proc.pid):
+        for pid in children(proc.pid):
             os.kill(pid, signal.SIGKILL)
         proc.kill()
         return proc.communicate(timeout=5)
@@ -118,12 +107,12 @@ def test_ops04_the_workers_supervisor_writes_only_json_lines(tmp_path: Path) -> 
         assert banner["message"].endswith("(2 workers)")
         port = int(banner["url"].rsplit(":", 1)[1])
         _health(port)
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)  # the supervisor says so on stderr and starts another
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            now = _children(proc.pid)
+            now = children(proc.pid)
             if len(now) == 2 and workers[0] not in now:
                 break
             time.sleep(0.05)
