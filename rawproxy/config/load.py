@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..routing import ModelRoutes, parse_model_map
 from ..routing.reach import ProxyEnvironment
 from . import file as config_file
-from .origins import ORIGIN_SETTINGS, where
+from .origins import ORIGIN_SETTINGS, said
 from .settings import SETTINGS, Setting, by_name
 
 __all__ = ["build_parser", "claude_code_environment", "collect", "read_dotenv"]
@@ -72,9 +72,13 @@ def collect(
     file = config_file.load(path, env) if path else config_file.FileSettings()
     top = file.settings
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # where each value setting's value came from (origins.said)
     for setting in SETTINGS:
         if setting.kind == "value":
-            values[setting.name] = _typed(setting, _pick(setting, args, env, top))
+            raw, source = _picked(setting, args, env, top)
+            values[setting.name] = _typed(setting, raw)
+            if source is not None:
+                sources[setting.name] = source
         elif setting.kind == "switch":
             values[setting.name] = _switch(setting, args, env, top)
     # The special rows.
@@ -106,24 +110,34 @@ def collect(
     values.update(upstreams=file.upstreams, route_table=file.routes, rules=file.rules)
     # HTTPS_PROXY and the rest: read here, once; applied per upstream by Config.router_spec (NET-01).
     values["proxy_environment"] = ProxyEnvironment.of(env)
-    found = ((name, where(by_name(name), args, env, dotenv_values, top, path)) for name in ORIGIN_SETTINGS)
-    values["origins"] = tuple((name, said) for name, said in found if said is not None)
+    values["origins"] = tuple(
+        (name, said(sources[name], env, dotenv_values, path)) for name in ORIGIN_SETTINGS if name in sources
+    )
     return {k: v for k, v in values.items() if v is not None}
 
 
 def _pick(
     setting: Setting, args: argparse.Namespace, env: Mapping[str, str], top: Mapping[str, Any]
 ) -> str | None:
-    """The first of: the flag, the variable (when not empty), the file's value, the fallback variable."""
+    return _picked(setting, args, env, top)[0]
+
+
+def _picked(
+    setting: Setting, args: argparse.Namespace, env: Mapping[str, str], top: Mapping[str, Any]
+) -> tuple[str | None, str | None]:
+    """The first of: the flag, the variable (when not empty), the file's value, the fallback variable;
+    with where it came from (``--flag``, the variable's name, ``file``), for the start lines."""
     name = setting.name
     value = getattr(args, name) if setting.flag is not None else None
     if value is not None:
-        return str(value) if not isinstance(value, list) else ",".join(value)
+        return (str(value) if not isinstance(value, list) else ",".join(value)), "--" + name.replace("_", "-")
     if setting.env is not None and env.get(setting.env):
-        return env[setting.env]
+        return env[setting.env], setting.env
     if setting.file and name in top and not isinstance(top[name], tuple | dict):  # lists and tables: special
-        return str(top[name])
-    return env.get(setting.fallback) if setting.fallback else None
+        return str(top[name]), "file"
+    if setting.fallback and setting.fallback in env:
+        return env[setting.fallback], setting.fallback
+    return None, None
 
 
 def _typed(setting: Setting, raw: str | None) -> Any:

@@ -51,7 +51,7 @@ def reasoning_levels(family: ModelFamily) -> tuple[str, ...]:
     if family.protocol == "openai":
         if family.efforts:
             return tuple(e for e in CODEX_EFFORTS if e in family.efforts)
-        return ("low", "medium", "high") if family.reasoning or family.name == "unknown" else ()
+        return ("low", "medium", "high") if family.reasoning else ()
     if family.efforts:  # adaptive Claude models: max is beyond Codex's scale, xhigh reaches it
         top = ("xhigh",) if {"xhigh", "max"} & set(family.efforts) else ()
         return ("low", "medium", "high", *top)
