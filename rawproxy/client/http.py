@@ -20,9 +20,9 @@ Rules:
   legitimately run for many minutes (X-06).
 - Outbound proxies and TLS settings are an upstream's route (routing/reach.py), resolved once at start
   by the configuration (the only reader of the environment: ``HTTPS_PROXY`` and the rest,
-  ``SSL_CERT_FILE``) and registered for its base URL; the pool looks each URL up once. httpx never reads
-  the environment (``trust_env=False``): a call by a route that is not plain (a proxy, own TLS) goes on
-  the lean pool instead. No HTTP/2.
+  ``SSL_CERT_FILE``) and handed in with every call (``route=up.route``). httpx never reads the
+  environment (``trust_env=False``): a call by a route that is not plain (a proxy, own TLS) goes on the
+  lean pool instead. No HTTP/2.
 """
 
 from __future__ import annotations

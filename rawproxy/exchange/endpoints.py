@@ -122,11 +122,12 @@ async def _models(ex: Exchange) -> None:
     if failed is not None and not configured:  # nothing to list: the upstream's failure, not [] (issue 18)
         raise failed
     names = list(dict.fromkeys(configured + listed))
-    if "client_version" in parse_qs(ex.req.query):  # Codex's catalog (CX-03)
+    query = parse_qs(ex.req.query)
+    if "client_version" in query:  # Codex's catalog (CX-03)
         await _ok(ex, _codex_catalog(shared, names))
         return
     try:
-        limit = int(parse_qs(ex.req.query).get("limit", ["1000"])[0])
+        limit = int(query.get("limit", ["1000"])[0])
     except ValueError:
         raise ClientError("limit: expected an integer") from None
     limit = max(1, min(limit, 1000))

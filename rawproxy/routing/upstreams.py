@@ -71,7 +71,7 @@ class Upstream:
         route: Route | None = None,
     ) -> None:
         self.name = name
-        # How it is reached (reach.py): registered for its base URL, where the upstream client looks.
+        # How it is reached (reach.py): handed to the upstream client with every call (route=...).
         self.route = route or make_route(name, None, TLSSettings())
         self.protocol = protocol
         self.base = base

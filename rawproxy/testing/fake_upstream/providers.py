@@ -89,9 +89,11 @@ def wanted_back(script: Script, provider: str | None, ids: list[str]) -> dict[st
         wanted[script.reasoning_field] = script.reasoning
     if provider in ("openrouter", "minimax") and script.reasoning_details:
         wanted["reasoning_details"] = script.reasoning_details
-    for call_id, call in zip(ids, script.tool_calls, strict=True):
-        if call.extra_content:
-            wanted[f"tool_calls[{call_id}].extra_content"] = call.extra_content
+    signed = {
+        i: call.extra_content for i, call in zip(ids, script.tool_calls, strict=True) if call.extra_content
+    }
+    if signed:  # by call id: each call's own extra_content
+        wanted["tool_calls"] = signed
     return wanted
 
 
@@ -113,14 +115,14 @@ def compare(issued: dict[str, dict[str, Any]], body: dict[str, Any]) -> list[str
         if wanted is None:
             continue
         by_id = {str(c.get("id")): c for c in calls if isinstance(c, dict)}
-        for key, value in wanted.items():
-            if key.startswith("tool_calls["):
-                call_id = key[len("tool_calls[") : key.index("]")]
-                came = (by_id.get(call_id) or {}).get("extra_content")
-            else:
-                came = message.get(key)
+        pairs = [(f".{key}", value, message.get(key)) for key, value in wanted.items() if key != "tool_calls"]
+        pairs += [
+            (f".tool_calls[{call_id}].extra_content", extra, (by_id.get(call_id) or {}).get("extra_content"))
+            for call_id, extra in wanted.get("tool_calls", {}).items()
+        ]
+        for where, value, came in pairs:
             if came != value:
-                lost.append(f"messages[{index}].{key}: {'missing' if came is None else 'changed'}")
+                lost.append(f"messages[{index}]{where}: {'missing' if came is None else 'changed'}")
     return lost
 
 
